@@ -1,0 +1,97 @@
+# The dependency graph is the documentation: each notebook is run by papermill into results/
+# (executed .ipynb + HTML) and the targets are the artifacts it writes. A second `make reproduce`
+# re-runs only what is out of date.
+#
+#   make reproduce   all notebooks, in order (results/, figures/, README table)
+#   make test        the test suite (offline, CPU; Triton kernels in the interpreter)
+#   make smoke       every notebook with tiny parameters into results/smoke/ (CI)
+#   make bench       the SoftHebb step benchmark (benchmarks/results/)
+#   make clean       remove results and caches (not .venv)
+#
+# Offline: export HEBB_DATA_MIRROR=/path/to/mirror (laid out like shared/data; see README).
+
+SHELL        := /bin/bash
+.SHELLFLAGS  := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+.SUFFIXES:
+
+PYTHON_SYS   ?= python3
+VENV         := .venv
+PY           := $(VENV)/bin/python
+STAMP        := $(VENV)/.installed
+PAPERMILL    := $(PY) -m papermill --kernel python3 --log-output --no-progress-bar
+NBCONVERT    := $(PY) -m jupyter nbconvert --to html --log-level WARN
+R            := results
+F            := figures
+ACTS         := $(R)/activations/lm
+CORE         := $(wildcard hebb_utils/*.py)
+
+# Parameters of the full offline run (2 CPU cores, < 20 min). See README "Choices".
+N_STORIES    ?= 3200
+LM_LAYER     ?= 5
+
+.PHONY: reproduce test smoke bench clean venv help
+help:
+	@sed -n '1,12p' Makefile
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+# run_notebook(name, output-json-dir, extra papermill args): execute, then render HTML.
+define run_notebook
+	@mkdir -p $(2)
+	$(PAPERMILL) notebooks/$(1).ipynb $(2)/$(1).ipynb -p results_dir $(2) $(3)
+	$(NBCONVERT) $(2)/$(1).ipynb --output-dir $(2)
+endef
+
+# 1. activations of the language model (TinyStories-1M; offline: the MiniLM stand-in)
+$(ACTS)/meta.json: notebooks/01_extract_activations.ipynb hebb_utils/data.py hebb_utils/activations.py | $(STAMP)
+	$(call run_notebook,01_extract_activations,$(R),-p output_dir $(ACTS) -p n_stories $(N_STORIES) -p layer $(LM_LAYER))
+
+# 2. foundations on synthetic data
+$(R)/02_foundations.json: notebooks/02_foundations.ipynb $(CORE) | $(STAMP)
+	$(call run_notebook,02_foundations,$(R),-p figures_dir $(F))
+
+# 3. the PCA family on the activations
+$(R)/03_pca_family.json: notebooks/03_pca_family.ipynb $(ACTS)/meta.json $(CORE) | $(STAMP)
+	$(call run_notebook,03_pca_family,$(R),-p figures_dir $(F) -p activations_dir $(ACTS))
+
+# 4. CIFAR-10 SoftHebb with 2D lateral support, and its ablations
+$(R)/04_cifar_softhebb.json: notebooks/04_cifar_softhebb.ipynb $(CORE) | $(STAMP)
+	$(call run_notebook,04_cifar_softhebb,$(R),-p figures_dir $(F))
+
+# 5. LM-token SoftHebb: the 2D neuron map of words
+$(R)/05_lm_softhebb.json: notebooks/05_lm_softhebb.ipynb $(ACTS)/meta.json $(CORE) | $(STAMP)
+	$(call run_notebook,05_lm_softhebb,$(R),-p figures_dir $(F) -p activations_dir $(ACTS))
+
+RESULTS_JSON := $(R)/02_foundations.json $(R)/03_pca_family.json $(R)/04_cifar_softhebb.json $(R)/05_lm_softhebb.json
+
+# the README's results table is generated from the JSON files, so it cannot drift
+README.md: $(RESULTS_JSON) hebb_utils/report.py | $(STAMP)
+	$(PY) -m hebb_utils.report --results $(R) --readme README.md
+
+reproduce: README.md
+
+test: $(STAMP)
+	TRITON_INTERPRET=1 $(PY) -m pytest -q
+
+# Every notebook with tiny parameters, into results/smoke (figures too), in the same order.
+S := $(R)/smoke
+smoke: $(STAMP)
+	@rm -rf $(S) && mkdir -p $(S)/figures
+	$(call run_notebook,01_extract_activations,$(S),-p output_dir $(S)/activations -p n_stories 12 -p max_tokens 64)
+	$(call run_notebook,02_foundations,$(S),-p figures_dir $(S)/figures -p smoke True)
+	$(call run_notebook,03_pca_family,$(S),-p figures_dir $(S)/figures -p activations_dir $(S)/activations -p smoke True)
+	$(call run_notebook,04_cifar_softhebb,$(S),-p figures_dir $(S)/figures -p smoke True)
+	$(call run_notebook,05_lm_softhebb,$(S),-p figures_dir $(S)/figures -p activations_dir $(S)/activations -p smoke True)
+	@echo "smoke: all notebooks ran"
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_softhebb.py
+
+clean:
+	rm -rf $(R) cache
