@@ -1,6 +1,32 @@
 """hebb_utils: Hebbian learning rules, topographic SoftHebb, metrics, data access and GPU kernels.
 
-The core (rules, softhebb, metrics, kernels) imports with torch and numpy alone; the data layer
-(datasets, transformers) is imported lazily, only when used.
+One file per idea:
+    pca.py         Hebb, Hebb with decay, the recurrent circuit, Oja, Sanger, Hebbian ICA
+    softhebb.py    the SoftHebb layer with lateral (topographic) support: the torch reference
+    kernels.py     Triton kernels and the CUDA-graph epoch (imported lazily; needs triton)
+    metrics.py     topographic error, distance correlation, Amari distance, purity, probes
+    analysis.py    a streaming pass over many samples for the metrics of a trained layer
+    data.py        CIFAR-10, TinyStories and language models (Hub or the HEBB_DATA_MIRROR mirror)
+    activations.py residual-stream extraction and the activation artifact
+    plots.py, io.py, report.py, backend.py
+
+The core (pca, softhebb, metrics, kernels) imports with torch and numpy alone; datasets,
+transformers, pandas, scikit-learn and matplotlib are imported inside the functions that use them.
 """
-from .io import *  # noqa: F401,F403
+from .activations import Activations, default_center, extract_activations, load_activations, save_activations
+from .analysis import calibrate_normalisation, neuron_summary, softhebb_metrics, top_distinct_tokens
+from .backend import resolve_backend, triton_available
+from .data import (DataSourceError, default_cache_dir, load_cifar10, load_language_model, load_tinystories,
+                   load_tokenizer, mirror_dir, resolve_device, resolve_source)
+from .io import atomic_path, atomic_replace_dir, atomic_save_npy, atomic_torch_save, atomic_write_json
+from .metrics import (amari_distance, component_cosines, dead_fraction, distance_correlation, grid_coordinates,
+                      label_selectivity, linear_probe, subspace_error, token_purity, topographic_error,
+                      winner_counts)
+from .pca import (HebbResult, estimate_top_eigenvalue, hebb, hebb_with_decay, hebbian_ica, oja, recurrent_hebb,
+                  sanger, sanger_step, top_eigenvectors)
+from .plots import (animate_weight_grid, plot_convergence, plot_token_map, plot_weight_grid, save_figure,
+                    token_map_html, weight_tiles)
+from .report import run_info, write_results
+from .softhebb import Lateral, SoftHebbLinear, plastic_update, post_synaptic, softhebb_step, train_softhebb
+
+__version__ = "0.1.0"

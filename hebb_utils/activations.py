@@ -1,0 +1,276 @@
+"""Residual-stream activations of a language model, one row per token (the published `get_acts_tokens`).
+
+`extract_activations` runs the model over stories in padded batches and keeps the residual stream
+after block `layer` (TransformerLens `blocks.{layer}.hook_resid_post`; Hugging Face
+`hidden_states[layer + 1]`) for every real token:
+
+- causal LMs (TinyStories-1M, GPT-Neo): a beginning-of-text token is prepended (GPT-2's
+  <|endoftext|>, id 50256) and its row dropped;
+- the BERT stand-in (MiniLM): its special tokens ([CLS], [SEP]) are dropped;
+
+so in both cases position 0 is the first real token of a story. `save_activations` /
+`load_activations` write and read the artifact folder atomically:
+
+    acts.npy        float32 (tokens, d_model)
+    tokens.parquet  row, token_id, token, story_id, position
+    stories.jsonl   {"story_id", "text"} per line
+    meta.json       config, model, data source, counts, versions
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .io import atomic_replace_dir, atomic_write_json
+
+__all__ = ["Activations", "extract_activations", "save_activations", "load_activations", "block_modules",
+           "default_center"]
+
+ARTIFACT_FILES = ("acts.npy", "tokens.parquet", "stories.jsonl", "meta.json")
+TOKEN_COLUMNS = ("row", "token_id", "token", "story_id", "position")
+
+
+@dataclass
+class Activations:
+    acts: np.ndarray  # float32 (tokens, d_model)
+    tokens: "pandas.DataFrame"  # noqa: F821  row, token_id, token, story_id, position
+    stories: list[str] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (f"Activations(acts={self.acts.dtype}{tuple(self.acts.shape)}, tokens={len(self.tokens)} rows, "
+                f"stories={len(self.stories)})")
+
+
+class _StopForward(Exception):
+    """Raised by the hook once the wanted block has run: the blocks after it are not needed."""
+
+
+def block_modules(model: torch.nn.Module, n_layers: int) -> torch.nn.ModuleList:
+    """The model's list of transformer blocks (transformer.h, encoder.layer, model.layers, ...)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == n_layers:
+            return module
+    raise ValueError(f"found no torch.nn.ModuleList of {n_layers} blocks in {type(model).__name__}")
+
+
+def default_center(model_info: dict) -> bool:
+    """Centre by default for causal LMs (TinyStories-1M), not for the BERT stand-in.
+
+    The published run read TinyStories-1M through TransformerLens, which centres the residual
+    stream by default; the MiniLM stand-in was never loaded that way, so its rows stay raw.
+    """
+    return bool(model_info["is_causal"])
+
+
+def _model_facts(model) -> tuple[int, bool, int | None]:
+    from .data import _is_causal
+
+    config = model.config
+    return int(config.num_hidden_layers), _is_causal(config), getattr(config, "max_position_embeddings", None)
+
+
+def _tokenize(tokenizer, texts: list[str], is_causal: bool):
+    """Per story: token ids (int64) and a mask of special tokens, with the model's own specials."""
+    if is_causal:
+        bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        if bos is None:
+            raise ValueError("the tokenizer of this causal LM has neither a BOS nor an EOS token to prepend")
+        ids = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+        ids = [np.array([bos] + x, dtype=np.int64) for x in ids]
+        special = [np.arange(len(x)) == 0 for x in ids]  # only the BOS we prepended
+    else:
+        enc = tokenizer(texts, add_special_tokens=True, return_special_tokens_mask=True, verbose=False)
+        ids = [np.array(x, dtype=np.int64) for x in enc["input_ids"]]
+        special = [np.array(m, dtype=bool) for m in enc["special_tokens_mask"]]
+    return ids, special
+
+
+def _token_strings(tokenizer, token_ids: np.ndarray) -> np.ndarray:
+    """Decode each token on its own; once per distinct id, not once per row."""
+    unique, inverse = np.unique(token_ids, return_inverse=True)
+    decoded = np.array(tokenizer.batch_decode([[int(i)] for i in unique]), dtype=object)
+    return decoded[inverse.reshape(-1)]
+
+
+@torch.inference_mode()
+def extract_activations(model, tokenizer, texts, layer: int = 5, center: bool = False, batch_size: int = 16,
+                        max_tokens: int | None = None, device: str | None = None,
+                        progress: bool = True) -> Activations:
+    """Residual stream after block `layer` for every real token of `texts`.
+
+    Returns Activations with acts float32 (tokens, d_model) in story order, and the token table.
+    max_tokens caps the real tokens per story (None: the model's position limit only). center=True
+    subtracts each token vector's mean over d_model, as TransformerLens does by default. The model
+    is moved to `device` (None/'auto': the GPU when there is one) and put in eval mode.
+    """
+    import pandas as pd
+    from tqdm import tqdm  # text bar: stays readable in executed notebooks and their HTML
+
+    from .data import resolve_device
+
+    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+        raise ValueError("texts: expected a list of strings (one story each)")
+    texts = list(texts)
+    if not texts:
+        raise ValueError("texts: expected at least one story, got none")
+    n_layers, is_causal, max_positions = _model_facts(model)
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer < n_layers:
+        raise ValueError(f"layer={layer!r}: expected an integer block index with 0 <= layer < {n_layers} "
+                         f"(this model has {n_layers} blocks; layer 5 = hidden_states[6])")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r}: expected a positive integer")
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, (int, np.integer))
+                                   or max_tokens < 1):
+        raise ValueError(f"max_tokens={max_tokens!r}: expected None or a positive integer (tokens per story)")
+    device = resolve_device(device)
+    model = model.to(device).eval()
+
+    # tokenise, then truncate each story to `limit` real tokens (specials are kept)
+    ids, special = _tokenize(tokenizer, texts, is_causal)
+    n_special = max(int(s.sum()) for s in special)
+    limit = max_tokens if max_tokens is not None else np.inf
+    if max_positions:
+        limit = min(limit, max_positions - n_special)
+    n_real = np.array([int((~s).sum()) for s in special])
+    n_truncated = int((n_real > limit).sum())
+    if n_truncated:
+        keep_tok = [s | (np.cumsum(~s) <= limit) for s in special]
+        ids = [x[k] for x, k in zip(ids, keep_tok)]
+        special = [s[k] for s, k in zip(special, keep_tok)]
+    n_kept = np.array([int((~s).sum()) for s in special])  # real tokens per story
+    offsets = np.concatenate([[0], np.cumsum(n_kept)[:-1]])  # first output row of each story
+    n_tokens = int(n_kept.sum())
+
+    blocks = block_modules(model, n_layers)
+    runner = getattr(model, "base_model", model)  # the trunk: no LM head, no logits
+    pad_id = next(t for t in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0) if t is not None)
+    acts = torch.empty(n_tokens, model.config.hidden_size, dtype=torch.float32)
+    captured = {}
+
+    def grab(module, args, output):
+        captured["h"] = output if isinstance(output, torch.Tensor) else output[0]
+        raise _StopForward
+
+    # longest stories first so each batch pads little; the rows still land in story order
+    order = np.argsort([-len(x) for x in ids], kind="stable")
+    handle = blocks[layer].register_forward_hook(grab)
+    try:
+        with tqdm(total=len(texts), unit="story", disable=not progress, desc=f"layer {layer}") as bar:
+            for start in range(0, len(order), batch_size):
+                batch = order[start:start + batch_size]
+                width = max(len(ids[i]) for i in batch)
+                input_ids = np.full((len(batch), width), pad_id, dtype=np.int64)
+                attention = np.zeros((len(batch), width), dtype=np.int64)
+                keep = np.zeros((len(batch), width), dtype=bool)
+                for row, i in enumerate(batch):  # right padding
+                    input_ids[row, :len(ids[i])] = ids[i]
+                    attention[row, :len(ids[i])] = 1
+                    keep[row, :len(ids[i])] = ~special[i]
+                kwargs = {"use_cache": False} if is_causal else {}
+                try:
+                    runner(input_ids=torch.from_numpy(input_ids).to(device),
+                           attention_mask=torch.from_numpy(attention).to(device), **kwargs)
+                except _StopForward:
+                    pass
+                h = captured.pop("h")  # (B, T, d_model)
+                keep_t = torch.from_numpy(keep)
+                position = keep_t.cumsum(1) - 1  # 0 at each story's first real token
+                dest = torch.from_numpy(offsets[batch])[:, None] + position  # (B, T) output row
+                acts[dest[keep_t]] = h[keep_t.to(h.device)].float().cpu()
+                bar.update(len(batch))
+    finally:
+        handle.remove()
+    if center:
+        acts -= acts.mean(dim=1, keepdim=True)
+
+    token_ids = np.concatenate([x[~s] for x, s in zip(ids, special)]) if n_tokens else np.zeros(0, np.int64)
+    story_id = np.repeat(np.arange(len(texts)), n_kept)
+    tokens = pd.DataFrame({
+        "row": np.arange(n_tokens, dtype=np.int64),
+        "token_id": token_ids.astype(np.int64),
+        "token": _token_strings(tokenizer, token_ids) if n_tokens else np.zeros(0, dtype=object),
+        "story_id": story_id.astype(np.int64),
+        "position": (np.arange(n_tokens) - np.repeat(offsets, n_kept)).astype(np.int64),
+    })
+    meta = {
+        "config": {"layer": int(layer), "center": bool(center), "batch_size": int(batch_size),
+                   "max_tokens": None if max_tokens is None else int(max_tokens), "device": device,
+                   "hook": f"blocks.{layer}.hook_resid_post (hidden_states[{layer + 1}])",
+                   "bos_prepended": is_causal, "special_tokens_dropped": True},
+        "counts": {"n_stories": len(texts), "n_tokens": n_tokens, "d_model": int(acts.shape[1]),
+                   "n_stories_truncated": n_truncated, "n_empty_stories": int((n_kept == 0).sum())},
+    }
+    return Activations(acts=acts.numpy(), tokens=tokens, stories=texts, meta=meta)
+
+
+def _versions() -> dict:
+    import platform
+
+    import pandas
+    import transformers
+
+    out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+           "transformers": transformers.__version__, "pandas": pandas.__version__}
+    try:
+        import datasets
+
+        out["datasets"] = datasets.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return out
+
+
+def save_activations(folder: str | os.PathLike, result: Activations, stories: list[str] | None = None,
+                     meta: dict | None = None) -> Path:
+    """Write the artifact folder atomically: either the complete new folder or the old one, never a mix.
+
+    `stories` defaults to result.stories; `meta` (model info, data source, ...) is merged into
+    result.meta, and the library versions are added.
+    """
+    stories = list(result.stories if stories is None else stories)
+    acts = np.asarray(result.acts, dtype=np.float32)
+    if acts.ndim != 2 or acts.shape[0] != len(result.tokens):
+        raise ValueError(f"result: acts {acts.shape} and the token table ({len(result.tokens)} rows) disagree")
+    if len(result.tokens) and int(result.tokens["story_id"].max()) >= len(stories):
+        raise ValueError(f"stories: {len(stories)} texts, but the token table refers to story "
+                         f"{int(result.tokens['story_id'].max())}")
+    full_meta = {**result.meta, **(meta or {}), "files": list(ARTIFACT_FILES), "versions": _versions()}
+    full_meta.setdefault("counts", {}).update(n_tokens=int(acts.shape[0]), d_model=int(acts.shape[1]),
+                                              n_stories=len(stories))
+    folder = Path(folder)
+    with atomic_replace_dir(folder) as tmp:
+        np.save(tmp / "acts.npy", acts)
+        result.tokens.loc[:, list(TOKEN_COLUMNS)].to_parquet(tmp / "tokens.parquet", index=False)
+        with open(tmp / "stories.jsonl", "w", encoding="utf-8") as f:
+            for i, text in enumerate(stories):
+                f.write(json.dumps({"story_id": i, "text": text}, ensure_ascii=False) + "\n")
+        atomic_write_json(tmp / "meta.json", full_meta)
+    return folder
+
+
+def load_activations(folder: str | os.PathLike, mmap: bool = False) -> Activations:
+    """Read a folder written by save_activations (mmap=True maps acts.npy instead of reading it)."""
+    import pandas as pd
+
+    folder = Path(folder)
+    hint = "run `make activations` or the notebook notebooks/01_extract_activations.ipynb to make it"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no activations at {folder}: {hint}")
+    missing = [f for f in ARTIFACT_FILES if not (folder / f).exists()]
+    if missing:
+        raise FileNotFoundError(f"activations at {folder} are incomplete (missing {', '.join(missing)}): {hint}")
+    acts = np.load(folder / "acts.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+    tokens = pd.read_parquet(folder / "tokens.parquet")
+    with open(folder / "stories.jsonl", encoding="utf-8") as f:
+        stories = [json.loads(line)["text"] for line in f if line.strip()]
+    meta = json.loads((folder / "meta.json").read_text())
+    if acts.ndim != 2 or acts.shape[0] != len(tokens):
+        raise ValueError(f"activations at {folder} are inconsistent: acts {acts.shape} vs {len(tokens)} "
+                         f"token rows: {hint}")
+    return Activations(acts=acts, tokens=tokens, stories=stories, meta=meta)

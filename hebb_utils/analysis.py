@@ -1,0 +1,113 @@
+"""Reading a trained SoftHebb layer: one streaming pass over the data, then the metrics.
+
+The LM run has ~10^5-10^6 tokens and 1800 neurons: the full response matrix would take gigabytes,
+so `neuron_summary` streams over the samples and keeps only what the metrics need (each sample's
+two best neurons; each neuron's strongest samples).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from .metrics import (dead_fraction, distance_correlation, label_selectivity_from_winners, token_purity_from_top,
+                      topographic_error_from_winners)
+from .softhebb import SoftHebbLinear
+
+__all__ = ["calibrate_normalisation", "neuron_summary", "top_distinct_tokens", "softhebb_metrics"]
+
+
+@torch.no_grad()
+def calibrate_normalisation(layer: SoftHebbLinear, X: torch.Tensor) -> SoftHebbLinear:
+    """Set the layer's BatchNorm running statistics to the exact mean and (unbiased) variance of X.
+
+    For an untrained baseline (random weights) that must be read with the same kind of
+    normalisation as the trained layers.
+    """
+    X = torch.as_tensor(X, dtype=layer.weight.dtype)
+    if X.ndim != 2 or X.shape[1] != layer.in_features:
+        raise ValueError(f"X has shape {tuple(X.shape)}: expected (samples, {layer.in_features})")
+    layer.bn.running_mean.copy_(X.double().mean(0))
+    layer.bn.running_var.copy_(X.double().var(0))
+    return layer.eval()
+
+
+@torch.no_grad()
+def neuron_summary(layer: SoftHebbLinear, X, top: int = 50, batch_size: int = 8192) -> dict:
+    """One pass over X (samples, D) with the layer in eval mode (its trained normalisation).
+
+    Returns
+      best2 (S, 2) int64: each sample's best and second-best neuron (by u);
+      top_index, top_values (top, N): each neuron's `top` strongest samples, strongest first.
+    """
+    X = torch.as_tensor(X)
+    S, N = X.shape[0], layer.out_features
+    if not 1 <= top <= S:
+        raise ValueError(f"top={top}: expected 1 <= top <= {S} (the number of samples)")
+    layer.eval()
+    device = layer.weight.device
+    best2 = torch.empty(S, 2, dtype=torch.int64)
+    top_values = torch.full((0, N), float("-inf"), device=device)
+    top_index = torch.empty((0, N), dtype=torch.int64, device=device)
+    for start in range(0, S, batch_size):
+        u = layer(X[start:start + batch_size].to(device, layer.weight.dtype))  # (b, N)
+        best2[start:start + u.shape[0]] = u.topk(2, dim=1).indices.cpu()
+        values, index = u.topk(min(top, u.shape[0]), dim=0)  # (k, N) strongest in this chunk
+        values = torch.cat([top_values, values])
+        index = torch.cat([top_index, index + start])
+        keep = values.topk(min(top, values.shape[0]), dim=0).indices
+        top_values, top_index = values.gather(0, keep), index.gather(0, keep)
+    return {"best2": best2, "top_index": top_index.cpu(), "top_values": top_values.cpu()}
+
+
+def top_distinct_tokens(top_index: torch.Tensor, tokens: Sequence[str], k: int = 3) -> list[list[str]]:
+    """For each neuron, its first `k` distinct token strings in order of activation strength.
+
+    top_index (top, N) from `neuron_summary`; tokens: the token string of every sample.
+    Whitespace is kept visible (a leading space becomes a middle dot) so ' the' and 'the' differ.
+    """
+    strings = [str(tokens[i]).replace(" ", "\u00b7").replace("\n", "\\n") for i in range(len(tokens))] \
+        if not hasattr(tokens, "to_numpy") else None
+    if strings is None:
+        strings = tokens.astype(str).str.replace(" ", "\u00b7").str.replace("\n", "\\n").tolist()
+    out = []
+    for column in top_index.T.tolist():  # one short list per neuron, not per sample
+        seen: list[str] = []
+        for i in column:
+            if strings[i] not in seen:
+                seen.append(strings[i])
+                if len(seen) == k:
+                    break
+        out.append(seen)
+    return out
+
+
+def softhebb_metrics(layer: SoftHebbLinear, X, grid, *, labels=None, n_labels: int | None = None,
+                     token_ids=None, purity_top: int = 20, n_shuffles: int = 100, seed: int = 0,
+                     summary: dict | None = None, batch_size: int = 8192) -> dict:
+    """The topographic and specificity numbers of one trained layer, on samples X.
+
+    topographic_error (8- and 4-neighbourhood), distance_rho with its shuffled-grid null and
+    p-value, dead_fraction; with `labels`: class purity of the neurons (label_selectivity); with
+    `token_ids`: the mean token purity of the live neurons' top-`purity_top` activations.
+    `summary`: a `neuron_summary` of the same layer and X with top >= purity_top, if already made.
+    """
+    summary = summary or neuron_summary(layer, X, top=purity_top, batch_size=batch_size)
+    best2 = summary["best2"]
+    counts = torch.bincount(best2[:, 0], minlength=layer.out_features)
+    dist = distance_correlation(layer.weight.cpu(), grid, n_shuffles=n_shuffles, seed=seed)
+    out = {
+        "topographic_error": topographic_error_from_winners(best2, grid, neighbourhood=8),
+        "topographic_error_4": topographic_error_from_winners(best2, grid, neighbourhood=4),
+        "distance_rho": dist["rho"], "null_rho": dist["null_mean"], "null_rho_std": dist["null_std"],
+        "p_value": dist["p_value"],
+        "dead_fraction": dead_fraction(counts),
+    }
+    if labels is not None:
+        sel = label_selectivity_from_winners(best2[:, 0], labels, n_labels, layer.out_features)
+        out.update(class_purity=sel["mean_purity"], class_purity_weighted=sel["weighted_purity"],
+                   class_chance=sel["chance"])
+    if token_ids is not None:
+        purity = token_purity_from_top(summary["top_index"][:purity_top], token_ids)  # (N,)
+        out["token_purity"] = float(purity[counts > 0].mean())
+    return out

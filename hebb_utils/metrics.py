@@ -1,0 +1,443 @@
+"""Measures of what a learned layer became: topography on the neuron grid, winners and dead
+neurons, agreement with a reference basis, ICA separation, label/token specificity, linear probe.
+
+Grid convention (as in the SoftHebb layer): ``grid=(rows, cols)``, neuron j sits at row
+``j // cols``, column ``j % cols``; ``grid=(n,)`` is one row of n neurons.
+Responses ``u`` are (samples, N): one column per neuron, larger = more active.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+__all__ = [
+    "grid_coordinates",
+    "topographic_error",
+    "distance_correlation",
+    "winner_counts",
+    "dead_fraction",
+    "subspace_error",
+    "component_cosines",
+    "amari_distance",
+    "label_selectivity",
+    "token_purity",
+    "linear_probe",
+]
+
+
+# ----------------------------------------------------------------------------------------------
+# input checks
+
+
+def _tensor(x, name: str, ndim: int | tuple[int, ...], dtype=None) -> torch.Tensor:
+    """x as a tensor with the expected number of dimensions, finite if floating point."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not torch.is_tensor(x):
+        raise ValueError(f"{name}: expected a tensor or array, got {type(x).__name__}")
+    ndims = (ndim,) if isinstance(ndim, int) else ndim
+    if x.ndim not in ndims:
+        raise ValueError(f"{name}: expected {' or '.join(map(str, ndims))} dimensions, got shape {tuple(x.shape)}")
+    if x.numel() == 0:
+        raise ValueError(f"{name}: empty, shape {tuple(x.shape)}")
+    if x.is_floating_point() and not torch.isfinite(x).all():
+        raise ValueError(f"{name}: contains NaN or inf")
+    return x if dtype is None else x.to(dtype)
+
+
+def _grid_shape(grid) -> tuple[int, int]:
+    """(rows, cols) from grid=(rows, cols) or grid=(n,)."""
+    if isinstance(grid, int) or not isinstance(grid, (tuple, list)) or len(grid) not in (1, 2):
+        raise ValueError(f"grid={grid!r}: expected (rows, cols) or (n,) for one row")
+    if not all(isinstance(g, (int, np.integer)) and not isinstance(g, bool) and g >= 1 for g in grid):
+        raise ValueError(f"grid={grid!r}: sizes must be positive integers")
+    return (1, int(grid[0])) if len(grid) == 1 else (int(grid[0]), int(grid[1]))
+
+
+def _check_grid(grid, n: int, what: str) -> tuple[int, int]:
+    rows, cols = _grid_shape(grid)
+    if rows * cols != n:
+        raise ValueError(f"grid={tuple(grid)!r}: rows * cols = {rows * cols} but {what} has N={n} neurons")
+    return rows, cols
+
+
+def grid_coordinates(grid) -> torch.Tensor:
+    """(N, 2) float32 (row, col) of each neuron j: (j // cols, j % cols)."""
+    rows, cols = _grid_shape(grid)
+    j = torch.arange(rows * cols)
+    return torch.stack([j // cols, j % cols], dim=1).to(torch.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# topography
+
+
+def topographic_error(u, grid, neighbourhood: int = 8) -> float:
+    """Share of samples whose best and second-best neurons (by u) are not grid neighbours.
+
+    u (B, N); ``neighbourhood=8``: neighbours at Chebyshev distance 1 (diagonals count),
+    ``4``: Manhattan distance 1. Ties in u are broken by ``torch.topk`` (lowest index first on CPU).
+    0 = every sample's two best neurons touch on the grid.
+    """
+    u = _tensor(u, "u", 2)
+    if neighbourhood not in (4, 8):
+        raise ValueError(f"neighbourhood={neighbourhood!r}: expected 8 (Chebyshev) or 4 (Manhattan)")
+    n = u.shape[1]
+    if n < 2:
+        raise ValueError(f"u: needs at least 2 neurons (columns) for a second-best, got {n}")
+    rows, cols = _check_grid(grid, n, "u")
+    top2 = u.topk(2, dim=1).indices  # (B, 2)
+    dr = (top2[:, 0] // cols - top2[:, 1] // cols).abs()
+    dc = (top2[:, 0] % cols - top2[:, 1] % cols).abs()
+    near = torch.maximum(dr, dc) == 1 if neighbourhood == 8 else (dr + dc) == 1
+    return float((~near).double().mean())
+
+
+def _average_ranks(v: torch.Tensor) -> torch.Tensor:
+    """1-based ranks of v (M,), ties sharing their average rank (as scipy.stats.rankdata), float64."""
+    _, inverse, counts = torch.unique(v, sorted=True, return_inverse=True, return_counts=True)
+    counts = counts.to(torch.float64)
+    last = counts.cumsum(0)  # rank of the last member of each group of equal values
+    return (last - (counts - 1) / 2)[inverse]
+
+
+def distance_correlation(W, grid, n_shuffles: int = 100, seed: int = 0, max_pairs: int | None = None) -> dict:
+    """Spearman correlation between grid distance and weight distance over neuron pairs, against
+    a null in which the grid positions are randomly permuted among the neurons.
+
+    W (N, D): one weight vector per neuron. Over all pairs i < j (or ``max_pairs`` of them drawn
+    at random with ``seed``, the same pairs for the data and the null), ``rho`` is the Pearson
+    correlation of the ranks of the Euclidean grid distance and of the Euclidean distance between
+    rows of W; ties get their average rank (the usual Spearman; grid distances tie a lot). A
+    topographic map has rho > 0: neighbours on the grid have similar weights.
+    Null: ``n_shuffles`` seeded permutations pi of the neurons, correlating the grid distance of
+    (pi(i), pi(j)) with the weight distance of (i, j). With all pairs, permuting only reorders the
+    pair values, so the ranks are reused and each shuffle is one permuted (N, N) float32 dot
+    product: N=1800 (1.6M pairs) x 100 shuffles takes about 1-2 s on one CPU core. With
+    ``max_pairs`` the same pairs are re-ranked under each permutation (grid distances take few
+    distinct values, so ranking is a bincount), O(max_pairs) per shuffle.
+    Returns dict(rho, null_mean, null_std, p_value, n_pairs) with
+    ``p_value = (1 + #{null >= rho}) / (1 + n_shuffles)`` (one-sided, never 0).
+    """
+    W = _tensor(W, "W", 2, torch.float64)
+    n = W.shape[0]
+    rows, cols = _check_grid(grid, n, "W")
+    if n < 3:
+        raise ValueError(f"W: needs at least 3 neurons for a rank correlation over pairs, got {n}")
+    if not isinstance(n_shuffles, int) or n_shuffles < 0:
+        raise ValueError(f"n_shuffles={n_shuffles!r}: expected an integer >= 0")
+    if max_pairs is not None and (not isinstance(max_pairs, int) or max_pairs < 3):
+        raise ValueError(f"max_pairs={max_pairs!r}: expected an integer >= 3 or None")
+    gen = torch.Generator().manual_seed(seed)
+    i, j = torch.triu_indices(n, n, 1)  # (M,) each
+    if max_pairs is not None and max_pairs < i.numel():
+        pick = torch.randperm(i.numel(), generator=gen)[:max_pairs]
+        i, j = i[pick], j[pick]
+    # squared grid distances: small exact integers with the same order as the Euclidean ones
+    r, c = torch.arange(n) // cols, torch.arange(n) % cols
+    grid_sq = (r[:, None] - r[None]).square() + (c[:, None] - c[None]).square()  # (N, N) int64
+    n_values = int(grid_sq.max()) + 1
+
+    def grid_ranks(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Average ranks of the grid distances of pairs (a, b) by counting (few distinct values)."""
+        g = grid_sq[a, b]
+        counts = torch.bincount(g, minlength=n_values).to(torch.float64)
+        return (counts.cumsum(0) - (counts - 1) / 2)[g]
+
+    w_dist = torch.cdist(W, W, compute_mode="donot_use_mm_for_euclid_dist")[i, j]
+    w_rank = _average_ranks(w_dist)
+    mean_rank = (i.numel() + 1) / 2  # the mean of average ranks is always (M + 1) / 2
+    w_centred = w_rank - mean_rank
+    if w_centred.norm() == 0:
+        raise ValueError("W: every pair of rows is at the same distance (e.g. identical rows); no correlation")
+
+    def corr(g_rank: torch.Tensor) -> float:
+        g_centred = g_rank - mean_rank
+        return float((g_centred * w_centred).sum() / (g_centred.norm() * w_centred.norm()))
+
+    g_rank = grid_ranks(i, j)
+    if (g_rank == g_rank[0]).all():
+        raise ValueError(f"grid={tuple(grid)!r}: every pair of neurons is at the same grid distance; no correlation")
+    rho = corr(g_rank)
+    null = torch.empty(n_shuffles, dtype=torch.float64)
+    if i.numel() < n * (n - 1) // 2:
+        # a subset of pairs: re-rank the grid distances of the same pairs under each permutation
+        for s in range(n_shuffles):
+            perm = torch.randperm(n, generator=gen)  # neuron a moves to grid position perm[a]
+            null[s] = corr(grid_ranks(perm[i], perm[j]))
+    else:
+        # all pairs: a permutation only reorders the pair values, so the ranks are those of the
+        # unshuffled pairs, reordered. Hold the centred ranks in symmetric (N, N) matrices and
+        # permute the weight side (the same null distribution); each shuffle is then two
+        # index_selects and one float32 dot product (~1e-4 relative rounding, far below the
+        # spread of the null)
+        g_mat = torch.zeros(n, n, dtype=torch.float32)
+        w_mat = torch.zeros(n, n, dtype=torch.float32)
+        g_mat[i, j] = g_mat[j, i] = (g_rank - mean_rank).float()
+        w_mat[i, j] = w_mat[j, i] = w_centred.float()
+        g_flat = g_mat.view(-1)
+        denom = float(g_mat.double().norm() * w_mat.double().norm())
+        for s in range(n_shuffles):
+            perm = torch.randperm(n, generator=gen)
+            null[s] = float(torch.dot(g_flat, w_mat.index_select(0, perm).index_select(1, perm).view(-1))) / denom
+    return {
+        "rho": rho,
+        "null_mean": float(null.mean()) if n_shuffles else math.nan,
+        "null_std": float(null.std()) if n_shuffles > 1 else math.nan,
+        "p_value": (1 + int((null >= rho).sum())) / (1 + n_shuffles),
+        "n_pairs": int(i.numel()),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# winners
+
+
+def winner_counts(u) -> torch.Tensor:
+    """(N,) int64: how many samples each neuron wins (argmax of u over neurons, u (B, N))."""
+    u = _tensor(u, "u", 2)
+    return torch.bincount(u.argmax(dim=1).cpu(), minlength=u.shape[1])
+
+
+def dead_fraction(u_or_counts) -> float:
+    """Share of neurons that never win: from responses u (B, N) or from (N,) winner counts."""
+    x = _tensor(u_or_counts, "u_or_counts", (1, 2))
+    if x.ndim == 1:
+        if x.is_floating_point() or (x < 0).any():
+            raise ValueError("u_or_counts: a 1-D input must be non-negative integer winner counts (N,)")
+        counts = x
+    else:
+        counts = winner_counts(x)
+    return float((counts == 0).double().mean())
+
+
+# ----------------------------------------------------------------------------------------------
+# agreement with a reference basis
+
+
+def _rows64(x, name: str) -> torch.Tensor:
+    x = _tensor(x, name, (1, 2), torch.float64).cpu()
+    return x[None] if x.ndim == 1 else x
+
+
+def _orthonormal_rows(W: torch.Tensor, name: str) -> torch.Tensor:
+    """Orthonormal basis (k, D) of the row space of W (k, D); ValueError if the rows are dependent."""
+    if W.shape[0] > W.shape[1]:
+        raise ValueError(f"{name}: {W.shape[0]} rows cannot be independent in D={W.shape[1]}")
+    _, S, Vh = torch.linalg.svd(W, full_matrices=False)
+    if S[-1] <= 1e-10 * S[0] or S[0] == 0:
+        raise ValueError(f"{name}: rows are (nearly) linearly dependent or zero; no {W.shape[0]}-dim subspace")
+    return Vh
+
+
+def subspace_error(W, reference) -> float:
+    """Distance between the row spaces of W (k, D) and reference (m, D), in [0, 1]:
+    ``||P_W - P_ref||_F^2 / (k + m)`` with P the orthogonal projectors. For k = m it is the mean
+    squared sine of the principal angles; 0 = same subspace, 1 = orthogonal subspaces.
+    Rows need not be orthonormal (they are orthonormalised by SVD) but must be independent.
+    """
+    W, R = _rows64(W, "W"), _rows64(reference, "reference")
+    if W.shape[1] != R.shape[1]:
+        raise ValueError(f"reference: has D={R.shape[1]}, W has D={W.shape[1]}")
+    Qw, Qr = _orthonormal_rows(W, "W"), _orthonormal_rows(R, "reference")
+    k, m = Qw.shape[0], Qr.shape[0]
+    overlap = float((Qw @ Qr.T).square().sum())  # ||Qw Qr^T||_F^2 = trace(P_W P_ref)
+    return max(0.0, (k + m - 2 * overlap) / (k + m))
+
+
+def component_cosines(W, reference) -> torch.Tensor:
+    """(k,) float64 |cos| between row i of W and row i of reference (both (k, D) or (D,))."""
+    W, R = _rows64(W, "W"), _rows64(reference, "reference")
+    if W.shape != R.shape:
+        raise ValueError(f"reference: shape {tuple(R.shape)} does not match W's {tuple(W.shape)}")
+    norms = W.norm(dim=1) * R.norm(dim=1)
+    if (norms == 0).any():
+        raise ValueError("W / reference: a zero row has no direction")
+    return ((W * R).sum(dim=1) / norms).abs()
+
+
+def amari_distance(W, A) -> float:
+    """Amari distance of the unmixing W (k, D) for the mixing A (D, k), normalised to [0, 1].
+
+    With P = |W A| (k, k): ``[sum_i (sum_j P_ij / max_j P_ij - 1) + sum_j (sum_i P_ij / max_i P_ij - 1)]
+    / (2 k (k - 1))``. 0 iff W A is a scaled permutation (perfect separation up to order and scale).
+    """
+    W, A = _tensor(W, "W", 2, torch.float64).cpu(), _tensor(A, "A", 2, torch.float64).cpu()
+    if W.shape[1] != A.shape[0] or W.shape[0] != A.shape[1]:
+        raise ValueError(f"A: expected shape ({W.shape[1]}, {W.shape[0]}) for W of shape {tuple(W.shape)}, got {tuple(A.shape)}")
+    k = W.shape[0]
+    if k < 2:
+        raise ValueError("W: the Amari distance needs at least 2 components")
+    P = (W @ A).abs()
+    if (P.amax(dim=1) == 0).any() or (P.amax(dim=0) == 0).any():
+        raise ValueError("W @ A has a zero row or column; W does not recover every source")
+    rows = (P.sum(dim=1) / P.amax(dim=1) - 1).sum()
+    cols = (P.sum(dim=0) / P.amax(dim=0) - 1).sum()
+    return float((rows + cols) / (2 * k * (k - 1)))
+
+
+# ----------------------------------------------------------------------------------------------
+# what the neurons respond to
+
+
+def label_selectivity(u, labels, n_labels: int) -> dict:
+    """How specific each neuron's wins are to one label.
+
+    u (B, N) responses, labels (B,) ints in [0, n_labels). Each sample goes to its winning neuron
+    (argmax u). Returns a dict of
+      counts (N, n_labels) int64 wins per label; wins (N,); majority (N,) most common label (-1 if dead);
+      purity (N,) float64: share of a neuron's wins that carry its majority label (NaN if dead);
+      mean_purity: unweighted mean over live neurons;
+      weighted_purity: the same weighted by wins (= share of all samples whose winner's majority
+        label is their own label);
+      chance: the share of the most common label overall (what one neuron winning everything gets);
+      n_live: neurons that win at least once.
+    """
+    u = _tensor(u, "u", 2)
+    labels = _tensor(labels, "labels", 1)
+    if labels.is_floating_point():
+        raise ValueError(f"labels: expected integers, got {labels.dtype}")
+    labels = labels.to(torch.int64).cpu()
+    if labels.shape[0] != u.shape[0]:
+        raise ValueError(f"labels: has {labels.shape[0]} entries, u has {u.shape[0]} samples")
+    if not isinstance(n_labels, int) or n_labels < 1:
+        raise ValueError(f"n_labels={n_labels!r}: expected a positive integer")
+    if labels.min() < 0 or labels.max() >= n_labels:
+        raise ValueError(f"labels: values must lie in [0, {n_labels}), got [{int(labels.min())}, {int(labels.max())}]")
+    n = u.shape[1]
+    winner = u.argmax(dim=1).cpu()
+    counts = torch.bincount(winner * n_labels + labels, minlength=n * n_labels).view(n, n_labels)
+    wins = counts.sum(dim=1)
+    top, majority = counts.max(dim=1)
+    live = wins > 0
+    purity = torch.full((n,), math.nan, dtype=torch.float64)
+    purity[live] = top[live].double() / wins[live].double()
+    majority = torch.where(live, majority, torch.full_like(majority, -1))
+    return {
+        "counts": counts,
+        "wins": wins,
+        "majority": majority,
+        "purity": purity,
+        "mean_purity": float(purity[live].mean()),
+        "weighted_purity": float(top.sum()) / float(wins.sum()),
+        "chance": float(torch.bincount(labels, minlength=n_labels).max()) / labels.shape[0],
+        "n_live": int(live.sum()),
+    }
+
+
+def token_purity(u, token_ids, top: int = 20) -> torch.Tensor:
+    """(N,) float64: for each neuron, the share of its `top` strongest activations (samples with
+    the largest u in its column) that are its most common token id there. 1 = one token only.
+
+    u (S, N) responses over S token samples, token_ids (S,) ints.
+    """
+    u = _tensor(u, "u", 2)
+    token_ids = _tensor(token_ids, "token_ids", 1)
+    if token_ids.is_floating_point():
+        raise ValueError(f"token_ids: expected integers, got {token_ids.dtype}")
+    if token_ids.shape[0] != u.shape[0]:
+        raise ValueError(f"token_ids: has {token_ids.shape[0]} entries, u has {u.shape[0]} samples")
+    if not isinstance(top, int) or not 1 <= top <= u.shape[0]:
+        raise ValueError(f"top={top!r}: expected an integer in [1, {u.shape[0]}] (the number of samples)")
+    idx = u.topk(top, dim=0).indices.cpu()  # (top, N)
+    tokens = token_ids.cpu().to(torch.int64)[idx]  # (top, N)
+    s = tokens.sort(dim=0).values
+    new_run = torch.ones_like(s, dtype=torch.bool)
+    new_run[1:] = s[1:] != s[:-1]
+    run_id = new_run.long().cumsum(dim=0) - 1  # (top, N): which run of equal tokens, per column
+    run_len = torch.zeros_like(s).scatter_add_(0, run_id, torch.ones_like(s))
+    return run_len.amax(dim=0).double() / top
+
+
+# ----------------------------------------------------------------------------------------------
+# linear probe
+
+
+def linear_probe(train_features, train_labels, test_features, test_labels, *, C: float = 1.0,
+                 max_iter: int = 200, tol: float = 1e-4, seed: int = 0) -> dict:
+    """Accuracy of a multinomial logistic regression on frozen features.
+
+    Features are standardised with the training mean/std (scikit-learn ``StandardScaler``), then
+    ``LogisticRegression(solver="lbfgs", C=C, max_iter=max_iter, tol=tol)`` is fitted. L-BFGS on
+    standardised features converges in about 100-300 iterations; max_iter=200 keeps 50,000 x 450
+    features with 10 classes well under a minute on 2 cores (each iteration is two 50,000 x 450 x 10
+    products). Returns dict(train_acc, test_acc, n_iter, converged); ``converged=False`` means the
+    optimiser hit max_iter (the accuracies are then still those of a valid, slightly
+    under-fitted classifier).
+    """
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    def as_np(x, name, ndim):
+        x = _tensor(x, name, ndim)
+        return x.detach().cpu().numpy()
+
+    Xtr, ytr = as_np(train_features, "train_features", 2), as_np(train_labels, "train_labels", 1)
+    Xte, yte = as_np(test_features, "test_features", 2), as_np(test_labels, "test_labels", 1)
+    if ytr.shape[0] != Xtr.shape[0]:
+        raise ValueError(f"train_labels: {ytr.shape[0]} labels for {Xtr.shape[0]} rows of train_features")
+    if yte.shape[0] != Xte.shape[0]:
+        raise ValueError(f"test_labels: {yte.shape[0]} labels for {Xte.shape[0]} rows of test_features")
+    if Xte.shape[1] != Xtr.shape[1]:
+        raise ValueError(f"test_features: has {Xte.shape[1]} features, train_features has {Xtr.shape[1]}")
+    if np.unique(ytr).size < 2:
+        raise ValueError("train_labels: need at least 2 classes")
+    scaler = StandardScaler().fit(Xtr)
+    clf = LogisticRegression(C=C, max_iter=max_iter, tol=tol, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # reported as converged=False
+        clf.fit(scaler.transform(Xtr), ytr)
+    n_iter = int(np.max(clf.n_iter_))
+    return {
+        "train_acc": float(clf.score(scaler.transform(Xtr), ytr)),
+        "test_acc": float(clf.score(scaler.transform(Xte), yte)),
+        "n_iter": n_iter,
+        "converged": n_iter < max_iter,
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# the same metrics from winners / top indices, for data too large for a (samples, N) matrix
+# (hebb_utils.analysis.neuron_summary streams over the samples and keeps only these)
+
+
+def topographic_error_from_winners(best2, grid, neighbourhood: int = 8) -> float:
+    """`topographic_error` from each sample's (best, second-best) neuron indices, best2 (B, 2) ints."""
+    best2 = _tensor(best2, "best2", 2)
+    if best2.shape[1] != 2 or best2.is_floating_point():
+        raise ValueError(f"best2: expected (B, 2) integer neuron indices, got {tuple(best2.shape)} {best2.dtype}")
+    if neighbourhood not in (4, 8):
+        raise ValueError(f"neighbourhood={neighbourhood!r}: expected 8 (Chebyshev) or 4 (Manhattan)")
+    rows, cols = _grid_shape(grid)
+    if best2.min() < 0 or best2.max() >= rows * cols:
+        raise ValueError(f"best2: neuron indices must lie in [0, {rows * cols}) for grid={grid}")
+    dr = (best2[:, 0] // cols - best2[:, 1] // cols).abs()
+    dc = (best2[:, 0] % cols - best2[:, 1] % cols).abs()
+    near = torch.maximum(dr, dc) == 1 if neighbourhood == 8 else (dr + dc) == 1
+    return float((~near).double().mean())
+
+
+def label_selectivity_from_winners(winners, labels, n_labels: int, n_neurons: int) -> dict:
+    """`label_selectivity` from each sample's winning neuron index, winners (B,) ints."""
+    winners = _tensor(winners, "winners", 1)
+    onehot = torch.zeros(winners.shape[0], n_neurons)
+    onehot[torch.arange(winners.shape[0]), winners.long().cpu()] = 1.0
+    return label_selectivity(onehot, labels, n_labels)
+
+
+def token_purity_from_top(top_index, token_ids) -> torch.Tensor:
+    """`token_purity` from each neuron's strongest sample indices, top_index (top, N) ints."""
+    top_index = _tensor(top_index, "top_index", 2)
+    token_ids = _tensor(token_ids, "token_ids", 1)
+    tokens = token_ids.cpu().to(torch.int64)[top_index.cpu().long()]  # (top, N)
+    s = tokens.sort(dim=0).values
+    new_run = torch.ones_like(s, dtype=torch.bool)
+    new_run[1:] = s[1:] != s[:-1]
+    run_id = new_run.long().cumsum(dim=0) - 1
+    run_len = torch.zeros_like(s).scatter_add_(0, run_id, torch.ones_like(s))
+    return run_len.amax(dim=0).double() / s.shape[0]

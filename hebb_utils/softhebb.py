@@ -1,0 +1,537 @@
+"""SoftHebb with lateral support: a topographic Hebbian dictionary (PAPER.md, "SoftHebb with lateral support").
+
+For a batch x (B, D) of batch-normalised inputs and weights W (N, D):
+
+    u = x W^T                                   (B, N)
+    y = softmax(t_invert * u)                   over the N outputs, stably
+    y = -y, then y[b, k_b] = +softmax[b, k_b]   k_b = argmax_j u_bj (per-sample winner)
+    y[b, j] += gain * y[b, k_b]                 for j in the grid neighbourhood of k_b
+    dW = y^T x - s[:, None] * W                 s_j = sum_b y_bj u_bj
+    W += lr * dW / (max |dW| + 1e-30)
+
+This file is the torch reference; the Triton kernels (hebb_utils/kernels.py) must match it.
+`legacy_batch_winner=True` reproduces the published flip `y[:, winners] = -y[:, winners]`, where a
+column that wins for any sample turns Hebbian for every sample of the batch.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .backend import resolve_backend
+
+__all__ = [
+    "Lateral",
+    "post_synaptic",
+    "plastic_update",
+    "softhebb_step",
+    "SoftHebbLinear",
+    "train_softhebb",
+]
+
+# dW is divided by max|dW| + DW_EPS, so an all-zero dW stays zero instead of turning into NaN.
+DW_EPS = 1e-30
+# Grid distances are compared as dist^2 <= radius^2 + RADIUS_EPS: the squared distances are
+# integers, so radius 1.5 (2.25) or radius sqrt(2) (2.0000000000000004) select the 3x3 block
+# whatever the rounding of radius^2.
+RADIUS_EPS = 1e-6
+
+
+# -----------------------------------------------------------------------------
+# lateral support
+
+
+@dataclass(frozen=True)
+class Lateral:
+    """Lateral support: the winner passes `gain` times its post-synaptic value to its grid neighbours.
+
+    grid=(rows, cols): 2D support. Neuron j sits at (j // cols, j % cols); every neuron at Euclidean
+        grid distance <= radius from the winner, the winner itself included, gets the term (so the
+        winner ends at (1 + gain) times its value). Compared as dist^2 <= radius^2 + 1e-6: radius 1
+        gives the winner and its 4 neighbours, radius 1.5 the 3x3 block. No wrap-around.
+    grid=(n,): 1D variant. Neurons k +- 1 .. k +- floor(radius) inside [0, n), the winner excluded.
+    """
+
+    grid: tuple[int, ...]
+    radius: float = 1.0
+    gain: float = 0.3
+
+    def __post_init__(self):
+        grid = self.grid
+        if isinstance(grid, (int, np.integer)) or not hasattr(grid, "__len__") or len(grid) not in (1, 2):
+            raise ValueError(f"grid={grid!r}: expected (rows, cols) for the 2D support or (n,) for the 1D variant")
+        if not all(isinstance(g, (int, np.integer)) and not isinstance(g, bool) and g > 0 for g in grid):
+            raise ValueError(f"grid={grid!r}: expected positive integers")
+        object.__setattr__(self, "grid", tuple(int(g) for g in grid))
+        radius = _as_float("radius", self.radius)
+        if not (math.isfinite(radius) and radius >= 0):
+            raise ValueError(f"radius={self.radius!r}: expected a finite number >= 0 (grid distance)")
+        gain = _as_float("gain", self.gain)
+        if not math.isfinite(gain):
+            raise ValueError(f"gain={self.gain!r}: expected a finite number (published: 0.3)")
+        object.__setattr__(self, "radius", radius)
+        object.__setattr__(self, "gain", gain)
+
+    @property
+    def is_1d(self) -> bool:
+        return len(self.grid) == 1
+
+    @property
+    def rows(self) -> int:
+        return 1 if self.is_1d else self.grid[0]
+
+    @property
+    def cols(self) -> int:
+        return self.grid[-1]
+
+    @property
+    def n_neurons(self) -> int:
+        return self.rows * self.cols
+
+    def offsets(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """(K, 2) int64 (d_row, d_col) of the neighbourhood, relative to the winner; cached per device.
+
+        The 1D variant is a grid of one row whose offsets are (0, +-1 .. +-floor(radius)).
+        """
+        return _offsets(self.grid, self.radius, str(torch.device(device)))
+
+    def neighbours(self, winners: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For winners (B,) int64: neuron indices (B, K) of their neighbourhoods and a validity mask (B, K).
+
+        Positions that fall off the grid are invalid; their index is the winner itself, so it
+        stays a legal index for gather/scatter (add zero there).
+        """
+        off = self.offsets(winners.device)  # (K, 2)
+        row = winners[:, None] // self.cols + off[:, 0]  # (B, K)
+        col = winners[:, None] % self.cols + off[:, 1]  # (B, K)
+        valid = (row >= 0) & (row < self.rows) & (col >= 0) & (col < self.cols)
+        index = torch.where(valid, row * self.cols + col, winners[:, None])
+        return index, valid
+
+
+@functools.lru_cache(maxsize=64)
+def _offsets(grid: tuple[int, ...], radius: float, device: str) -> torch.Tensor:
+    if len(grid) == 1:
+        reach = min(math.floor(radius), grid[0] - 1)
+        d_col = [d for d in range(-reach, reach + 1) if d != 0]
+        pairs = [(0, d) for d in d_col]
+    else:
+        # no neighbour can be farther than the grid is wide, so huge radii stay cheap
+        reach = min(math.floor(math.sqrt(radius**2 + RADIUS_EPS)), max(grid) - 1)
+        pairs = [
+            (dr, dc)
+            for dr in range(-reach, reach + 1)
+            for dc in range(-reach, reach + 1)
+            if dr * dr + dc * dc <= radius**2 + RADIUS_EPS
+        ]
+    return torch.tensor(pairs, dtype=torch.int64, device=device).reshape(-1, 2)
+
+
+# -----------------------------------------------------------------------------
+# the update rule (torch reference)
+
+
+def post_synaptic(
+    u: torch.Tensor, t_invert: float, lateral: Lateral | None = None, legacy_batch_winner: bool = False
+) -> torch.Tensor:
+    """Steps 2-4: y (B, N) from the pre-activations u (B, N).
+
+    softmax(t_invert * u) over N, computed as softmax(t_invert * (u - max_j u)) so that it stays
+    finite for any t_invert and any finite u; y = -softmax, except at each sample's winner
+    k_b = argmax_j u_bj (ties: lowest index), where y = +softmax. With legacy_batch_winner, every
+    column that wins for some sample is +softmax for all samples. Then lateral support around k_b
+    (per sample in both modes) with w_b = y[b, k_b] taken before any lateral term.
+    """
+    t_invert = _check_t_invert(t_invert)
+    _check_matrix("u", u)
+    _check_finite("u", u)
+    _check_lateral(lateral, u.shape[1], "u.shape[1]")
+    return _post_synaptic(u, t_invert, lateral, legacy_batch_winner)
+
+
+def _post_synaptic(u, t_invert, lateral, legacy_batch_winner):
+    soft = torch.softmax(t_invert * (u - u.amax(dim=1, keepdim=True)), dim=1)  # (B, N)
+    winners = u.argmax(dim=1)  # (B,) first index of the maximum
+    if legacy_batch_winner:
+        won = torch.zeros(u.shape[1], dtype=torch.bool, device=u.device)
+        won[winners] = True  # (N,) columns that won for any sample in the batch
+        y = torch.where(won, soft, -soft)
+    else:
+        y = -soft
+        y.scatter_(1, winners[:, None], soft.gather(1, winners[:, None]))
+    if lateral is not None:
+        w = y.gather(1, winners[:, None])  # (B, 1) the winner's value, before any lateral term
+        index, valid = lateral.neighbours(winners)  # (B, K)
+        # K distinct neighbours per row, so the scatter never adds twice to one element
+        y.scatter_add_(1, index, lateral.gain * w * valid.to(y.dtype))
+    return y
+
+
+def _post_synaptic_and_sums(u, t_invert, lateral, legacy_batch_winner):
+    """(y (B, N), s (N,) = sum_b y_bj u_bj): what kernels.post_synaptic_triton returns. No input checks."""
+    y = _post_synaptic(u, t_invert, lateral, legacy_batch_winner)
+    return y, (y * u).sum(dim=0)
+
+
+def plastic_update(x: torch.Tensor, W: torch.Tensor, u: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Step 5: dW (N, D) = y^T x - s[:, None] * W with s_j = sum_b y_bj u_bj, divided by max|dW| + 1e-30."""
+    _check_matrix("x", x)
+    _check_matrix("W", W)
+    B, D = x.shape
+    N = W.shape[0]
+    if W.shape[1] != D:
+        raise ValueError(f"W has shape {tuple(W.shape)}: expected (N, {D}) to match x of shape {tuple(x.shape)}")
+    for name, t in (("u", u), ("y", y)):
+        if t.shape != (B, N):
+            raise ValueError(f"{name} has shape {tuple(t.shape)}: expected (B, N) = ({B}, {N}) from x and W")
+    for name, t in (("x", x), ("W", W), ("u", u), ("y", y)):
+        _check_finite(name, t)
+    s = (y * u).sum(dim=0)  # (N,)
+    dW = _raw_update(x, W, y, s)
+    return dW / (dW.abs().amax() + DW_EPS)
+
+
+def _raw_update(x, W, y, s):
+    return y.T @ x - s[:, None] * W  # (N, D), the matrix product on cuBLAS / BLAS
+
+
+def _apply_update(W: torch.Tensor, dW: torch.Tensor, lr: float) -> None:
+    """W += lr * dW / (max|dW| + 1e-30), in place: what kernels.apply_update_triton does. No input checks."""
+    W.add_(dW / (dW.abs().amax() + DW_EPS), alpha=lr)  # no host sync: the max stays on the device
+
+
+def softhebb_step(
+    W: torch.Tensor,
+    x: torch.Tensor,
+    t_invert: float,
+    lr: float,
+    lateral: Lateral | None = None,
+    legacy_batch_winner: bool = False,
+    backend: str = "torch",
+) -> torch.Tensor:
+    """One SoftHebb step on already-normalised x (B, D): updates W (N, D) in place, returns u (B, N).
+
+    Checks shapes and settings but not finiteness (that would synchronise with the device every
+    step); SoftHebbLinear.hebbian_step and train_softhebb check their inputs once.
+    backend="triton" runs steps 2-4 and the max-normalised update in hebb_utils.kernels; the
+    matrix products stay in torch either way.
+    """
+    t_invert = _check_t_invert(t_invert)
+    lr = _check_lr(lr)
+    _check_matrix("x", x)
+    _check_matrix("W", W)
+    if x.shape[1] != W.shape[1]:
+        raise ValueError(
+            f"x has shape {tuple(x.shape)}: expected (B, {W.shape[1]}) to match W of shape {tuple(W.shape)}"
+        )
+    _check_lateral(lateral, W.shape[0], "W.shape[0]")
+    post_and_sums, apply_update = _step_functions(resolve_backend(backend, W.device))
+    return _step(W, x, t_invert, lr, lateral, legacy_batch_winner, post_and_sums, apply_update)
+
+
+def _step_functions(backend: str):
+    if backend == "triton":
+        from .kernels import apply_update_triton, post_synaptic_triton
+
+        return post_synaptic_triton, apply_update_triton
+    return _post_synaptic_and_sums, _apply_update
+
+
+def _step(W, x, t_invert, lr, lateral, legacy_batch_winner, post_and_sums, apply_update):
+    u = x @ W.T  # (B, N)
+    y, s = post_and_sums(u, t_invert, lateral, legacy_batch_winner)
+    apply_update(W, _raw_update(x, W, y, s), lr)
+    return u
+
+
+# -----------------------------------------------------------------------------
+# the layer
+
+
+class SoftHebbLinear(nn.Module):
+    """A linear SoftHebb layer with non-affine BatchNorm in front: forward(x) -> u = BN(x) W^T.
+
+    W (out_features, in_features) is a buffer (no gradients), initialised Normal(0, 1) * 14 / sqrt(D)
+    from torch.Generator(seed) on the CPU, so a seed gives the same start on every device.
+    forward uses BatchNorm in the module's mode: after training call .eval() (train_softhebb does)
+    so that analysis sees the running statistics the layer was trained with.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        t_invert: float,
+        lateral: Lateral | None = None,
+        legacy_batch_winner: bool = False,
+        seed: int | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ):
+        super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}={value!r}: expected a positive integer")
+        if lateral is not None and not isinstance(lateral, Lateral):
+            raise ValueError(f"lateral={lateral!r}: expected a Lateral(grid, radius, gain) or None")
+        if lateral is not None and lateral.n_neurons != out_features:
+            raise ValueError(
+                f"lateral grid {lateral.grid} has {lateral.n_neurons} neurons but out_features={out_features}"
+            )
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.t_invert = _check_t_invert(t_invert)
+        self.lateral = lateral
+        self.legacy_batch_winner = bool(legacy_batch_winner)
+        self.seed = seed
+        self.bn = nn.BatchNorm1d(in_features, affine=False, device=device, dtype=dtype)
+        generator = torch.Generator()
+        if seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(int(seed))
+        weight = torch.randn(out_features, in_features, generator=generator) * (14.0 / math.sqrt(in_features))
+        self.register_buffer("weight", weight.to(device=device, dtype=dtype))
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, t_invert={self.t_invert}, "
+            f"lateral={self.lateral}, legacy_batch_winner={self.legacy_batch_winner}"
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_x(x)
+        return self.bn(x) @ self.weight.T  # (B, N)
+
+    @torch.no_grad()
+    def hebbian_step(self, x: torch.Tensor, lr: float, backend: str = "auto") -> torch.Tensor:
+        """One training step on a raw batch x (B, in_features), B >= 2: returns u (B, N).
+
+        BatchNorm normalises with the batch statistics and updates its running statistics,
+        whatever mode the module is in (the mode is left as it was).
+        """
+        self._check_x(x, training=True)
+        _check_finite("x", x)
+        lr = _check_lr(lr)
+        return self._train_step(x, lr, _step_functions(resolve_backend(backend, self.weight.device)))
+
+    def _train_step(self, x, lr, functions):
+        was_training = self.bn.training
+        self.bn.train()
+        x_norm = self.bn(x)
+        self.bn.train(was_training)
+        return _step(self.weight, x_norm, self.t_invert, lr, self.lateral, self.legacy_batch_winner, *functions)
+
+    @torch.no_grad()
+    def responses(self, X: Any, batch_size: int = 4096) -> torch.Tensor:
+        """u (samples, N) in eval mode (running statistics), batched; on the layer's device.
+
+        For many samples and many neurons this is large (680k tokens x 1800 neurons = 4.9 GB in
+        float32): slice X, or reduce each batch yourself with forward().
+        """
+        X = _as_data(X, self.in_features, self.weight.device, self.weight.dtype, min_rows=1)
+        was_training = self.training
+        self.eval()
+        try:
+            return torch.cat([self(X[i : i + batch_size]) for i in range(0, X.shape[0], batch_size)])
+        finally:
+            self.train(was_training)
+
+    def _check_x(self, x, training=False):
+        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self.in_features:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x has shape {shape}: expected (B, {self.in_features}) (in_features)")
+        if not x.is_floating_point():
+            raise ValueError(f"x has dtype {x.dtype}: expected floats (convert uint8 images with x.float() / 255)")
+        if training and x.shape[0] < 2:
+            raise ValueError(
+                f"x has {x.shape[0]} sample(s): a training batch needs B >= 2, because BatchNorm "
+                "normalises with the batch statistics"
+            )
+
+
+# -----------------------------------------------------------------------------
+# training
+
+
+def train_softhebb(
+    layer: SoftHebbLinear,
+    data: Any,
+    epochs: int = 1,
+    batch_size: int = 64,
+    lr: float = 0.08,
+    seed: int = 42,
+    shuffle: bool = True,
+    snapshot_every: int | None = None,
+    device: torch.device | str | None = None,
+    backend: str = "auto",
+    progress: bool = True,
+) -> tuple[SoftHebbLinear, torch.Tensor]:
+    """Train `layer` in place on data (samples, in_features) of floats; returns (layer, snapshots).
+
+    Each epoch draws a permutation from torch.Generator(seed) on the data's device (one generator
+    for the whole run, so epochs differ) and steps over batches of `batch_size`; a final batch of
+    a single sample is skipped, because BatchNorm needs two. lr defaults to the published CIFAR-10
+    setting (the LM run used 0.2).
+
+    snapshots: (n, N, D) on the CPU, the weights before the first step, after every
+    `snapshot_every`-th step (counted over all epochs), and after the last step (not twice).
+    With snapshot_every=None: the initial and the final weights.
+
+    The layer and the data move to `device` (default: the layer's). The layer comes back in eval
+    mode, so layer(x) uses the running statistics. On CUDA with the Triton backend each epoch runs
+    in hebb_utils.kernels.train_epoch_graphed (CUDA graphs).
+    """
+    if not isinstance(layer, SoftHebbLinear):
+        raise ValueError(f"layer: expected a SoftHebbLinear, got {type(layer).__name__}")
+    if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
+        raise ValueError(f"epochs={epochs!r}: expected a positive integer")
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 2:
+        raise ValueError(f"batch_size={batch_size!r}: expected an integer >= 2 (BatchNorm needs two samples)")
+    if snapshot_every is not None and (
+        not isinstance(snapshot_every, (int, np.integer)) or isinstance(snapshot_every, bool) or snapshot_every < 1
+    ):
+        raise ValueError(f"snapshot_every={snapshot_every!r}: expected a positive integer or None")
+    epochs, batch_size = int(epochs), int(batch_size)
+    lr = _check_lr(lr)
+    device = torch.device(device) if device is not None else layer.weight.device
+    layer.to(device)
+    data = _as_data(data, layer.in_features, device, layer.weight.dtype, min_rows=2)
+    n_samples = data.shape[0]
+    steps_per_epoch = n_samples // batch_size + (n_samples % batch_size >= 2)  # a last batch of 1 is skipped
+    total_steps = epochs * steps_per_epoch
+    every = int(snapshot_every or total_steps)
+    n_snapshots = 1 + total_steps // every + (total_steps % every != 0)
+    snapshots = torch.empty((n_snapshots, *layer.weight.shape), dtype=layer.weight.dtype, device=device)
+    snapshots[0] = layer.weight
+
+    backend = resolve_backend(backend, device)
+    graphed = backend == "triton" and device.type == "cuda"
+    functions = _step_functions(backend)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(seed))
+    bar = _progress_bar(total_steps, progress)
+    n_taken, step = 1, 0
+    for _ in range(epochs):
+        if shuffle:
+            order = torch.randperm(n_samples, generator=generator, device=device)
+        else:
+            order = torch.arange(n_samples, device=device)
+        if graphed:
+            from .kernels import train_epoch_graphed
+
+            # contract: the same batches in the same order as the loop below; returns the weights
+            # after each step t (global, from 1) with t % snapshot_every == 0 within this epoch
+            epoch_snaps = train_epoch_graphed(
+                layer, data, order=order, batch_size=batch_size, lr=lr, snapshot_every=every, step0=step
+            )
+            snapshots[n_taken : n_taken + len(epoch_snaps)] = epoch_snaps
+            n_taken += len(epoch_snaps)
+            step += steps_per_epoch
+            bar.update(steps_per_epoch)
+            continue
+        for start in range(0, steps_per_epoch * batch_size, batch_size):
+            layer._train_step(data[order[start : start + batch_size]], lr, functions)
+            step += 1
+            if step % every == 0:
+                snapshots[n_taken] = layer.weight
+                n_taken += 1
+            bar.update(1)
+    bar.close()
+    if total_steps % every != 0:
+        snapshots[n_taken] = layer.weight
+        n_taken += 1
+    assert n_taken == n_snapshots, (n_taken, n_snapshots)
+    layer.eval()
+    return layer, snapshots.cpu()
+
+
+def _progress_bar(total, enabled):
+    if enabled:
+        try:
+            from tqdm.auto import tqdm
+
+            return tqdm(total=total, desc="softhebb", unit="step")
+        except ImportError:
+            pass
+
+    class _Silent:
+        def update(self, n):
+            pass
+
+        def close(self):
+            pass
+
+    return _Silent()
+
+
+# -----------------------------------------------------------------------------
+# input checks
+
+
+def _as_float(name, value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r}: expected a number") from None
+
+
+def _check_t_invert(t_invert):
+    value = _as_float("t_invert", t_invert)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(
+            f"t_invert={t_invert!r}: expected a finite number > 0 (published: 300 for CIFAR-10, 100 for LM tokens)"
+        )
+    return value
+
+
+def _check_lr(lr):
+    value = _as_float("lr", lr)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"lr={lr!r}: expected a finite number >= 0 (published: 0.08 for CIFAR-10, 0.2 for LM tokens)")
+    return value
+
+
+def _check_matrix(name, t):
+    if not isinstance(t, torch.Tensor) or t.dim() != 2 or not t.is_floating_point():
+        desc = f"{t.dtype} tensor of shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
+        raise ValueError(f"{name}: expected a 2D floating-point tensor, got a {desc}")
+    if t.numel() == 0:
+        raise ValueError(f"{name} has shape {tuple(t.shape)}: expected a non-empty matrix")
+
+
+def _check_finite(name, t):
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} contains NaN or inf values: expected finite numbers")
+
+
+def _check_lateral(lateral, n, what):
+    if lateral is None:
+        return
+    if not isinstance(lateral, Lateral):
+        raise ValueError(f"lateral={lateral!r}: expected a Lateral(grid, radius, gain) or None")
+    if lateral.n_neurons != n:
+        raise ValueError(f"lateral grid {lateral.grid} has {lateral.n_neurons} neurons but {what}={n}")
+
+
+def _as_data(data, in_features, device, dtype, min_rows):
+    if isinstance(data, np.ndarray):
+        data = torch.from_numpy(data)
+    if not isinstance(data, torch.Tensor):
+        raise ValueError(f"data: expected a (samples, {in_features}) tensor or array, got {type(data).__name__}")
+    if data.dim() != 2 or data.shape[1] != in_features:
+        raise ValueError(f"data has shape {tuple(data.shape)}: expected (samples, {in_features}) (in_features)")
+    if not data.is_floating_point():
+        raise ValueError(
+            f"data has dtype {data.dtype}: expected floats (convert uint8 images with x.float() / 255 and flatten)"
+        )
+    if data.shape[0] < min_rows:
+        raise ValueError(f"data has {data.shape[0]} samples: expected at least {min_rows}")
+    data = data.to(device=device, dtype=dtype)
+    _check_finite("data", data)
+    return data

