@@ -16,7 +16,7 @@ transformers, pandas, scikit-learn and matplotlib are imported inside the functi
 from .activations import Activations, default_center, extract_activations, load_activations, save_activations
 from .analysis import calibrate_normalisation, neuron_summary, softhebb_metrics, top_distinct_tokens
 from .backend import resolve_backend, triton_available
-from .data import (DataSourceError, default_cache_dir, load_cifar10, load_language_model, load_tinystories,
+from .data import (DataSourceError, cifar_inputs, default_cache_dir, load_cifar10, load_language_model, load_tinystories,
                    load_tokenizer, mirror_dir, resolve_device, resolve_source)
 from .io import atomic_path, atomic_replace_dir, atomic_save_npy, atomic_torch_save, atomic_write_json
 from .metrics import (amari_distance, component_cosines, dead_fraction, distance_correlation, grid_coordinates,

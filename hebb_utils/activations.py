@@ -200,7 +200,8 @@ def extract_activations(model, tokenizer, texts, layer: int = 5, center: bool = 
     })
     meta = {
         "config": {"layer": int(layer), "center": bool(center), "batch_size": int(batch_size),
-                   "max_tokens": None if max_tokens is None else int(max_tokens), "device": device,
+                   "max_tokens": None if max_tokens is None else int(max_tokens),
+                   "token_limit": None if limit == np.inf else int(limit), "device": device,
                    "hook": f"blocks.{layer}.hook_resid_post (hidden_states[{layer + 1}])",
                    "bos_prepended": is_causal, "special_tokens_dropped": True},
         "counts": {"n_stories": len(texts), "n_tokens": n_tokens, "d_model": int(acts.shape[1]),

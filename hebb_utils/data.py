@@ -40,6 +40,7 @@ __all__ = [
     "resolve_device",
     "default_cache_dir",
     "load_cifar10",
+    "cifar_inputs",
     "load_tinystories",
     "load_tokenizer",
     "load_language_model",
@@ -136,7 +137,7 @@ def resolve_source(what: str, name: str | os.PathLike | None = None) -> dict:
     if what not in HUB_IDS:
         raise ValueError(f"what={what!r}: expected one of {sorted(HUB_IDS)}")
     hub_id = HUB_IDS[what]
-    if name is not None and Path(name).expanduser().exists():
+    if name is not None and Path(name).expanduser().is_dir():
         return {"kind": "local", "path_or_id": str(Path(name).expanduser().resolve()), "stands_in_for": None,
                 "offline_stand_in": False, "note": None}
     mirror = mirror_dir()
@@ -177,9 +178,8 @@ def _source_key(source: dict, split: str) -> str:
     parts: list = [source["kind"], source["path_or_id"], split]
     if source["kind"] in ("mirror", "local"):
         root = Path(source["path_or_id"])
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        parts += [(str(p.relative_to(root) if p != root else p.name), p.stat().st_size, p.stat().st_mtime_ns)
-                  for p in files]
+        files = sorted(p for p in root.rglob("*") if p.is_file())
+        parts += [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
@@ -221,6 +221,18 @@ def load_cifar10(split: str = "train", dataset: str | None = None, cache_dir: st
     return images, labels, class_names
 
 
+def cifar_inputs(images) -> "torch.Tensor":
+    """uint8 images (N, 32, 32, 3) -> float32 (N, 3072) in [0, 1], flattened channels-first
+    (3 x 32 x 32), the layout the published code feeds the layer and `plots.weight_tiles` reads."""
+    import torch
+
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"images: expected uint8 (N, H, W, 3) as load_cifar10 returns, got {images.dtype} {images.shape}")
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).reshape(images.shape[0], -1)
+    return x.to(torch.float32).div_(255.0)
+
+
 def _decode_images(ds, source: dict):
     import datasets
 
@@ -257,8 +269,7 @@ def load_tinystories(n_stories: int = 3200, dataset: str | None = None, split: s
     else:
         if "text" not in ds.column_names:
             raise ValueError(f"{source['path_or_id']}: expected a 'text' column, found {ds.column_names}")
-        stories = ds.select(range(min(int(n_stories), len(ds))))["text"]
-        stories = list(stories)
+        stories = list(ds.select(range(min(int(n_stories), len(ds))))["text"])
     if len(stories) < n_stories:
         warnings.warn(f"asked for n_stories={n_stories} but {source['path_or_id']} ({split}) has only "
                       f"{len(stories)}: using {len(stories)}", stacklevel=2)

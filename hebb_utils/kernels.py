@@ -51,6 +51,11 @@ def _jit(fn):
     return _load_triton().jit(fn)
 
 
+# FMA contraction off: the kernels round like the unfused torch reference, and the choice does
+# not depend on Triton's default (which changes in 3.10)
+_LAUNCH = dict(enable_fp_fusion=False)
+
+
 def _next_pow2(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
@@ -207,12 +212,13 @@ def post_synaptic_triton(u: torch.Tensor, t_invert: float, lateral=None, legacy_
     block_n = min(_next_pow2(N), 2048)
     block_r = max(1, min(4096 // block_n, 16, _next_pow2(B)))
     _jit(_row_stats_kernel)[(triton.cdiv(B, block_r),)](
-        u, winner, umax, denom, B, N, u.stride(0), float(t_invert), BLOCK_R=block_r, BLOCK_N=block_n)
+        u, winner, umax, denom, B, N, u.stride(0), float(t_invert), BLOCK_R=block_r, BLOCK_N=block_n, **_LAUNCH)
     block_n = min(_next_pow2(N), 64)
     block_b = min(_next_pow2(B), 32)
     _jit(_post_output_kernel)[(triton.cdiv(N, block_n),)](
         u, y, s, winner, umax, denom, B, N, u.stride(0), y.stride(0), float(t_invert), gain, radius2,
-        radius_1d, grid_cols, LEGACY=bool(legacy_batch_winner), LATERAL=code, BLOCK_B=block_b, BLOCK_N=block_n)
+        radius_1d, grid_cols, LEGACY=bool(legacy_batch_winner), LATERAL=code, BLOCK_B=block_b, BLOCK_N=block_n,
+        **_LAUNCH)
     return y, s
 
 
@@ -273,10 +279,10 @@ def _normalised_update(W, G, s, lr, counters=None):
     count_a, count_b = counters if counters is not None else (parts, parts)  # placeholders, never touched
     _jit(_absmax_partial_kernel)[(n_parts,)](
         G, W, s_arg, parts, numel, D, per_prog, count_a, count_b, HAS_S=has_s, COUNT=counters is not None,
-        BLOCK=_UPDATE_BLOCK)
+        BLOCK=_UPDATE_BLOCK, **_LAUNCH)
     _jit(_apply_kernel)[(n_blocks,)](
         W, G, s_arg, parts, n_parts, numel, D, float(lr), HAS_S=has_s, BLOCK=_UPDATE_BLOCK,
-        PART_BLOCK=_next_pow2(n_parts))
+        PART_BLOCK=_next_pow2(n_parts), **_LAUNCH)
 
 
 def _check_update_args(W, G, lr, g_name):
@@ -364,7 +370,7 @@ def sanger_step_triton(W: torch.Tensor, x: torch.Tensor, lr: float) -> torch.Ten
     block_m = min(_next_pow2(M), 32)
     block_d = min(_next_pow2(D), 128)
     _jit(_sanger_kernel)[(triton.cdiv(M, block_m), triton.cdiv(D, block_d))](
-        W, out, G, C, M, D, float(lr), float(x.shape[0]), BLOCK_M=block_m, BLOCK_D=block_d)
+        W, out, G, C, M, D, float(lr), float(x.shape[0]), BLOCK_M=block_m, BLOCK_D=block_d, **_LAUNCH)
     return W.copy_(out)
 
 
@@ -425,10 +431,10 @@ def _device_step(data, order, step, bn_state, W, batch_size, t_invert, lateral, 
     D = data.shape[1]
     x = torch.empty(batch_size, D, dtype=data.dtype, device=data.device)
     block_b = min(_next_pow2(batch_size), 64)
-    block_d = min(_next_pow2(D), 64)
+    block_d = max(16, min(64, _next_pow2(triton.cdiv(D, 8))))  # several programs for small D (LM: 4 of 16)
     _jit(_gather_batchnorm_kernel)[(triton.cdiv(D, block_d),)](
         data, order, step, x, running_mean, running_var, batch_size, D, data.stride(0), momentum, eps,
-        BLOCK_B=block_b, BLOCK_D=block_d)
+        BLOCK_B=block_b, BLOCK_D=block_d, **_LAUNCH)
     u = x @ W.T  # (B, N) cuBLAS
     y, s = post_synaptic_triton(u, t_invert, lateral, legacy)
     _normalised_update(W, y.T @ x, s, lr, counters=(step, n_tracked))  # y^T x on cuBLAS, the rest fused

@@ -24,6 +24,9 @@ __all__ = [
     "label_selectivity",
     "token_purity",
     "linear_probe",
+    "topographic_error_from_winners",
+    "label_selectivity_from_winners",
+    "token_purity_from_top",
 ]
 
 
@@ -88,9 +91,13 @@ def topographic_error(u, grid, neighbourhood: int = 8) -> float:
     if n < 2:
         raise ValueError(f"u: needs at least 2 neurons (columns) for a second-best, got {n}")
     rows, cols = _check_grid(grid, n, "u")
-    top2 = u.topk(2, dim=1).indices  # (B, 2)
-    dr = (top2[:, 0] // cols - top2[:, 1] // cols).abs()
-    dc = (top2[:, 0] % cols - top2[:, 1] % cols).abs()
+    return _not_neighbours(u.topk(2, dim=1).indices, cols, neighbourhood)
+
+
+def _not_neighbours(best2: torch.Tensor, cols: int, neighbourhood: int) -> float:
+    """Share of rows of best2 (B, 2) whose two neurons are not grid neighbours."""
+    dr = (best2[:, 0] // cols - best2[:, 1] // cols).abs()
+    dc = (best2[:, 0] % cols - best2[:, 1] % cols).abs()
     near = torch.maximum(dr, dc) == 1 if neighbourhood == 8 else (dr + dc) == 1
     return float((~near).double().mean())
 
@@ -121,7 +128,7 @@ def distance_correlation(W, grid, n_shuffles: int = 100, seed: int = 0, max_pair
     Returns dict(rho, null_mean, null_std, p_value, n_pairs) with
     ``p_value = (1 + #{null >= rho}) / (1 + n_shuffles)`` (one-sided, never 0).
     """
-    W = _tensor(W, "W", 2, torch.float64)
+    W = _tensor(W, "W", 2, torch.float64).cpu()
     n = W.shape[0]
     rows, cols = _check_grid(grid, n, "W")
     if n < 3:
@@ -263,10 +270,14 @@ def amari_distance(W, A) -> float:
 
     With P = |W A| (k, k): ``[sum_i (sum_j P_ij / max_j P_ij - 1) + sum_j (sum_i P_ij / max_i P_ij - 1)]
     / (2 k (k - 1))``. 0 iff W A is a scaled permutation (perfect separation up to order and scale).
+    Invariant to the order and signs of the rows; rescaling rows changes the column terms, so
+    compare unmixing matrices scaled alike (e.g. unit-variance sources, as hebbian_ica and
+    FastICA(whiten="unit-variance") return).
     """
     W, A = _tensor(W, "W", 2, torch.float64).cpu(), _tensor(A, "A", 2, torch.float64).cpu()
     if W.shape[1] != A.shape[0] or W.shape[0] != A.shape[1]:
-        raise ValueError(f"A: expected shape ({W.shape[1]}, {W.shape[0]}) for W of shape {tuple(W.shape)}, got {tuple(A.shape)}")
+        raise ValueError(f"A: expected shape ({W.shape[1]}, {W.shape[0]}) for W of shape {tuple(W.shape)}, "
+                         f"got {tuple(A.shape)}")
     k = W.shape[0]
     if k < 2:
         raise ValueError("W: the Amari distance needs at least 2 components")
@@ -296,18 +307,21 @@ def label_selectivity(u, labels, n_labels: int) -> dict:
       n_live: neurons that win at least once.
     """
     u = _tensor(u, "u", 2)
+    return _label_selectivity(u.argmax(dim=1).cpu(), labels, n_labels, u.shape[1], "u")
+
+
+def _label_selectivity(winner: torch.Tensor, labels, n_labels: int, n: int, what: str) -> dict:
+    """label_selectivity from winner (B,) int64 neuron indices in [0, n)."""
     labels = _tensor(labels, "labels", 1)
     if labels.is_floating_point():
         raise ValueError(f"labels: expected integers, got {labels.dtype}")
     labels = labels.to(torch.int64).cpu()
-    if labels.shape[0] != u.shape[0]:
-        raise ValueError(f"labels: has {labels.shape[0]} entries, u has {u.shape[0]} samples")
+    if labels.shape[0] != winner.shape[0]:
+        raise ValueError(f"labels: has {labels.shape[0]} entries, {what} has {winner.shape[0]} samples")
     if not isinstance(n_labels, int) or n_labels < 1:
         raise ValueError(f"n_labels={n_labels!r}: expected a positive integer")
     if labels.min() < 0 or labels.max() >= n_labels:
         raise ValueError(f"labels: values must lie in [0, {n_labels}), got [{int(labels.min())}, {int(labels.max())}]")
-    n = u.shape[1]
-    winner = u.argmax(dim=1).cpu()
     counts = torch.bincount(winner * n_labels + labels, minlength=n * n_labels).view(n, n_labels)
     wins = counts.sum(dim=1)
     top, majority = counts.max(dim=1)
@@ -342,7 +356,12 @@ def token_purity(u, token_ids, top: int = 20) -> torch.Tensor:
     if not isinstance(top, int) or not 1 <= top <= u.shape[0]:
         raise ValueError(f"top={top!r}: expected an integer in [1, {u.shape[0]}] (the number of samples)")
     idx = u.topk(top, dim=0).indices.cpu()  # (top, N)
-    tokens = token_ids.cpu().to(torch.int64)[idx]  # (top, N)
+    return _mode_share(token_ids.cpu().to(torch.int64)[idx])
+
+
+def _mode_share(tokens: torch.Tensor) -> torch.Tensor:
+    """(N,) share of the most common value in each column of tokens (top, N), by sorted runs."""
+    top = tokens.shape[0]
     s = tokens.sort(dim=0).values
     new_run = torch.ones_like(s, dtype=torch.bool)
     new_run[1:] = s[1:] != s[:-1]
@@ -416,28 +435,27 @@ def topographic_error_from_winners(best2, grid, neighbourhood: int = 8) -> float
     rows, cols = _grid_shape(grid)
     if best2.min() < 0 or best2.max() >= rows * cols:
         raise ValueError(f"best2: neuron indices must lie in [0, {rows * cols}) for grid={grid}")
-    dr = (best2[:, 0] // cols - best2[:, 1] // cols).abs()
-    dc = (best2[:, 0] % cols - best2[:, 1] % cols).abs()
-    near = torch.maximum(dr, dc) == 1 if neighbourhood == 8 else (dr + dc) == 1
-    return float((~near).double().mean())
+    return _not_neighbours(best2.long(), cols, neighbourhood)
 
 
 def label_selectivity_from_winners(winners, labels, n_labels: int, n_neurons: int) -> dict:
     """`label_selectivity` from each sample's winning neuron index, winners (B,) ints."""
     winners = _tensor(winners, "winners", 1)
-    onehot = torch.zeros(winners.shape[0], n_neurons)
-    onehot[torch.arange(winners.shape[0]), winners.long().cpu()] = 1.0
-    return label_selectivity(onehot, labels, n_labels)
+    if winners.is_floating_point():
+        raise ValueError(f"winners: expected integer neuron indices, got {winners.dtype}")
+    if not isinstance(n_neurons, int) or n_neurons < 1:
+        raise ValueError(f"n_neurons={n_neurons!r}: expected a positive integer")
+    if winners.min() < 0 or winners.max() >= n_neurons:
+        raise ValueError(f"winners: neuron indices must lie in [0, {n_neurons})")
+    return _label_selectivity(winners.long().cpu(), labels, n_labels, n_neurons, "winners")
 
 
 def token_purity_from_top(top_index, token_ids) -> torch.Tensor:
     """`token_purity` from each neuron's strongest sample indices, top_index (top, N) ints."""
     top_index = _tensor(top_index, "top_index", 2)
     token_ids = _tensor(token_ids, "token_ids", 1)
-    tokens = token_ids.cpu().to(torch.int64)[top_index.cpu().long()]  # (top, N)
-    s = tokens.sort(dim=0).values
-    new_run = torch.ones_like(s, dtype=torch.bool)
-    new_run[1:] = s[1:] != s[:-1]
-    run_id = new_run.long().cumsum(dim=0) - 1
-    run_len = torch.zeros_like(s).scatter_add_(0, run_id, torch.ones_like(s))
-    return run_len.amax(dim=0).double() / s.shape[0]
+    if top_index.is_floating_point() or token_ids.is_floating_point():
+        raise ValueError("top_index, token_ids: expected integers")
+    if top_index.min() < 0 or top_index.max() >= token_ids.shape[0]:
+        raise ValueError(f"top_index: sample indices must lie in [0, {token_ids.shape[0]}) (len(token_ids))")
+    return _mode_share(token_ids.cpu().to(torch.int64)[top_index.cpu().long()])  # (top, N) tokens

@@ -17,15 +17,17 @@ Data ``X`` is one of
 learn principal components; with ``center=False``, ``C = <x x^T>``.
 
 Step size. Every rule multiplies its update by ``eta_t = lr_t / scale`` with
-``lr_t = lr * (1 - t / T)`` for update t = 0 .. T-1 of a run of T planned updates (linear decay to
-zero; ``lr_decay=False``: constant ``lr``). ``scale`` is ``lambda_hat``, the top eigenvalue of ``C`` estimated by power iteration on a sample
-of up to ``scale_rows`` rows (a seeded random subset of a tensor, the first batches of an
-iterable). Multiplying the data by s multiplies both the Hebbian term and ``lambda_hat`` by s^2, so
-the same ``lr`` works on data of any overall scale, and ``eta * lambda_1 ~ lr`` keeps the linearised
-dynamics stable for lr < 1. The decay removes the stochastic jitter that a constant step leaves:
-the last updates are tiny and average over many batches. (A 1/t schedule, the textbook
-Robbins-Monro choice, either decays too fast to converge the minor components or leaves too
-large a final step; the linear decay did better on every spectrum tried.)
+``lr_t = lr * (1 - t / T)`` for update t = 0 .. T-1 of a run of T planned updates (linear decay
+to zero; ``lr_decay=False``: constant ``lr``). ``scale`` is ``lambda_hat``, the top eigenvalue of
+``C`` estimated by power iteration on a sample of up to ``scale_rows`` rows (a seeded random
+subset of a tensor, the first batches of an iterable); the recurrent circuit uses ``alpha`` and
+ICA, which runs on whitened data, uses 1 instead (see each function). Multiplying the data by s
+multiplies both the Hebbian term and ``lambda_hat`` by s^2, so the same ``lr`` works on data of any
+overall scale, and ``eta * lambda_1 ~ lr`` keeps the linearised dynamics stable for lr < 1.
+The decay removes the stochastic jitter that a constant step leaves: the last updates are tiny
+and average over many batches. (A 1/t schedule, the textbook Robbins-Monro choice, either decays
+too fast to converge the minor components or leaves too large a final step; the linear decay did
+better on the spectra tried: flat, 1/i power law, Student-t tails.)
 Knowing T needs the number of batches per epoch: a tensor has ceil(n / batch_size); an iterable's
 batches are counted during its first full pass (the mean pass when ``center=True``, else one
 extra counting pass).
@@ -227,7 +229,8 @@ def _reference(reference, k: int, dim: int) -> torch.Tensor | None:
     if ref.ndim == 1:
         ref = ref[None]
     if ref.shape != (k, dim):
-        raise ValueError(f"reference: expected shape ({k}, {dim}) (or ({dim},) for one component), got {tuple(ref.shape)}")
+        raise ValueError(f"reference: expected shape ({k}, {dim}) (or ({dim},) for one component), "
+                         f"got {tuple(ref.shape)}")
     if not torch.isfinite(ref).all():
         raise ValueError("reference: contains NaN or inf")
     return ref
@@ -670,7 +673,8 @@ def hebbian_ica(X, n_components: int, *, lr: float = 0.05, epochs: int | None = 
     def values(B):
         out = {"norm": (B.detach().double().norm(dim=1)).tolist()}
         if A is not None:
-            out["amari"] = amari_distance((B @ V).detach().to("cpu", torch.float64), A)
+            unit = B / B.norm(dim=1, keepdim=True)  # as returned: unit-variance sources
+            out["amari"] = amari_distance((unit @ V).detach().to("cpu", torch.float64), A)
         return out
 
     Bm = torch.linalg.qr(torch.randn(k, k, generator=run.gen, dtype=torch.float64))[0]

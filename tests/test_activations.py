@@ -12,18 +12,18 @@ from hebb_utils import (extract_activations, load_activations, load_language_mod
                         load_tokenizer, save_activations)
 
 MIRROR = os.environ.get("HEBB_DATA_MIRROR", "").strip()
-pytestmark = pytest.mark.skipif(not MIRROR, reason="HEBB_DATA_MIRROR is not set: these tests read the offline "
-                                                   "data mirror (tokenizer, stories; the CI sets it)")
 BOS = 50256  # GPT-2's <|endoftext|>
 
 
 @pytest.fixture(scope="module")
 def stories():
+    if not MIRROR:  # every test that needs the tokenizer or the stories goes through here
+        pytest.skip("HEBB_DATA_MIRROR is not set: this test reads the offline data mirror (the CI sets it)")
     return load_tinystories(6)
 
 
 @pytest.fixture(scope="module")
-def gpt_neo(tmp_path_factory):
+def gpt_neo(tmp_path_factory, stories):
     """TinyStories-1M's architecture with random weights, saved like a checkpoint with the real tokenizer."""
     from transformers import GPTNeoConfig, GPTNeoForCausalLM
 
@@ -221,5 +221,12 @@ def test_minilm_stand_in_offline(stories, monkeypatch):
     with torch.no_grad():
         hs = model(**tokenizer(stories[0], return_tensors="pt"), output_hidden_states=True).hidden_states
     torch.testing.assert_close(torch.from_numpy(res.acts[:len(real[0])]), hs[6][0, 1:-1], rtol=1e-4, atol=1e-4)
+    # truncation keeps [CLS] and [SEP] around the first max_tokens tokens, as the tokenizer truncates
+    cut = extract_activations(model, tokenizer, stories[:1], max_tokens=9, progress=False)
+    with torch.no_grad():
+        enc = tokenizer(stories[0], truncation=True, max_length=9 + 2, return_tensors="pt")
+        hs = model(**enc, output_hidden_states=True).hidden_states
+    assert cut.tokens["token_id"].tolist() == real[0][:9]
+    torch.testing.assert_close(torch.from_numpy(cut.acts), hs[6][0, 1:-1], rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="0 <= layer < 6"):
         extract_activations(model, tokenizer, stories[:1], layer=6, progress=False)

@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 from hebb_utils import DataSourceError, default_cache_dir, load_cifar10, load_tinystories, resolve_source
@@ -164,3 +165,15 @@ def test_no_source_subprocess_fails_fast_and_clearly(tmp_path):
     assert last.startswith("hebb_utils.data.DataSourceError:") and "HEBB_DATA_MIRROR" in last, run.stderr
     assert "During handling of the above exception" not in run.stderr  # one error, not a chain of retries
     assert elapsed < 10, f"took {elapsed:.1f} s"
+
+
+def test_cifar_inputs_layout_is_channels_first():
+    from hebb_utils import cifar_inputs
+
+    images = np.zeros((2, 32, 32, 3), dtype=np.uint8)
+    images[1, 4, 7, 2] = 255  # sample 1, row 4, column 7, blue channel
+    x = cifar_inputs(images)
+    assert x.shape == (2, 3072) and x.dtype == torch.float32
+    assert x[1, 2 * 1024 + 4 * 32 + 7] == 1.0 and x.sum() == 1.0
+    with pytest.raises(ValueError, match="images"):
+        cifar_inputs(images.astype(np.float32))

@@ -14,6 +14,7 @@ if not triton_available():
 if not torch.cuda.is_available() and not triton_interpreted():
     pytest.skip("no CUDA and TRITON_INTERPRET!=1: the Triton kernels cannot run here", allow_module_level=True)
 
+from hebb_utils import kernels  # noqa: E402
 from hebb_utils.kernels import (  # noqa: E402
     apply_update_triton,
     post_synaptic_triton,
@@ -59,7 +60,6 @@ CASES = [
     (63, 45, (45,), 2.5),
     (1, 45, (45,), 0.0),
     (64, 77, None, 0.0),
-    (3, 10000, (100, 100), 1.5),
 ]
 
 
@@ -71,6 +71,16 @@ def test_post_synaptic_matches_reference(B, N, grid, radius, legacy):
     y, s = post_synaptic_triton(u, 300.0, lateral, legacy)
     y_ref, s_ref = reference(u, 300.0, lateral, legacy)
     assert y.shape == (B, N) and s.shape == (N,)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(s, s_ref, rtol=1e-5, atol=1e-5 * float(s_ref.abs().max()))
+
+
+def test_post_synaptic_long_rows():
+    """N = 10000 (100x100): several chunks per row in the row kernel; legacy flip and lateral support."""
+    lateral = Lateral((100, 100), 1.5, 0.3)
+    u = make_u(3, 10000, seed=11, lateral=lateral)
+    y, s = post_synaptic_triton(u, 100.0, lateral, True)
+    y_ref, s_ref = reference(u, 100.0, lateral, True)
     torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(s, s_ref, rtol=1e-5, atol=1e-5 * float(s_ref.abs().max()))
 
@@ -122,8 +132,10 @@ def test_post_synaptic_rejects_bad_input():
         post_synaptic_triton(torch.zeros(9, device=DEVICE), 1.0, None, False)
 
 
-@pytest.mark.parametrize("shape", [(450, 64), (7, 3), (600, 1000)])  # the last: > 512 partial maxima
-def test_apply_update_matches_float64(shape):
+@pytest.mark.parametrize("shape,max_parts", [((450, 64), 512), ((7, 3), 512), ((45, 300), 4)])
+def test_apply_update_matches_float64(shape, max_parts, monkeypatch):
+    # max_parts 4: each program of the first pass reduces several blocks (as for large W on a GPU)
+    monkeypatch.setattr(kernels, "_MAX_PARTS", max_parts)
     g = torch.Generator().manual_seed(shape[0])
     W = torch.randn(shape, generator=g)
     dW = torch.randn(shape, generator=g) * 3
@@ -207,11 +219,14 @@ def test_triton_training_is_bit_identical_for_a_seed():
     assert not torch.equal(a, c)
 
 
-@pytest.mark.parametrize("n,step0", [(16 * 9 + 5, 0), (16 * 9 + 1, 4)])  # last batch of 5 taken, of 1 skipped
-def test_device_side_epoch_matches_train_softhebb(n, step0):
-    """The step the CUDA graph captures (device-side batches, BatchNorm, fused update), run eagerly:
-    same weights, snapshots and BatchNorm statistics as train_softhebb's torch loop."""
-    from hebb_utils.kernels import train_epoch_graphed
+# last batch of 5 taken, of 1 skipped; 2 steps per graph: segments of 3 steps between snapshots
+# run as one 2-step replay and one 1-step replay
+@pytest.mark.parametrize("n,step0,per_graph", [(16 * 9 + 5, 0, 2), (16 * 9 + 1, 4, 16)])
+def test_device_side_epoch_matches_train_softhebb(n, step0, per_graph, monkeypatch):
+    """The steps the CUDA graphs capture (device-side batches, fused gather + BatchNorm, fused
+    update), run eagerly on CPU: same weights, snapshots and BatchNorm statistics as
+    train_softhebb's torch loop."""
+    monkeypatch.setattr(kernels, "STEPS_PER_GRAPH", per_graph)
 
     g = torch.Generator().manual_seed(9)
     data = (torch.randn(n, 24, generator=g) * 2 + 1).to(DEVICE)
@@ -221,7 +236,7 @@ def test_device_side_epoch_matches_train_softhebb(n, step0):
                                   backend="torch", progress=False)
     gen = torch.Generator(device=DEVICE).manual_seed(3)  # the order train_softhebb draws
     order = torch.randperm(n, generator=gen, device=DEVICE)
-    snaps = train_epoch_graphed(layers[1], data, order, batch_size=16, lr=0.1, snapshot_every=3, step0=step0,
+    snaps = kernels.train_epoch_graphed(layers[1], data, order, batch_size=16, lr=0.1, snapshot_every=3, step0=step0,
                                 use_graph=DEVICE == "cuda")
     n_steps = n // 16 + (n % 16 >= 2)
     expected_steps = [t for t in range(1, n_steps + 1) if (t + step0) % 3 == 0]
@@ -280,3 +295,57 @@ def test_full_cifar_shaped_epoch_matches_torch():
     assert rel < 1e-4, rel
     same = (layer_t(data).argmax(1) == layer_g(data).argmax(1)).float().mean()
     assert float(same) >= 0.999, float(same)
+
+
+def test_published_style_baseline_computes_the_legacy_rule():
+    """The benchmark's baseline (a) is the published rule: same weights as our legacy batch-winner mode."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_softhebb.py"
+    spec = importlib.util.spec_from_file_location("bench_softhebb", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    data = torch.rand(16 * 10 + 5, 20, generator=torch.Generator().manual_seed(0))
+    layer = SoftHebbLinear(20, 24, t_invert=5.0, lateral=Lateral((4, 6), 1.0, 0.3), legacy_batch_winner=True, seed=42)
+    W = layer.weight.clone()
+    bn = torch.nn.BatchNorm1d(20, affine=False)
+    train_softhebb(layer, data, batch_size=16, lr=0.1, seed=42, backend="torch", progress=False)
+    with torch.no_grad():
+        bench.published_epoch(W, bn, data, 16, 5.0, 0.1, (4, 6), 1.0, False, torch.Generator().manual_seed(42))
+    torch.testing.assert_close(W, layer.weight, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(bn.running_var, layer.bn.running_var)
+
+
+# (kernel, signature, constexprs): the variants with every branch compiled in
+_P, _I = "*fp32", "i32"
+AOT_JOBS = [
+    ("_row_stats_kernel", [_P, "*i32", _P, _P, _I, _I, _I, "fp32"], dict(BLOCK_R=8, BLOCK_N=512)),
+    ("_post_output_kernel", [_P, _P, _P, "*i32", _P, _P, _I, _I, _I, _I, "fp32", "fp32", "fp32", _I, _I],
+     dict(LEGACY=True, LATERAL=2, BLOCK_B=32, BLOCK_N=64)),
+    ("_post_output_kernel", [_P, _P, _P, "*i32", _P, _P, _I, _I, _I, _I, "fp32", "fp32", "fp32", _I, _I],
+     dict(LEGACY=False, LATERAL=1, BLOCK_B=32, BLOCK_N=64)),
+    ("_absmax_partial_kernel", [_P, _P, _P, _P, _I, _I, _I, "*i64", "*i64"], dict(HAS_S=True, COUNT=True, BLOCK=1024)),
+    ("_apply_kernel", [_P, _P, _P, _P, _I, _I, _I, "fp32"], dict(HAS_S=True, BLOCK=1024, PART_BLOCK=512)),
+    ("_sanger_kernel", [_P, _P, _P, _P, _I, _I, "fp32", "fp32"], dict(BLOCK_M=32, BLOCK_D=128)),
+    ("_gather_batchnorm_kernel", [_P, "*i64", "*i64", _P, _P, _P, _I, _I, _I, "fp32", "fp32"],
+     dict(BLOCK_B=64, BLOCK_D=64)),
+]
+
+
+@pytest.mark.parametrize("name,types,constants", AOT_JOBS, ids=[f"{j[0]}{i}" for i, j in enumerate(AOT_JOBS)])
+def test_kernels_compile_for_an_h100(name, types, constants):
+    """Compile to sm_90 machine code (ptxas ships with triton; no GPU needed): catches what the
+    interpreter lets through, such as type changes of loop-carried values or unsupported ops."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource, compile
+    from triton.runtime.jit import JITFunction
+
+    kernels._load_triton()  # the kernel bodies read the module's `tl`
+    fn = JITFunction(getattr(kernels, name))  # compiled, whatever TRITON_INTERPRET says
+    runtime = [a for a in fn.arg_names if a not in constants]
+    signature = dict(zip(runtime, types), **{k: "constexpr" for k in constants})
+    assert len(runtime) == len(types)
+    source = ASTSource(fn, signature, constexprs={(fn.arg_names.index(k),): v for k, v in constants.items()})
+    compiled = compile(source, target=GPUTarget("cuda", 90, 32), options=dict(enable_fp_fusion=False))
+    assert compiled.asm["cubin"]

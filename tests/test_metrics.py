@@ -198,3 +198,23 @@ def test_linear_probe_on_separable_blobs():
     assert res["train_acc"] == 1.0 and res["test_acc"] >= 0.98 and res["converged"]
     with pytest.raises(ValueError, match="test_features"):
         linear_probe(X[:400], y[:400], X[400:, :5], y[400:])
+
+
+def test_streaming_variants_agree_with_the_response_versions():
+    from hebb_utils.metrics import label_selectivity_from_winners, token_purity_from_top, topographic_error_from_winners
+
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(200, 12, generator=g)
+    labels = torch.randint(0, 4, (200,), generator=g)
+    tokens = torch.randint(0, 5, (200,), generator=g)
+    best2 = u.topk(2, dim=1).indices
+    for nb in (4, 8):
+        assert topographic_error_from_winners(best2, (3, 4), nb) == topographic_error(u, (3, 4), nb)
+    a, b = label_selectivity(u, labels, 4), label_selectivity_from_winners(best2[:, 0], labels, 4, 12)
+    assert torch.equal(a["counts"], b["counts"]) and a["weighted_purity"] == b["weighted_purity"]
+    top_index = u.topk(10, dim=0).indices
+    assert torch.equal(token_purity_from_top(top_index, tokens), token_purity(u, tokens, top=10))
+    with pytest.raises(ValueError, match="winners"):
+        label_selectivity_from_winners(torch.tensor([0, 12]), labels[:2], 4, 12)
+    with pytest.raises(ValueError, match="best2"):
+        topographic_error_from_winners(torch.tensor([[0, 12]]), (3, 4))
