@@ -20,8 +20,8 @@ from .data import (DataSourceError, cifar_inputs, default_cache_dir, load_cifar1
                    load_tokenizer, mirror_dir, resolve_device, resolve_source)
 from .io import atomic_path, atomic_replace_dir, atomic_save_npy, atomic_torch_save, atomic_write_json
 from .metrics import (amari_distance, component_cosines, dead_fraction, distance_correlation, grid_coordinates,
-                      label_selectivity, linear_probe, subspace_error, token_purity, topographic_error,
-                      winner_counts)
+                      label_selectivity, label_selectivity_from_winners, linear_probe, subspace_error, token_purity,
+                      token_purity_from_top, topographic_error, topographic_error_from_winners, winner_counts)
 from .pca import (HebbResult, estimate_top_eigenvalue, hebb, hebb_with_decay, hebbian_ica, oja, recurrent_hebb,
                   sanger, sanger_step, top_eigenvectors)
 from .plots import (animate_weight_grid, plot_convergence, plot_token_map, plot_weight_grid, save_figure,
