@@ -41,10 +41,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-# run_notebook(name, output-json-dir, extra papermill args): execute, then render HTML.
+# run_notebook(name, output folder, papermill parameters): execute, then render HTML.
 define run_notebook
 	@mkdir -p $(2)
-	$(PAPERMILL) notebooks/$(1).ipynb $(2)/$(1).ipynb -p results_dir $(2) $(3)
+	$(PAPERMILL) notebooks/$(1).ipynb $(2)/$(1).ipynb $(3)
 	$(NBCONVERT) $(2)/$(1).ipynb --output-dir $(2)
 endef
 
@@ -54,19 +54,19 @@ $(ACTS)/meta.json: notebooks/01_extract_activations.ipynb hebb_utils/data.py heb
 
 # 2. foundations on synthetic data
 $(R)/02_foundations.json: notebooks/02_foundations.ipynb $(CORE) | $(STAMP)
-	$(call run_notebook,02_foundations,$(R),-p figures_dir $(F))
+	$(call run_notebook,02_foundations,$(R),-p results_dir $(R) -p figures_dir $(F))
 
 # 3. the PCA family on the activations
 $(R)/03_pca_family.json: notebooks/03_pca_family.ipynb $(ACTS)/meta.json $(CORE) | $(STAMP)
-	$(call run_notebook,03_pca_family,$(R),-p figures_dir $(F) -p activations_dir $(ACTS))
+	$(call run_notebook,03_pca_family,$(R),-p results_dir $(R) -p figures_dir $(F) -p activations_dir $(ACTS))
 
 # 4. CIFAR-10 SoftHebb with 2D lateral support, and its ablations
 $(R)/04_cifar_softhebb.json: notebooks/04_cifar_softhebb.ipynb $(CORE) | $(STAMP)
-	$(call run_notebook,04_cifar_softhebb,$(R),-p figures_dir $(F))
+	$(call run_notebook,04_cifar_softhebb,$(R),-p results_dir $(R) -p figures_dir $(F))
 
 # 5. LM-token SoftHebb: the 2D neuron map of words
 $(R)/05_lm_softhebb.json: notebooks/05_lm_softhebb.ipynb $(ACTS)/meta.json $(CORE) | $(STAMP)
-	$(call run_notebook,05_lm_softhebb,$(R),-p figures_dir $(F) -p activations_dir $(ACTS))
+	$(call run_notebook,05_lm_softhebb,$(R),-p results_dir $(R) -p figures_dir $(F) -p activations_dir $(ACTS))
 
 RESULTS_JSON := $(R)/02_foundations.json $(R)/03_pca_family.json $(R)/04_cifar_softhebb.json $(R)/05_lm_softhebb.json
 
@@ -84,10 +84,10 @@ S := $(R)/smoke
 smoke: $(STAMP)
 	@rm -rf $(S) && mkdir -p $(S)/figures
 	$(call run_notebook,01_extract_activations,$(S),-p output_dir $(S)/activations -p n_stories 12 -p max_tokens 64)
-	$(call run_notebook,02_foundations,$(S),-p figures_dir $(S)/figures -p smoke True)
-	$(call run_notebook,03_pca_family,$(S),-p figures_dir $(S)/figures -p activations_dir $(S)/activations -p smoke True)
-	$(call run_notebook,04_cifar_softhebb,$(S),-p figures_dir $(S)/figures -p smoke True)
-	$(call run_notebook,05_lm_softhebb,$(S),-p figures_dir $(S)/figures -p activations_dir $(S)/activations -p smoke True)
+	$(call run_notebook,02_foundations,$(S),-p results_dir $(S) -p figures_dir $(S)/figures -p smoke True)
+	$(call run_notebook,03_pca_family,$(S),-p results_dir $(S) -p figures_dir $(S)/figures -p activations_dir $(S)/activations -p smoke True)
+	$(call run_notebook,04_cifar_softhebb,$(S),-p results_dir $(S) -p figures_dir $(S)/figures -p smoke True)
+	$(call run_notebook,05_lm_softhebb,$(S),-p results_dir $(S) -p figures_dir $(S)/figures -p activations_dir $(S)/activations -p smoke True)
 	@echo "smoke: all notebooks ran"
 
 bench: $(STAMP)

@@ -3,7 +3,7 @@
 The matrix products (u = x W^T, y^T x, y^T y) stay on cuBLAS through torch; the kernels fuse
 the cheap but many element-wise steps between them:
 
-- post-synaptic step of SoftHebb (steps 2-4 of ../shared/PAPER.md): stable softmax with
+- the SoftHebb post-synaptic step (steps 2-4 in hebb_utils/softhebb.py): stable softmax with
   temperature, per-sample winner (ties -> lowest index), sign flip, legacy batch-winner flip,
   lateral support from the winner's grid coordinates, and the column sums s_j = sum_b y_bj u_bj;
 - the plastic update: dW = y^T x - s W, max-|dW| normalisation and W += lr * dW;
@@ -33,15 +33,17 @@ __all__ = [
 
 triton = None  # set by _load_triton(); the kernel bodies below read these module globals
 tl = None
+libdevice = None
 
 
 def _load_triton():
-    global triton, tl
+    global triton, tl, libdevice
     if tl is None:
         import triton as _triton
         import triton.language as _tl
+        from triton.language.extra import libdevice as _libdevice
 
-        triton, tl = _triton, _tl
+        triton, tl, libdevice = _triton, _tl, _libdevice
     return triton
 
 
@@ -69,7 +71,7 @@ LATERAL_NONE, LATERAL_1D, LATERAL_2D = 0, 1, 2
 
 
 def _row_stats_kernel(u_ptr, winner_ptr, umax_ptr, denom_ptr, B, N, stride_u, t_invert,
-                      BLOCK_R: tl.constexpr, BLOCK_N: tl.constexpr):
+                      ACCURATE_EXP: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_N: tl.constexpr):
     """Per sample b: winner k_b (first argmax of u), m_b = max_j u_bj and sum_j exp(t (u_bj - m_b)).
 
     One program per BLOCK_R samples, looping over N in BLOCK_N chunks, two passes (max, then
@@ -98,7 +100,12 @@ def _row_stats_kernel(u_ptr, winner_ptr, umax_ptr, denom_ptr, B, N, stride_u, t_
         ok = row_ok[:, None] & (cols < N)[None, :]
         v = tl.load(u_ptr + rows[:, None] * stride_u + cols[None, :], mask=ok, other=0.0)
         # t * (u - max) as in the reference: exactly 0 at the winner, so its exp is exactly 1
-        acc += tl.where(ok, tl.exp(t_invert * (v - umax[:, None])), 0.0)
+        z = t_invert * (v - umax[:, None])
+        if ACCURATE_EXP:
+            e = libdevice.exp(z)
+        else:
+            e = tl.exp(z)
+        acc += tl.where(ok, e, 0.0)
     denom = tl.sum(acc, axis=1)
     tl.store(winner_ptr + rows, winner, mask=row_ok)
     tl.store(umax_ptr + rows, umax, mask=row_ok)
@@ -107,7 +114,7 @@ def _row_stats_kernel(u_ptr, winner_ptr, umax_ptr, denom_ptr, B, N, stride_u, t_
 
 def _post_output_kernel(u_ptr, y_ptr, s_ptr, winner_ptr, umax_ptr, denom_ptr, B, N, stride_u,
                         stride_y, t_invert, gain, radius2, radius_1d, grid_cols,
-                        LEGACY: tl.constexpr, LATERAL: tl.constexpr,
+                        LEGACY: tl.constexpr, LATERAL: tl.constexpr, ACCURATE_EXP: tl.constexpr,
                         BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr):
     """y for a block of columns and all samples, and s_j = sum_b y_bj u_bj for those columns.
 
@@ -137,7 +144,11 @@ def _post_output_kernel(u_ptr, y_ptr, s_ptr, winner_ptr, umax_ptr, denom_ptr, B,
         k = tl.load(winner_ptr + rows, mask=row_ok, other=-1)
         umax = tl.load(umax_ptr + rows, mask=row_ok, other=0.0)
         denom = tl.load(denom_ptr + rows, mask=row_ok, other=1.0)
-        p = tl.exp(t_invert * (u - umax[:, None])) / denom[:, None]
+        z = t_invert * (u - umax[:, None])
+        if ACCURATE_EXP:
+            p = tl.div_rn(libdevice.exp(z), denom[:, None])  # `/` is approximate (2 ulp) on GPUs
+        else:
+            p = tl.div_rn(tl.exp(z), denom[:, None])
         is_winner = cols[None, :] == k[:, None]
         if LEGACY:
             positive = is_winner | (won_any[None, :] != 0)
@@ -146,7 +157,7 @@ def _post_output_kernel(u_ptr, y_ptr, s_ptr, winner_ptr, umax_ptr, denom_ptr, B,
         y = tl.where(positive, p, -p)
         if LATERAL != 0:
             # the winner's own value after the flip: exp(0) / denom
-            support = (gain * (1.0 / denom))[:, None]
+            support = (gain * tl.div_rn(1.0, denom))[:, None]
             if LATERAL == 1:  # k +- 1 .. k +- floor(radius), winner excluded; inside [0, N) by construction
                 d = cols[None, :] - k[:, None]
                 near = (d != 0) & (d <= radius_1d) & (d >= -radius_1d)
@@ -208,17 +219,21 @@ def post_synaptic_triton(u: torch.Tensor, t_invert: float, lateral=None, legacy_
     winner = torch.empty(B, dtype=torch.int32, device=u.device)
     umax = torch.empty(B, dtype=u.dtype, device=u.device)
     denom = torch.empty(B, dtype=u.dtype, device=u.device)
+    # tl.exp is ex2.approx on NVIDIA GPUs (~1e-6 relative for |z| ~ 20); libdevice's expf is
+    # within 1 ulp, like torch.softmax. The interpreter has no libdevice (numpy's exp is exact).
+    accurate = not _interpreted()
     # row statistics: tiles of at most 4096 values; several short rows share a program
     block_n = min(_next_pow2(N), 2048)
     block_r = max(1, min(4096 // block_n, 16, _next_pow2(B)))
     _jit(_row_stats_kernel)[(triton.cdiv(B, block_r),)](
-        u, winner, umax, denom, B, N, u.stride(0), float(t_invert), BLOCK_R=block_r, BLOCK_N=block_n, **_LAUNCH)
+        u, winner, umax, denom, B, N, u.stride(0), float(t_invert), ACCURATE_EXP=accurate, BLOCK_R=block_r,
+        BLOCK_N=block_n, **_LAUNCH)
     block_n = min(_next_pow2(N), 64)
     block_b = min(_next_pow2(B), 32)
     _jit(_post_output_kernel)[(triton.cdiv(N, block_n),)](
         u, y, s, winner, umax, denom, B, N, u.stride(0), y.stride(0), float(t_invert), gain, radius2,
-        radius_1d, grid_cols, LEGACY=bool(legacy_batch_winner), LATERAL=code, BLOCK_B=block_b, BLOCK_N=block_n,
-        **_LAUNCH)
+        radius_1d, grid_cols, LEGACY=bool(legacy_batch_winner), LATERAL=code, ACCURATE_EXP=accurate,
+        BLOCK_B=block_b, BLOCK_N=block_n, **_LAUNCH)
     return y, s
 
 
@@ -260,7 +275,7 @@ def _apply_kernel(w_ptr, g_ptr, s_ptr, part_ptr, n_parts, numel, D, lr,
     d = tl.load(g_ptr + offs, mask=ok, other=0.0)
     if HAS_S:
         d = d - tl.load(s_ptr + offs // D, mask=ok, other=0.0) * w
-    tl.store(w_ptr + offs, w + lr * (d / scale), mask=ok)
+    tl.store(w_ptr + offs, w + lr * tl.div_rn(d, scale), mask=ok)  # IEEE division, like torch
 
 
 _UPDATE_BLOCK = 1024
@@ -341,7 +356,7 @@ def _sanger_kernel(w_ptr, out_ptr, g_ptr, c_ptr, M, D, lr, batch,
     tile = rows[:, None] * D + cols[None, :]
     w = tl.load(w_ptr + tile, mask=ok, other=0.0)
     g = tl.load(g_ptr + tile, mask=ok, other=0.0)
-    tl.store(out_ptr + tile, w + lr * ((g - acc) / batch), mask=ok)
+    tl.store(out_ptr + tile, w + lr * tl.div_rn(g - acc, batch), mask=ok)
 
 
 def sanger_step_triton(W: torch.Tensor, x: torch.Tensor, lr: float) -> torch.Tensor:
@@ -396,7 +411,7 @@ def _gather_batchnorm_kernel(data_ptr, order_ptr, step_ptr, x_ptr, mean_ptr, var
         ok = (rows < B)[:, None] & col_ok[None, :]
         src = tl.load(order_ptr + first + rows, mask=rows < B, other=0)
         total += tl.sum(tl.load(data_ptr + src[:, None] * stride_data + cols[None, :], mask=ok, other=0.0), axis=0)
-    mean = total / B
+    mean = tl.div_rn(total, B.to(tl.float32))
     total = tl.zeros([BLOCK_D], tl.float32)
     for b0 in range(0, B, BLOCK_B):
         rows = b0 + lanes
@@ -405,8 +420,8 @@ def _gather_batchnorm_kernel(data_ptr, order_ptr, step_ptr, x_ptr, mean_ptr, var
         v = tl.load(data_ptr + src[:, None] * stride_data + cols[None, :], mask=ok, other=0.0)
         dev = tl.where(ok, v - mean[None, :], 0.0)
         total += tl.sum(dev * dev, axis=0)
-    var = total / B  # biased: what the batch is normalised with
-    inv_std = 1.0 / tl.sqrt(var + eps)
+    var = tl.div_rn(total, B.to(tl.float32))  # biased: what the batch is normalised with
+    inv_std = tl.div_rn(1.0, tl.sqrt_rn(var + eps))  # IEEE-rounded; tl.sqrt is approximate on GPUs
     for b0 in range(0, B, BLOCK_B):
         rows = b0 + lanes
         ok = (rows < B)[:, None] & col_ok[None, :]
@@ -416,7 +431,7 @@ def _gather_batchnorm_kernel(data_ptr, order_ptr, step_ptr, x_ptr, mean_ptr, var
     running_mean = tl.load(mean_ptr + cols, mask=col_ok, other=0.0)
     running_var = tl.load(var_ptr + cols, mask=col_ok, other=0.0)
     tl.store(mean_ptr + cols, momentum * mean + (1.0 - momentum) * running_mean, mask=col_ok)
-    tl.store(var_ptr + cols, momentum * (var * B / (B - 1)) + (1.0 - momentum) * running_var, mask=col_ok)
+    tl.store(var_ptr + cols, momentum * tl.div_rn(var * B, (B - 1).to(tl.float32)) + (1.0 - momentum) * running_var, mask=col_ok)
 
 
 def _device_step(data, order, step, bn_state, W, batch_size, t_invert, lateral, legacy, lr):
@@ -534,23 +549,27 @@ def _step_runners(data, order, step, bn_state, W, settings, segments, use_graph)
     need_one = any(length % STEPS_PER_GRAPH for length, _ in segments)
     if not (need_many or need_one):
         return None, None
-    # warm-up (Triton compilation, cuBLAS set-up) on copies of the state, on a side stream, so
-    # the layer is untouched until the first replay
-    warm_state = tuple(t.clone() if isinstance(t, torch.Tensor) else t for t in bn_state)
+    # Warm-up (Triton compilation, cuBLAS set-up) on copies of the state, so the layer is
+    # untouched until the first replay; then capture, on a side stream. (Not torch.cuda.graph,
+    # whose empty_cache() would hand all cached blocks back to the driver at every epoch.)
+    main = torch.cuda.current_stream(W.device)
     side = torch.cuda.Stream(device=W.device)
-    side.wait_stream(torch.cuda.current_stream(W.device))
-    with torch.cuda.stream(side):
-        steps(1, warm_state, W.clone(), step.clone())()
-    torch.cuda.current_stream(W.device).wait_stream(side)
+    side.wait_stream(main)
     graphs, pool = [], None
-    for k, needed in ((STEPS_PER_GRAPH, need_many), (1, need_one)):
-        if not needed:
-            graphs.append(None)
-            continue
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=pool):  # the two graphs share one memory pool
+    with torch.cuda.stream(side):
+        warm_state = tuple(t.clone() if isinstance(t, torch.Tensor) else t for t in bn_state)
+        steps(1, warm_state, W.clone(), step.clone())()
+        side.synchronize()  # once per epoch: the warm-up has finished before capture starts
+        for k, needed in ((STEPS_PER_GRAPH, need_many), (1, need_one)):
+            if not needed:
+                graphs.append(None)
+                continue
+            graph = torch.cuda.CUDAGraph()
+            graph.capture_begin(pool=pool)  # the two graphs share one memory pool
             steps(k)()
-        pool = graph.pool()
-        graphs.append(graph.replay)
+            graph.capture_end()
+            pool = graph.pool()
+            graphs.append(graph.replay)
+    main.wait_stream(side)
     step.zero_()  # capture records, it does not run; start at batch 0 all the same
     return graphs[0], graphs[1]

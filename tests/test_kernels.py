@@ -4,6 +4,8 @@ On a CPU-only machine they run in Triton's interpreter: TRITON_INTERPRET=1 must 
 the first kernel is built (tests/conftest.py sets it when CUDA is absent). With CUDA they run
 on the GPU, and the CUDA-graph epoch is checked against the eager torch path too.
 """
+import os
+
 import pytest
 import torch
 
@@ -317,35 +319,50 @@ def test_published_style_baseline_computes_the_legacy_rule():
     torch.testing.assert_close(bn.running_var, layer.bn.running_var)
 
 
-# (kernel, signature, constexprs): the variants with every branch compiled in
-_P, _I = "*fp32", "i32"
-AOT_JOBS = [
-    ("_row_stats_kernel", [_P, "*i32", _P, _P, _I, _I, _I, "fp32"], dict(BLOCK_R=8, BLOCK_N=512)),
-    ("_post_output_kernel", [_P, _P, _P, "*i32", _P, _P, _I, _I, _I, _I, "fp32", "fp32", "fp32", _I, _I],
-     dict(LEGACY=True, LATERAL=2, BLOCK_B=32, BLOCK_N=64)),
-    ("_post_output_kernel", [_P, _P, _P, "*i32", _P, _P, _I, _I, _I, _I, "fp32", "fp32", "fp32", _I, _I],
-     dict(LEGACY=False, LATERAL=1, BLOCK_B=32, BLOCK_N=64)),
-    ("_absmax_partial_kernel", [_P, _P, _P, _P, _I, _I, _I, "*i64", "*i64"], dict(HAS_S=True, COUNT=True, BLOCK=1024)),
-    ("_apply_kernel", [_P, _P, _P, _P, _I, _I, _I, "fp32"], dict(HAS_S=True, BLOCK=1024, PART_BLOCK=512)),
-    ("_sanger_kernel", [_P, _P, _P, _P, _I, _I, "fp32", "fp32"], dict(BLOCK_M=32, BLOCK_D=128)),
-    ("_gather_batchnorm_kernel", [_P, "*i64", "*i64", _P, _P, _P, _I, _I, _I, "fp32", "fp32"],
-     dict(BLOCK_B=64, BLOCK_D=64)),
-]
-
-
-@pytest.mark.parametrize("name,types,constants", AOT_JOBS, ids=[f"{j[0]}{i}" for i, j in enumerate(AOT_JOBS)])
-def test_kernels_compile_for_an_h100(name, types, constants):
-    """Compile to sm_90 machine code (ptxas ships with triton; no GPU needed): catches what the
-    interpreter lets through, such as type changes of loop-carried values or unsupported ops."""
+# Compiled for an H100 without a GPU (ptxas ships with triton), in a subprocess without
+# TRITON_INTERPRET (the interpreter patches triton.language for the whole process). Catches what
+# the interpreter lets through: type changes of loop-carried values, unsupported ops, ...
+AOT_SCRIPT = """
+import sys
+try:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource, compile
     from triton.runtime.jit import JITFunction
-
-    kernels._load_triton()  # the kernel bodies read the module's `tl`
-    fn = JITFunction(getattr(kernels, name))  # compiled, whatever TRITON_INTERPRET says
+except ImportError as e:  # these are Triton internals; a future version may move them
+    sys.exit(f"SKIP: {e}")
+from hebb_utils import kernels
+P, I = "*fp32", "i32"
+jobs = [  # (kernel, runtime argument types, constexprs): every branch compiled in
+    ("_row_stats_kernel", [P, "*i32", P, P, I, I, I, "fp32"], dict(ACCURATE_EXP=True, BLOCK_R=8, BLOCK_N=512)),
+    ("_post_output_kernel", [P, P, P, "*i32", P, P, I, I, I, I, "fp32", "fp32", "fp32", I, I],
+     dict(LEGACY=True, LATERAL=2, ACCURATE_EXP=True, BLOCK_B=32, BLOCK_N=64)),
+    ("_post_output_kernel", [P, P, P, "*i32", P, P, I, I, I, I, "fp32", "fp32", "fp32", I, I],
+     dict(LEGACY=False, LATERAL=1, ACCURATE_EXP=True, BLOCK_B=32, BLOCK_N=64)),
+    ("_absmax_partial_kernel", [P, P, P, P, I, I, I, "*i64", "*i64"], dict(HAS_S=True, COUNT=True, BLOCK=1024)),
+    ("_apply_kernel", [P, P, P, P, I, I, I, "fp32"], dict(HAS_S=True, BLOCK=1024, PART_BLOCK=512)),
+    ("_sanger_kernel", [P, P, P, P, I, I, "fp32", "fp32"], dict(BLOCK_M=32, BLOCK_D=128)),
+    ("_gather_batchnorm_kernel", [P, "*i64", "*i64", P, P, P, I, I, I, "fp32", "fp32"], dict(BLOCK_B=64, BLOCK_D=64)),
+]
+kernels._load_triton()  # the kernel bodies read the module's `tl`
+for name, types, constants in jobs:
+    fn = JITFunction(getattr(kernels, name))
     runtime = [a for a in fn.arg_names if a not in constants]
+    assert len(runtime) == len(types), name
     signature = dict(zip(runtime, types), **{k: "constexpr" for k in constants})
-    assert len(runtime) == len(types)
     source = ASTSource(fn, signature, constexprs={(fn.arg_names.index(k),): v for k, v in constants.items()})
     compiled = compile(source, target=GPUTarget("cuda", 90, 32), options=dict(enable_fp_fusion=False))
-    assert compiled.asm["cubin"]
+    assert compiled.asm["cubin"], name
+    print("compiled", name, constants)
+"""
+
+
+def test_kernels_compile_for_an_h100():
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, "-c", AOT_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    if done.returncode == 1 and "SKIP: " in done.stderr:
+        pytest.skip(f"this Triton version lays out its compiler API differently: {done.stderr.strip()}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("compiled") == 7, done.stdout
