@@ -71,13 +71,13 @@ $(R)/05_lm_softhebb.json: notebooks/05_lm_softhebb.ipynb $(ACTS)/meta.json $(COR
 RESULTS_JSON := $(R)/02_foundations.json $(R)/03_pca_family.json $(R)/04_cifar_softhebb.json $(R)/05_lm_softhebb.json
 
 # the README's results table is generated from the JSON files, so it cannot drift
-README.md: $(RESULTS_JSON) hebb_utils/report.py | $(STAMP)
+README.md: $(ACTS)/meta.json $(RESULTS_JSON) hebb_utils/report.py | $(STAMP)
 	$(PY) -m hebb_utils.report --results $(R) --readme README.md
 
 reproduce: README.md
 
 test: $(STAMP)
-	TRITON_INTERPRET=1 $(PY) -m pytest -q
+	$(PY) -m pytest -q
 
 # Every notebook with tiny parameters, into results/smoke (figures too), in the same order.
 S := $(R)/smoke

@@ -19,8 +19,9 @@ Paths:
   (b) ours, torch: hebb_utils.softhebb.train_softhebb(backend="torch").
   (c) ours, Triton + CUDA graphs: train_softhebb(backend="triton") on CUDA, which runs the epoch
       in hebb_utils.kernels.train_epoch_graphed. Only with CUDA.
-Each path runs a short warm-up epoch first (not timed). Epoch times include everything the
-epoch does (shuffling, data checks, for (c) the graph capture).
+Each path runs a short warm-up epoch first (not timed); with --repeats the timed epochs of the
+paths are interleaved and the median is kept. Epoch times include everything the epoch does
+(shuffling, data checks, for (c) the warm-up step and the graph capture).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import math
 import os
 import platform
 import re
+import shlex
 import statistics
 import sys
 import time
@@ -215,7 +217,8 @@ def main(argv=None):
     parser.add_argument("--large-steps", type=int, default=20, help="steps for the 100x100 map throughput")
     parser.add_argument("--skip-large", action="store_true", help="leave out the 100x100 map throughput")
     parser.add_argument("--host-copy", action="store_true", help="also time (a) with the per-step host copy of W")
-    parser.add_argument("--repeats", type=int, default=1, help="timed epochs per path (interleaved); the median is kept")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="timed epochs per path (interleaved); the median is kept")
     parser.add_argument("--shapes", default="cifar,lm", help="comma-separated subset of cifar,lm")
     parser.add_argument("--json", default=None, help="output path (default benchmarks/results/<device>.json)")
     parser.add_argument("--note", default="", help="free text stored in the JSON (e.g. machine contention)")
@@ -224,6 +227,11 @@ def main(argv=None):
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: no CUDA device here")
+    if args.steps_cap is not None and args.steps_cap < 1 or args.repeats < 1 or args.large_steps < 1:
+        sys.exit("--steps-cap, --repeats, --large-steps: expected positive integers")
+    unknown = set(args.shapes.split(",")) - set(SHAPES)
+    if unknown:
+        sys.exit(f"--shapes: unknown {sorted(unknown)}; expected a comma-separated subset of {sorted(SHAPES)}")
     from hebb_utils.backend import triton_available
 
     has_c = device.type == "cuda" and triton_available()
@@ -235,9 +243,10 @@ def main(argv=None):
     except ImportError:
         triton_version = None
     name = device_name(device)
+    command = shlex.join(["python", "benchmarks/bench_softhebb.py", *(sys.argv[1:] if argv is None else argv)])
     info = dict(device=name, torch=torch.__version__, triton=triton_version, cpu_threads=torch.get_num_threads(),
-                cpu_count=os.cpu_count(), steps_cap=args.steps_cap, repeats=args.repeats, batch=BATCH, synthetic_data=True,
-                note=args.note, command=" ".join(["python", "benchmarks/bench_softhebb.py", *sys.argv[1:]]))
+                cpu_count=os.cpu_count(), steps_cap=args.steps_cap, repeats=args.repeats, batch=BATCH,
+                synthetic_data=True, note=args.note, command=command)
     print(f"device: {name} | torch {torch.__version__} | triton {triton_version} | "
           f"{torch.get_num_threads()} CPU threads | steps cap: {args.steps_cap or 'none (full epochs)'}")
     if not has_c:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 
 import torch
 
@@ -431,7 +432,8 @@ def _gather_batchnorm_kernel(data_ptr, order_ptr, step_ptr, x_ptr, mean_ptr, var
     running_mean = tl.load(mean_ptr + cols, mask=col_ok, other=0.0)
     running_var = tl.load(var_ptr + cols, mask=col_ok, other=0.0)
     tl.store(mean_ptr + cols, momentum * mean + (1.0 - momentum) * running_mean, mask=col_ok)
-    tl.store(var_ptr + cols, momentum * tl.div_rn(var * B, (B - 1).to(tl.float32)) + (1.0 - momentum) * running_var, mask=col_ok)
+    unbiased = tl.div_rn(var * B, (B - 1).to(tl.float32))
+    tl.store(var_ptr + cols, momentum * unbiased + (1.0 - momentum) * running_var, mask=col_ok)
 
 
 def _device_step(data, order, step, bn_state, W, batch_size, t_invert, lateral, legacy, lr):
@@ -495,10 +497,11 @@ def train_epoch_graphed(layer, data: torch.Tensor, order: torch.Tensor, batch_si
         raise ValueError(f"data: expected ({n}, {W.shape[1]}) float32 like W, got {tuple(data.shape)} {data.dtype}")
     if order.shape != (n,) or order.dtype != torch.int64:
         raise ValueError(f"order: expected ({n},) int64, got {tuple(order.shape)} {order.dtype}")
-    if not isinstance(batch_size, int) or batch_size < 2:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 2:
         raise ValueError(f"batch_size={batch_size!r}: expected an integer >= 2")
-    if not isinstance(snapshot_every, int) or snapshot_every < 1:
+    if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, numbers.Integral) or snapshot_every < 1:
         raise ValueError(f"snapshot_every={snapshot_every!r}: expected a positive integer")
+    batch_size, snapshot_every, step0 = int(batch_size), int(snapshot_every), int(step0)
     if not W.is_contiguous():
         raise ValueError("layer.weight: expected a contiguous tensor (it is updated in place)")
     _check_runnable(W)
@@ -514,7 +517,8 @@ def train_epoch_graphed(layer, data: torch.Tensor, order: torch.Tensor, batch_si
 
     # the full batches in segments that end where a snapshot is due
     ends = [i + 1 for i in snap_steps if i < n_full]
-    segments = [(b - a, b - 1 in snap_steps) for a, b in zip([0] + ends, ends + [n_full]) if b > a]
+    due = set(snap_steps)
+    segments = [(b - a, b - 1 in due) for a, b in zip([0] + ends, ends + [n_full]) if b > a]
     with torch.no_grad():
         run_many, run_one = _step_runners(data, order, step, bn_state, W, settings, segments, use_graph)
         slot = 0
@@ -528,7 +532,7 @@ def train_epoch_graphed(layer, data: torch.Tensor, order: torch.Tensor, batch_si
                 slot += 1
         if rest >= 2:  # the last, partial batch: the same step, eagerly, on the rows left
             _device_step(data, order[n_full * batch_size:], torch.zeros_like(step), bn_state, W, rest, *settings[1:])
-            if n_full in snap_steps:
+            if n_full in due:
                 snapshots[slot].copy_(W)
                 slot += 1
     assert slot == len(snap_steps), (slot, snap_steps)
