@@ -14,7 +14,8 @@ The core (pca, softhebb, metrics, kernels) imports with torch and numpy alone; d
 transformers, pandas, scikit-learn and matplotlib are imported inside the functions that use them.
 """
 from .activations import Activations, default_center, extract_activations, load_activations, save_activations
-from .analysis import calibrate_normalisation, neuron_summary, softhebb_metrics, top_distinct_tokens
+from .analysis import (calibrate_normalisation, neuron_summary, softhebb_metrics, top_distinct_tokens,
+                       triangle_activation)
 from .backend import resolve_backend, triton_available
 from .data import (DataSourceError, cifar_inputs, default_cache_dir, load_cifar10, load_language_model, load_tinystories,
                    load_tokenizer, mirror_dir, resolve_device, resolve_source)

@@ -14,7 +14,17 @@ from .metrics import (dead_fraction, distance_correlation, label_selectivity_fro
                       topographic_error_from_winners)
 from .softhebb import SoftHebbLinear
 
-__all__ = ["calibrate_normalisation", "neuron_summary", "top_distinct_tokens", "softhebb_metrics"]
+__all__ = ["calibrate_normalisation", "neuron_summary", "top_distinct_tokens", "softhebb_metrics",
+           "triangle_activation"]
+
+
+def triangle_activation(u: torch.Tensor) -> torch.Tensor:
+    """relu(u - mean_j u): each response minus the sample's mean response, rectified (u (B, N)).
+
+    The non-linearity that reads SoftHebb layers in Journe et al. 2023: only neurons that respond
+    more than average to a sample stay on, so the features are sparse, unlike the linear u.
+    """
+    return torch.relu(u - u.mean(dim=1, keepdim=True))
 
 
 @torch.no_grad()

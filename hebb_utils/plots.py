@@ -62,7 +62,7 @@ def plot_weight_grid(W, grid, image_shape=(3, 32, 32), title: str | None = None,
 
 
 def animate_weight_grid(snapshots, grid, path, image_shape=(3, 32, 32), steps: Sequence[int] | None = None,
-                        fps: int = 4, scale: float = 0.4) -> Path:
+                        fps: int = 4, scale: float = 0.3, dpi: int = 60) -> Path:
     """Write an animated GIF of the weight grid from training snapshots (n_snapshots, N, D)."""
     import matplotlib
 
@@ -85,7 +85,7 @@ def animate_weight_grid(snapshots, grid, path, image_shape=(3, 32, 32), steps: S
     anim = FuncAnimation(fig, draw, frames=len(snapshots), blit=False)
     path = Path(path)
     with atomic_path(path, suffix=".gif") as tmp:
-        anim.save(tmp, writer=PillowWriter(fps=fps))
+        anim.save(tmp, writer=PillowWriter(fps=fps), dpi=dpi)
     plt.close(fig)
     return path
 

@@ -48,7 +48,7 @@ def _fmt(v, digits=3):
     if v is None:
         return "-"
     if isinstance(v, float):
-        return f"{v:.{digits}f}"
+        return f"{v:.3g}" if abs(v) >= 1e4 else f"{v:.{digits}f}"
     return str(v)
 
 
@@ -73,7 +73,7 @@ def results_tables(results_dir) -> str:
     if pca:
         r, src = pca["results"], pca["source"]
         out += [f"**PCA family on LM activations** ({src.get('label', '')})", "",
-                "| method | agreement with exact eigendecomposition |", "|---|---|"]
+                "| measurement | value |", "|---|---|"]
         for k, v in r.get("summary", {}).items():
             out.append(f"| {k} | {_fmt(v, 4)} |")
         out.append("")

@@ -1,0 +1,114 @@
+"""The streaming analysis of a trained layer equals the same metrics on the full response matrix."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from hebb_utils import (Lateral, SoftHebbLinear, atomic_path, atomic_replace_dir, calibrate_normalisation,
+                        label_selectivity, neuron_summary, softhebb_metrics, token_purity, top_distinct_tokens,
+                        topographic_error, train_softhebb, triangle_activation, weight_tiles)
+from hebb_utils.report import results_tables, update_readme, write_results
+
+
+@pytest.fixture(scope="module")
+def trained():
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.randn(12, 16, generator=gen) * 3
+    X = centres[torch.randint(0, 12, (3000,), generator=gen)] + 0.3 * torch.randn(3000, 16, generator=gen)
+    layer = SoftHebbLinear(16, 20, t_invert=5.0, lateral=Lateral((4, 5)), seed=0)
+    layer, _ = train_softhebb(layer, X, batch_size=64, lr=0.05, seed=0, progress=False)
+    return layer, X
+
+
+def test_neuron_summary_streams_the_same_as_the_full_matrix(trained):
+    layer, X = trained
+    u = layer.responses(X)  # (S, N), small here
+    summary = neuron_summary(layer, X, top=7, batch_size=333)  # chunks that do not divide S
+    assert torch.equal(summary["best2"], u.topk(2, dim=1).indices)
+    values, index = u.topk(7, dim=0)
+    torch.testing.assert_close(summary["top_values"], values)
+    assert torch.equal(summary["top_index"], index)
+
+
+def test_softhebb_metrics_match_the_dense_metrics(trained):
+    layer, X = trained
+    u = layer.responses(X)
+    labels = torch.arange(len(X)) % 3
+    token_ids = torch.arange(len(X)) % 5
+    m = softhebb_metrics(layer, X, (4, 5), labels=labels, n_labels=3, token_ids=token_ids, purity_top=10,
+                         n_shuffles=10, batch_size=512)
+    assert m["topographic_error"] == pytest.approx(topographic_error(u, (4, 5)))
+    assert m["topographic_error_4"] == pytest.approx(topographic_error(u, (4, 5), neighbourhood=4))
+    assert m["class_purity"] == pytest.approx(label_selectivity(u, labels, 3)["mean_purity"])
+    live = torch.bincount(u.argmax(1), minlength=20) > 0
+    assert m["token_purity"] == pytest.approx(float(token_purity(u, token_ids, 10)[live].mean()))
+    assert 0.0 <= m["dead_fraction"] < 1.0 and 0.0 < m["p_value"] <= 1.0
+
+
+def test_top_distinct_tokens_skips_repeats_and_marks_spaces():
+    tokens = pd.Series([" the", "cat", " the", "dog", "cat", "\n"])
+    top_index = torch.tensor([[0, 5], [2, 1], [1, 3], [3, 0]])  # (top, N=2)
+    assert top_distinct_tokens(top_index, tokens, k=3) == [["\u00b7the", "cat", "dog"], ["\\n", "cat", "dog"]]
+    assert top_distinct_tokens(top_index, list(tokens), k=2) == [["\u00b7the", "cat"], ["\\n", "cat"]]
+
+
+def test_triangle_activation_by_hand():
+    u = torch.tensor([[1.0, 2.0, 6.0], [0.0, 0.0, 0.0]])
+    torch.testing.assert_close(triangle_activation(u), torch.tensor([[0.0, 0.0, 3.0], [0.0, 0.0, 0.0]]))
+
+
+def test_calibrate_normalisation_uses_exact_statistics():
+    X = torch.randn(500, 8) * torch.arange(1, 9) + 3
+    layer = calibrate_normalisation(SoftHebbLinear(8, 4, t_invert=1.0, seed=0), X)
+    z = layer.bn(X)
+    torch.testing.assert_close(z.mean(0), torch.zeros(8), atol=1e-5, rtol=0)
+    torch.testing.assert_close(z.var(0), torch.ones(8), atol=1e-3, rtol=0)
+    with pytest.raises(ValueError, match="expected \\(samples, 8\\)"):
+        calibrate_normalisation(layer, X[:, :3])
+
+
+def test_weight_tiles_places_neuron_j_at_row_j_div_cols():
+    W = torch.zeros(6, 3 * 2 * 2)
+    W[4, 0] = 1.0  # neuron 4: row 1, column 1 of a 2 x 3 grid; red pixel (0, 0)
+    mosaic = weight_tiles(W, (2, 3), image_shape=(3, 2, 2), pad=1)
+    assert mosaic.shape == (2 * 3 + 1, 3 * 3 + 1, 3)
+    y0, x0 = 1 + 1 * 3, 1 + 1 * 3
+    assert mosaic[y0, x0, 0] == 1.0 and mosaic[y0, x0, 1] == 0.0
+    with pytest.raises(ValueError, match="grid"):
+        weight_tiles(W, (2, 2), image_shape=(3, 2, 2))
+
+
+def test_atomic_writes_leave_nothing_behind_on_failure(tmp_path):
+    target = tmp_path / "a.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash while writing")
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+    folder = tmp_path / "acts"
+    with atomic_replace_dir(folder) as tmp:
+        (tmp / "x").write_text("1")
+    with pytest.raises(RuntimeError):
+        with atomic_replace_dir(folder) as tmp:
+            (tmp / "x").write_text("2")
+            raise RuntimeError("crash")
+    assert (folder / "x").read_text() == "1" and sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "acts"]
+
+
+def test_readme_table_is_generated_from_the_results(tmp_path):
+    write_results(tmp_path / "04_cifar_softhebb.json", "04_cifar_softhebb", {"lr": 0.08},
+                  {"columns": ["topographic_error"], "runs": {"lateral support": {"topographic_error": 0.123456}}},
+                  source={"label": "test data"})
+    assert json.loads((tmp_path / "04_cifar_softhebb.json").read_text())["config"] == {"lr": 0.08}
+    assert "| lateral support | 0.123 |" in results_tables(tmp_path)
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\nend\n")
+    update_readme(tmp_path, readme)
+    text = readme.read_text()
+    assert "old" not in text and "| lateral support | 0.123 |" in text and text.endswith("end\n")
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="markers"):
+        update_readme(tmp_path, readme)
