@@ -138,6 +138,7 @@ def run_path(path, data, D, grid, t_invert, lr, batch_size, device, host_copy=Fa
         with torch.no_grad(), Timer(device) as t:
             published_epoch(W, bn, data, batch_size, t_invert, lr, grid, RADIUS, host_copy, generator)
         return t.seconds
+    # built outside the timed region, like (a)'s W: the epoch is what is compared
     layer = SoftHebbLinear(D, N, t_invert=t_invert, lateral=Lateral(grid, RADIUS, GAIN), seed=SEED, device=device)
     backend = {"b": "torch", "c": "triton"}[path]
     with Timer(device) as t:

@@ -198,12 +198,14 @@ def plastic_update(x: torch.Tensor, W: torch.Tensor, u: torch.Tensor, y: torch.T
 
 
 def _raw_update(x, W, y, s):
-    return y.T @ x - s[:, None] * W  # (N, D), the matrix product on cuBLAS / BLAS
+    # (N, D): the matrix product on cuBLAS / BLAS, then one fused pass for - s_j W_j (no temporary)
+    return (y.T @ x).addcmul_(s[:, None], W, value=-1.0)
 
 
 def _apply_update(W: torch.Tensor, dW: torch.Tensor, lr: float) -> None:
     """W += lr * dW / (max|dW| + 1e-30), in place: what kernels.apply_update_triton does. No input checks."""
-    W.add_(dW / (_max_abs(dW) + DW_EPS), alpha=lr)  # no host sync: the max stays on the device
+    # one fused pass, and no host sync: the max stays on the device as a 0-d tensor
+    W.addcdiv_(dW, _max_abs(dW) + DW_EPS, value=lr)
 
 
 def _max_abs(t: torch.Tensor) -> torch.Tensor:
