@@ -3,6 +3,7 @@
 # re-runs only what is out of date.
 #
 #   make reproduce   all notebooks, in order (results/, figures/, README table)
+#   make activations only notebook 1: the language model's activations (results/activations/lm)
 #   make test        the test suite (offline, CPU; Triton kernels in the interpreter)
 #   make smoke       every notebook with tiny parameters into results/smoke/ (CI)
 #   make bench       the SoftHebb step benchmark (benchmarks/results/)
@@ -30,9 +31,9 @@ CORE         := $(wildcard hebb_utils/*.py)
 N_STORIES    ?= 3200
 LM_LAYER     ?= 5
 
-.PHONY: reproduce test smoke bench clean venv help
+.PHONY: reproduce activations test smoke bench clean venv help
 help:
-	@sed -n '1,12p' Makefile
+	@sed -n '1,13p' Makefile
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -51,6 +52,8 @@ endef
 # 1. activations of the language model (TinyStories-1M; offline: the MiniLM stand-in)
 $(ACTS)/meta.json: notebooks/01_extract_activations.ipynb hebb_utils/data.py hebb_utils/activations.py | $(STAMP)
 	$(call run_notebook,01_extract_activations,$(R),-p output_dir $(ACTS) -p n_stories $(N_STORIES) -p layer $(LM_LAYER))
+
+activations: $(ACTS)/meta.json
 
 # 2. foundations on synthetic data
 $(R)/02_foundations.json: notebooks/02_foundations.ipynb $(CORE) | $(STAMP)
