@@ -25,7 +25,11 @@ NBCONVERT    := $(PY) -m jupyter nbconvert --to html --log-level WARN
 R            := results
 F            := figures
 ACTS         := $(R)/activations/lm
-CORE         := $(wildcard hebb_utils/*.py)
+# what each notebook's results depend on in hebb_utils (beyond the notebook itself)
+H            := hebb_utils
+COMMON       := $(H)/io.py $(H)/plots.py $(H)/report.py
+RULES        := $(H)/pca.py $(H)/metrics.py $(H)/backend.py
+LAYER        := $(H)/softhebb.py $(H)/metrics.py $(H)/analysis.py $(H)/backend.py $(H)/kernels.py
 
 # Parameters of the full offline run (2 CPU cores, < 20 min). See README "Choices".
 N_STORIES    ?= 3200
@@ -50,25 +54,25 @@ define run_notebook
 endef
 
 # 1. activations of the language model (TinyStories-1M; offline: the MiniLM stand-in)
-$(ACTS)/meta.json: notebooks/01_extract_activations.ipynb hebb_utils/data.py hebb_utils/activations.py | $(STAMP)
+$(ACTS)/meta.json: notebooks/01_extract_activations.ipynb $(H)/data.py $(H)/activations.py $(H)/io.py | $(STAMP)
 	$(call run_notebook,01_extract_activations,$(R),-p output_dir $(ACTS) -p n_stories $(N_STORIES) -p layer $(LM_LAYER))
 
 activations: $(ACTS)/meta.json
 
 # 2. foundations on synthetic data
-$(R)/02_foundations.json: notebooks/02_foundations.ipynb $(CORE) | $(STAMP)
+$(R)/02_foundations.json: notebooks/02_foundations.ipynb $(RULES) $(COMMON) | $(STAMP)
 	$(call run_notebook,02_foundations,$(R),-p results_dir $(R) -p figures_dir $(F))
 
 # 3. the PCA family on the activations
-$(R)/03_pca_family.json: notebooks/03_pca_family.ipynb $(ACTS)/meta.json $(CORE) | $(STAMP)
+$(R)/03_pca_family.json: notebooks/03_pca_family.ipynb $(ACTS)/meta.json $(RULES) $(COMMON) | $(STAMP)
 	$(call run_notebook,03_pca_family,$(R),-p results_dir $(R) -p figures_dir $(F) -p activations_dir $(ACTS))
 
 # 4. CIFAR-10 SoftHebb with 2D lateral support, and its ablations
-$(R)/04_cifar_softhebb.json: notebooks/04_cifar_softhebb.ipynb $(CORE) | $(STAMP)
+$(R)/04_cifar_softhebb.json: notebooks/04_cifar_softhebb.ipynb $(H)/data.py $(LAYER) $(COMMON) | $(STAMP)
 	$(call run_notebook,04_cifar_softhebb,$(R),-p results_dir $(R) -p figures_dir $(F))
 
 # 5. LM-token SoftHebb: the 2D neuron map of words
-$(R)/05_lm_softhebb.json: notebooks/05_lm_softhebb.ipynb $(ACTS)/meta.json $(CORE) | $(STAMP)
+$(R)/05_lm_softhebb.json: notebooks/05_lm_softhebb.ipynb $(ACTS)/meta.json $(LAYER) $(COMMON) | $(STAMP)
 	$(call run_notebook,05_lm_softhebb,$(R),-p results_dir $(R) -p figures_dir $(F) -p activations_dir $(ACTS))
 
 RESULTS_JSON := $(R)/02_foundations.json $(R)/03_pca_family.json $(R)/04_cifar_softhebb.json $(R)/05_lm_softhebb.json

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from .metrics import (dead_fraction, distance_correlation, label_selectivity_from_winners, token_purity_from_top,
@@ -73,19 +74,18 @@ def neuron_summary(layer: SoftHebbLinear, X, top: int = 50, batch_size: int = 81
 def top_distinct_tokens(top_index: torch.Tensor, tokens: Sequence[str], k: int = 3) -> list[list[str]]:
     """For each neuron, its first `k` distinct token strings in order of activation strength.
 
-    top_index (top, N) from `neuron_summary`; tokens: the token string of every sample.
-    Whitespace is kept visible (a leading space becomes a middle dot) so ' the' and 'the' differ.
+    top_index (top, N) from `neuron_summary`; tokens: the token string of every sample (a list,
+    array or pandas Series). Whitespace is made visible (a leading space becomes a middle dot,
+    a newline "\\n") so that ' the' and 'the' stay apart.
     """
-    strings = [str(tokens[i]).replace(" ", "\u00b7").replace("\n", "\\n") for i in range(len(tokens))] \
-        if not hasattr(tokens, "to_numpy") else None
-    if strings is None:
-        strings = tokens.astype(str).str.replace(" ", "\u00b7").str.replace("\n", "\\n").tolist()
+    tokens = np.asarray(tokens, dtype=object)
     out = []
-    for column in top_index.T.tolist():  # one short list per neuron, not per sample
+    for column in top_index.T.tolist():  # one short list per neuron, not a pass over the samples
         seen: list[str] = []
-        for i in column:
-            if strings[i] not in seen:
-                seen.append(strings[i])
+        for token in tokens[column]:
+            token = str(token).replace(" ", "\u00b7").replace("\n", "\\n")
+            if token not in seen:
+                seen.append(token)
                 if len(seen) == k:
                     break
         out.append(seen)
