@@ -13,8 +13,9 @@ One file per idea:
 The core (pca, softhebb, metrics, kernels) imports with torch and numpy alone; datasets,
 transformers, pandas, scikit-learn and matplotlib are imported inside the functions that use them.
 """
-from .activations import Activations, default_center, extract_activations, load_activations, save_activations
-from .analysis import (calibrate_normalisation, neuron_summary, softhebb_metrics, top_distinct_tokens,
+from .activations import (Activations, activations_source, default_center, extract_activations, load_activations,
+                          save_activations)
+from .analysis import (calibrate_normalisation, neuron_summary, softhebb_metrics, top_distinct_tokens, train_ablations,
                        triangle_activation)
 from .backend import resolve_backend, triton_available
 from .data import (DataSourceError, cifar_inputs, default_cache_dir, load_cifar10, load_language_model, load_tinystories,

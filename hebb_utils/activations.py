@@ -29,7 +29,7 @@ import torch
 from .io import atomic_replace_dir, atomic_write_json
 
 __all__ = ["Activations", "extract_activations", "save_activations", "load_activations", "block_modules",
-           "default_center"]
+           "default_center", "activations_source"]
 
 ARTIFACT_FILES = ("acts.npy", "tokens.parquet", "stories.jsonl", "meta.json")
 TOKEN_COLUMNS = ("row", "token_id", "token", "story_id", "position")
@@ -275,3 +275,13 @@ def load_activations(folder: str | os.PathLike, mmap: bool = False) -> Activatio
         raise ValueError(f"activations at {folder} are inconsistent: acts {acts.shape} vs {len(tokens)} "
                          f"token rows: {hint}")
     return Activations(acts=acts, tokens=tokens, stories=stories, meta=meta)
+
+
+def activations_source(data: Activations) -> dict:
+    """What produced `data` (model, data source, counts) plus a one-line `label` for tables and
+    figures, which starts with OFFLINE STAND-IN when the model is not the one the paper used."""
+    model, counts = data.meta["model"], data.meta["counts"]
+    n_tokens, d_model = data.acts.shape
+    label = (f"OFFLINE STAND-IN {model['name']} (not TinyStories-1M), " if model.get("offline_stand_in")
+             else f"{model['name']}, ") + f"{n_tokens:,} tokens x {d_model} from {counts['n_stories']} TinyStories stories"
+    return {"model": model, "data_source": data.meta.get("data_source"), "counts": counts, "label": label}

@@ -1,4 +1,5 @@
-"""Reading a trained SoftHebb layer: one streaming pass over the data, then the metrics.
+"""The published SoftHebb layer and its ablations, and how to read them: one streaming pass over
+the data, then the metrics.
 
 The LM run has ~10^5-10^6 tokens and 1800 neurons: the full response matrix would take gigabytes,
 so `neuron_summary` streams over the samples and keeps only what the metrics need (each sample's
@@ -6,6 +7,8 @@ two best neurons; each neuron's strongest samples).
 """
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -13,10 +16,11 @@ import torch
 
 from .metrics import (dead_fraction, distance_correlation, label_selectivity_from_winners, token_purity_from_top,
                       topographic_error_from_winners)
-from .softhebb import SoftHebbLinear
+from .io import atomic_torch_save
+from .softhebb import Lateral, SoftHebbLinear, train_softhebb
 
-__all__ = ["calibrate_normalisation", "neuron_summary", "top_distinct_tokens", "softhebb_metrics",
-           "triangle_activation"]
+__all__ = ["calibrate_normalisation", "train_ablations", "neuron_summary", "top_distinct_tokens",
+           "softhebb_metrics", "triangle_activation"]
 
 
 def triangle_activation(u: torch.Tensor) -> torch.Tensor:
@@ -41,6 +45,48 @@ def calibrate_normalisation(layer: SoftHebbLinear, X: torch.Tensor) -> SoftHebbL
     layer.bn.running_mean.copy_(X.double().mean(0))
     layer.bn.running_var.copy_(X.double().var(0))
     return layer.eval()
+
+
+def train_ablations(X, grid, t_invert: float, *, lr: float, radius: float = 1.0, gain: float = 0.3,
+                    epochs: int = 1, batch_size: int = 64, seed: int = 42, device="cpu",
+                    snapshot_every: int | None = None, checkpoint_dir=None, checkpoint_prefix: str = "",
+                    checkpoint_meta: dict | None = None) -> tuple[dict, torch.Tensor, dict]:
+    """Train the SoftHebb layer with 2D lateral support and its ablations on X (samples, D).
+
+    Every variant starts from the same weights (`seed`) and sees the same shuffled batches:
+      "lateral support"      the paper's layer (per-sample winner);
+      "no lateral support";
+      "legacy batch winner"  the published batch-wide winner flip, with lateral support;
+      "random weights"       the untrained initial weights, read with the data's exact normalisation.
+    Returns (layers by name, the "lateral support" run's snapshots (every `snapshot_every` steps),
+    training seconds by name). With `checkpoint_dir`, each trained layer is saved there atomically
+    as `{checkpoint_prefix}{name with underscores}.pt` with `checkpoint_meta`.
+    """
+    import time
+
+    n_neurons = math.prod(grid)
+    lateral = Lateral(tuple(grid), radius=radius, gain=gain)
+    variants = {
+        "lateral support": dict(lateral=lateral, legacy_batch_winner=False),
+        "no lateral support": dict(lateral=None, legacy_batch_winner=False),
+        "legacy batch winner": dict(lateral=lateral, legacy_batch_winner=True),
+    }
+    layers, train_seconds, snapshots = {}, {}, None
+    for name, variant in variants.items():
+        layer = SoftHebbLinear(X.shape[1], n_neurons, t_invert, seed=seed, device=device, **variant)
+        start = time.perf_counter()
+        layers[name], snaps = train_softhebb(
+            layer, X, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
+            snapshot_every=snapshot_every if name == "lateral support" else None)
+        train_seconds[name] = round(time.perf_counter() - start, 2)
+        if name == "lateral support":
+            snapshots = snaps
+        if checkpoint_dir is not None:
+            atomic_torch_save(Path(checkpoint_dir) / f"{checkpoint_prefix}{name.replace(' ', '_')}.pt",
+                              {"state_dict": layers[name].state_dict(), "variant": name, **(checkpoint_meta or {})})
+    layers["random weights"] = calibrate_normalisation(
+        SoftHebbLinear(X.shape[1], n_neurons, t_invert, seed=seed, device=device), X)
+    return layers, snapshots, train_seconds
 
 
 @torch.no_grad()

