@@ -1,13 +1,15 @@
 # The dependency graph is the documentation: each notebook is run by papermill into results/
-# (executed .ipynb + HTML) and the targets are the artifacts it writes. A second `make reproduce`
-# re-runs only what is out of date.
+# (executed .ipynb + HTML) and the targets are the artifacts it writes.
 #
-#   make reproduce   all notebooks, in order (results/, figures/, README table)
+#   make reproduce   EVERYTHING, in order, whatever is on disk: all notebooks, figures, HTML, the
+#                    README tables; then `make check` against the numbers committed in git
+#   make check       only the comparison: results/*.json vs the committed reference (verdict table)
+#   make update      incremental, for development: re-runs only the notebooks whose inputs changed
 #   make activations only notebook 1: the language model's activations (results/activations/lm)
-#   make test        the test suite (offline, CPU; Triton kernels in the interpreter)
+#   make test        the test suite (offline, CPU; Triton kernels in the interpreter; a real browser)
 #   make smoke       every notebook with tiny parameters into results/smoke/ (CI)
 #   make bench       the SoftHebb step benchmark (benchmarks/results/)
-#   make clean       remove results and caches (not .venv)
+#   make clean       remove results/smoke, activations, checkpoints and caches (not the committed results, not .venv)
 #
 # Offline: export HEBB_DATA_MIRROR=/path/to/mirror (laid out like shared/data; see README).
 
@@ -20,14 +22,28 @@ PYTHON_SYS   ?= python3
 VENV         := .venv
 PY           := $(VENV)/bin/python
 STAMP        := $(VENV)/.installed
+# Executed notebooks are committed: no progress bars in them (tqdm and the Hugging Face libraries
+# read these variables).
+export TQDM_DISABLE := 1
+export HF_DATASETS_DISABLE_PROGRESS_BARS := 1
+export HF_HUB_DISABLE_PROGRESS_BARS := 1
+# One float code path on every x86-64 CPU with AVX2: by default MKL and PyTorch's CPU kernels pick
+# the widest instructions the CPU has (AVX-512 here, AVX2 elsewhere), and the rounding differs at
+# ~1e-6 between the two. MKL_CBWR pins MKL's branch at no cost; ATEN_CPU_CAPABILITY pins PyTorch's
+# kernels for the extraction only (it makes the SoftHebb step ~10x slower, so training keeps the
+# default and its spread is covered by the seeds). See README, "Reproducibility".
+export MKL_CBWR ?= AVX2
+EXTRACT_ENV  := ATEN_CPU_CAPABILITY=avx2
 PAPERMILL    := $(PY) -m papermill --kernel python3 --log-output --no-progress-bar
-NBCONVERT    := $(PY) -m jupyter nbconvert --to html --log-level WARN
+# the offline template drops the CDN scripts (require.js, MathJax, ...) of nbconvert's lab template
+NBCONVERT    := $(PY) -m jupyter nbconvert --to html --log-level WARN \
+                --TemplateExporter.extra_template_basedirs=notebooks/nbconvert --template offline
 R            := results
 F            := figures
 ACTS         := $(R)/activations/lm
 # what each notebook's results depend on in hebb_utils (beyond the notebook itself)
 H            := hebb_utils
-COMMON       := $(H)/io.py $(H)/plots.py $(H)/report.py
+COMMON       := $(H)/io.py $(H)/plots.py $(H)/report.py $(H)/seeds.py notebooks/nbconvert/offline/index.html.j2
 RULES        := $(H)/pca.py $(H)/metrics.py $(H)/backend.py
 LAYER        := $(H)/softhebb.py $(H)/metrics.py $(H)/analysis.py $(H)/backend.py $(H)/kernels.py
 
@@ -35,9 +51,16 @@ LAYER        := $(H)/softhebb.py $(H)/metrics.py $(H)/analysis.py $(H)/backend.p
 N_STORIES    ?= 3200
 LM_LAYER     ?= 5
 
-.PHONY: reproduce activations test smoke bench clean venv help
+.PHONY: reproduce update check activations test smoke bench clean venv help force
 help:
-	@sed -n '1,13p' Makefile
+	@sed -n '1,16p' Makefile
+
+# `make reproduce` passes FORCE=1: every notebook then counts as out of date (a checkout leaves
+# the committed results newer than their sources, so plain timestamps would skip some).
+ifeq ($(FORCE),1)
+ALWAYS := force
+endif
+force: ;
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -46,42 +69,52 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-# run_notebook(name, output folder, papermill parameters): execute, then render HTML.
+# run_notebook(name, output folder, papermill parameters[, environment]): execute, then render HTML.
 define run_notebook
 	@mkdir -p $(2)
-	$(PAPERMILL) notebooks/$(1).ipynb $(2)/$(1).ipynb $(3)
+	$(4) $(PAPERMILL) notebooks/$(1).ipynb $(2)/$(1).ipynb $(3)
 	$(NBCONVERT) $(2)/$(1).ipynb --output-dir $(2)
 endef
 
 # 1. activations of the language model (TinyStories-1M; offline: the MiniLM stand-in)
-$(ACTS)/meta.json: notebooks/01_extract_activations.ipynb $(H)/data.py $(H)/activations.py $(H)/io.py | $(STAMP)
-	$(call run_notebook,01_extract_activations,$(R),-p output_dir $(ACTS) -p n_stories $(N_STORIES) -p layer $(LM_LAYER))
+$(ACTS)/meta.json: notebooks/01_extract_activations.ipynb $(H)/data.py $(H)/activations.py $(H)/io.py $(ALWAYS) | $(STAMP)
+	$(call run_notebook,01_extract_activations,$(R),-p output_dir $(ACTS) -p results_dir $(R) -p n_stories $(N_STORIES) -p layer $(LM_LAYER),$(EXTRACT_ENV))
 
 activations: $(ACTS)/meta.json
+$(R)/01_extract_activations.json: $(ACTS)/meta.json
 
 # 2. foundations on synthetic data
-$(R)/02_foundations.json: notebooks/02_foundations.ipynb $(RULES) $(COMMON) | $(STAMP)
+$(R)/02_foundations.json: notebooks/02_foundations.ipynb $(RULES) $(COMMON) $(ALWAYS) | $(STAMP)
 	$(call run_notebook,02_foundations,$(R),-p results_dir $(R) -p figures_dir $(F))
 
 # 3. the PCA family on the activations
-$(R)/03_pca_family.json: notebooks/03_pca_family.ipynb $(ACTS)/meta.json $(RULES) $(COMMON) | $(STAMP)
+$(R)/03_pca_family.json: notebooks/03_pca_family.ipynb $(ACTS)/meta.json $(RULES) $(COMMON) $(ALWAYS) | $(STAMP)
 	$(call run_notebook,03_pca_family,$(R),-p results_dir $(R) -p figures_dir $(F) -p activations_dir $(ACTS))
 
 # 4. CIFAR-10 SoftHebb with 2D lateral support, and its ablations
-$(R)/04_cifar_softhebb.json: notebooks/04_cifar_softhebb.ipynb $(H)/data.py $(LAYER) $(COMMON) | $(STAMP)
+$(R)/04_cifar_softhebb.json: notebooks/04_cifar_softhebb.ipynb $(H)/data.py $(LAYER) $(COMMON) $(ALWAYS) | $(STAMP)
 	$(call run_notebook,04_cifar_softhebb,$(R),-p results_dir $(R) -p figures_dir $(F))
 
 # 5. LM-token SoftHebb: the 2D neuron map of words
-$(R)/05_lm_softhebb.json: notebooks/05_lm_softhebb.ipynb $(ACTS)/meta.json $(LAYER) $(COMMON) | $(STAMP)
+$(R)/05_lm_softhebb.json: notebooks/05_lm_softhebb.ipynb $(ACTS)/meta.json $(LAYER) $(H)/token_map.py $(COMMON) $(ALWAYS) | $(STAMP)
 	$(call run_notebook,05_lm_softhebb,$(R),-p results_dir $(R) -p figures_dir $(F) -p activations_dir $(ACTS))
 
-RESULTS_JSON := $(R)/02_foundations.json $(R)/03_pca_family.json $(R)/04_cifar_softhebb.json $(R)/05_lm_softhebb.json
+RESULTS_JSON := $(R)/01_extract_activations.json $(R)/02_foundations.json $(R)/03_pca_family.json $(R)/04_cifar_softhebb.json $(R)/05_lm_softhebb.json
 
 # the README's results table is generated from the JSON files, so it cannot drift
-README.md: $(ACTS)/meta.json $(RESULTS_JSON) hebb_utils/report.py | $(STAMP)
+README.md: $(ACTS)/meta.json $(RESULTS_JSON) hebb_utils/report.py $(ALWAYS) | $(STAMP)
 	$(PY) -m hebb_utils.report --results $(R) --readme README.md
 
-reproduce: README.md
+update: README.md
+
+reproduce: | $(STAMP)
+	@start=$$(date +%s); $(MAKE) --no-print-directory update FORCE=1; \
+	echo "make reproduce: all notebooks ran in $$(( $$(date +%s) - start )) s"
+	@$(MAKE) --no-print-directory check
+
+# results/*.json against the versions committed in git (HEAD); tolerances from the seed spread
+check: | $(STAMP)
+	$(PY) -m hebb_utils.reproduce --results $(R)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -90,7 +123,7 @@ test: $(STAMP)
 S := $(R)/smoke
 smoke: $(STAMP)
 	@rm -rf $(S) && mkdir -p $(S)/figures
-	$(call run_notebook,01_extract_activations,$(S),-p output_dir $(S)/activations -p n_stories 12 -p max_tokens 64)
+	$(call run_notebook,01_extract_activations,$(S),-p output_dir $(S)/activations -p results_dir $(S) -p n_stories 12 -p max_tokens 64,$(EXTRACT_ENV))
 	$(call run_notebook,02_foundations,$(S),-p results_dir $(S) -p figures_dir $(S)/figures -p smoke True)
 	$(call run_notebook,03_pca_family,$(S),-p results_dir $(S) -p figures_dir $(S)/figures -p activations_dir $(S)/activations -p smoke True)
 	$(call run_notebook,04_cifar_softhebb,$(S),-p results_dir $(S) -p figures_dir $(S)/figures -p smoke True)
@@ -101,4 +134,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_softhebb.py
 
 clean:
-	rm -rf $(R) cache
+	rm -rf $(S) $(R)/activations $(R)/checkpoints cache

@@ -13,22 +13,25 @@ One file per idea:
 The core (pca, softhebb, metrics, kernels) imports with torch and numpy alone; datasets,
 transformers, pandas, scikit-learn and matplotlib are imported inside the functions that use them.
 """
-from .activations import (Activations, activations_source, default_center, extract_activations, load_activations,
+from .activations import (Activations, activations_source, acts_checksum, default_center, extract_activations, load_activations,
                           save_activations)
-from .analysis import (calibrate_normalisation, neuron_summary, softhebb_metrics, top_distinct_tokens, train_ablations,
+from .analysis import (ablations_over_seeds, calibrate_normalisation, neuron_summary, softhebb_metrics, top_distinct_tokens, train_ablations,
                        triangle_activation)
 from .backend import resolve_backend, triton_available
 from .data import (DataSourceError, cifar_inputs, default_cache_dir, load_cifar10, load_language_model, load_tinystories,
                    load_tokenizer, mirror_dir, resolve_device, resolve_source)
-from .io import atomic_path, atomic_replace_dir, atomic_save_npy, atomic_torch_save, atomic_write_json
+from .io import atomic_path, atomic_replace_dir, atomic_save_npy, atomic_torch_save, atomic_write_json, portable
 from .metrics import (amari_distance, component_cosines, dead_fraction, distance_correlation, grid_coordinates,
                       label_selectivity, label_selectivity_from_winners, linear_probe, subspace_error, token_purity,
                       token_purity_from_top, topographic_error, topographic_error_from_winners, winner_counts)
 from .pca import (HebbResult, estimate_top_eigenvalue, hebb, hebb_with_decay, hebbian_ica, oja, recurrent_hebb,
                   sanger, sanger_step, top_eigenvectors)
-from .plots import (animate_weight_grid, plot_convergence, plot_token_map, plot_weight_grid, save_figure,
-                    token_map_html, weight_tiles)
-from .report import run_info, write_results
-from .softhebb import Lateral, SoftHebbLinear, plastic_update, post_synaptic, softhebb_step, train_softhebb
+from .plots import (animate_weight_grid, busiest_window, plot_convergence, plot_token_map, plot_weight_grid, save_figure,
+                    show_images, weight_tiles)
+from .report import contrast, format_mean_ci, run_info, seed_table, write_results
+from .seeds import mean_ci, seed_list, summarise_seeds
+from .token_map import context_snippets, token_map_html
+from .softhebb import (Lateral, SoftHebbLinear, plastic_update, post_synaptic, snapshot_steps, softhebb_step,
+                       train_softhebb, training_steps)
 
 __version__ = "0.1.0"

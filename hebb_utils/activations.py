@@ -18,6 +18,7 @@ so in both cases position 0 is the first real token of a story. `save_activation
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -26,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io import atomic_replace_dir, atomic_write_json
+from .io import atomic_replace_dir, atomic_write_json, portable
 
 __all__ = ["Activations", "extract_activations", "save_activations", "load_activations", "block_modules",
-           "default_center", "activations_source"]
+           "default_center", "activations_source", "acts_checksum"]
 
 ARTIFACT_FILES = ("acts.npy", "tokens.parquet", "stories.jsonl", "meta.json")
 TOKEN_COLUMNS = ("row", "token_id", "token", "story_id", "position")
@@ -161,7 +162,9 @@ def extract_activations(model, tokenizer, texts, layer: int = 5, center: bool = 
     order = np.argsort([-len(x) for x in ids], kind="stable")
     handle = blocks[layer].register_forward_hook(grab)
     try:
-        with tqdm(total=len(texts), unit="story", disable=not progress, desc=f"layer {layer}") as bar:
+        # progress=False turns the bar off; otherwise tqdm's own default applies, so TQDM_DISABLE=1
+        # (set by the Makefile for the committed notebooks) does too
+        with tqdm(total=len(texts), unit="story", desc=f"layer {layer}", **({} if progress else {"disable": True})) as bar:
             for start in range(0, len(order), batch_size):
                 batch = order[start:start + batch_size]
                 width = max(len(ids[i]) for i in batch)
@@ -241,9 +244,10 @@ def save_activations(folder: str | os.PathLike, result: Activations, stories: li
     if len(result.tokens) and int(result.tokens["story_id"].max()) >= len(stories):
         raise ValueError(f"stories: {len(stories)} texts, but the token table refers to story "
                          f"{int(result.tokens['story_id'].max())}")
-    full_meta = {**result.meta, **(meta or {}), "files": list(ARTIFACT_FILES), "versions": _versions()}
+    full_meta = portable({**result.meta, **(meta or {}), "files": list(ARTIFACT_FILES), "versions": _versions()})
     full_meta.setdefault("counts", {}).update(n_tokens=int(acts.shape[0]), d_model=int(acts.shape[1]),
                                               n_stories=len(stories))
+    full_meta["acts_sha256"] = acts_checksum(acts)  # two extractions on one machine give the same bytes
     folder = Path(folder)
     with atomic_replace_dir(folder) as tmp:
         np.save(tmp / "acts.npy", acts)
@@ -253,6 +257,11 @@ def save_activations(folder: str | os.PathLike, result: Activations, stories: li
                 f.write(json.dumps({"story_id": i, "text": text}, ensure_ascii=False) + "\n")
         atomic_write_json(tmp / "meta.json", full_meta)
     return folder
+
+
+def acts_checksum(acts: np.ndarray) -> str:
+    """SHA-256 of the float32 activation matrix's bytes (C order): equal iff bit-identical."""
+    return hashlib.sha256(np.ascontiguousarray(acts, dtype=np.float32).tobytes()).hexdigest()
 
 
 def load_activations(folder: str | os.PathLike, mmap: bool = False) -> Activations:

@@ -14,12 +14,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .seeds import summarise_seeds
 from .metrics import (dead_fraction, distance_correlation, label_selectivity_from_winners, token_purity_from_top,
                       topographic_error_from_winners)
 from .io import atomic_torch_save
 from .softhebb import Lateral, SoftHebbLinear, train_softhebb
 
-__all__ = ["calibrate_normalisation", "train_ablations", "neuron_summary", "top_distinct_tokens",
+__all__ = ["calibrate_normalisation", "train_ablations", "ablations_over_seeds", "neuron_summary", "top_distinct_tokens",
            "softhebb_metrics", "triangle_activation"]
 
 
@@ -50,7 +51,7 @@ def calibrate_normalisation(layer: SoftHebbLinear, X: torch.Tensor) -> SoftHebbL
 def train_ablations(X, grid, t_invert: float, *, lr: float, radius: float = 1.0, gain: float = 0.3,
                     epochs: int = 1, batch_size: int = 64, seed: int = 42, device="cpu",
                     snapshot_every: int | None = None, checkpoint_dir=None, checkpoint_prefix: str = "",
-                    checkpoint_meta: dict | None = None) -> tuple[dict, torch.Tensor, dict]:
+                    checkpoint_meta: dict | None = None, progress: bool = True) -> tuple[dict, torch.Tensor, dict]:
     """Train the SoftHebb layer with 2D lateral support and its ablations on X (samples, D).
 
     Every variant starts from the same weights (`seed`) and sees the same shuffled batches:
@@ -77,7 +78,7 @@ def train_ablations(X, grid, t_invert: float, *, lr: float, radius: float = 1.0,
         start = time.perf_counter()
         layers[name], snaps = train_softhebb(
             layer, X, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
-            snapshot_every=snapshot_every if name == "lateral support" else None)
+            snapshot_every=snapshot_every if name == "lateral support" else None, progress=progress)
         train_seconds[name] = round(time.perf_counter() - start, 2)
         if name == "lateral support":
             snapshots = snaps
@@ -87,6 +88,38 @@ def train_ablations(X, grid, t_invert: float, *, lr: float, radius: float = 1.0,
     layers["random weights"] = calibrate_normalisation(
         SoftHebbLinear(X.shape[1], n_neurons, t_invert, seed=seed, device=device), X)
     return layers, snapshots, train_seconds
+
+
+def ablations_over_seeds(X, grid, t_invert: float, seeds, measure, *, snapshot_every: int | None = None,
+                         checkpoint_dir=None, **train_kwargs) -> tuple[dict, dict, torch.Tensor]:
+    """`train_ablations` once per seed, each layer measured right away, then summarised over seeds.
+
+    measure(name, layer, seed) -> dict of numbers for one trained layer (e.g. softhebb_metrics
+    plus probes). The seed sets both the initial weights and the batch order. Only the first
+    seed's layers are kept (for the figures), with its snapshots and checkpoints, so memory does
+    not grow with the number of seeds.
+    Returns (runs, layers of seeds[0], snapshots of seeds[0]) where runs[name] is
+    `summarise_seeds` of that variant: mean, ci95, std, n_by_metric and the per-seed `seeds` list
+    (each with its "train_seconds").
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds: expected at least one seed")
+    per_seed: dict[str, list[dict]] = {}
+    first_layers, first_snapshots = None, None
+    for seed in seeds:
+        first = seed == seeds[0]
+        layers, snapshots, seconds = train_ablations(
+            X, grid, t_invert, seed=seed, snapshot_every=snapshot_every if first else None,
+            checkpoint_dir=checkpoint_dir if first else None, **train_kwargs)
+        for name, layer in layers.items():
+            row = {"seed": seed, **measure(name, layer, seed)}
+            if name in seconds:
+                row["train_seconds"] = seconds[name]
+            per_seed.setdefault(name, []).append(row)
+        if first:
+            first_layers, first_snapshots = layers, snapshots
+    return {name: summarise_seeds(rows) for name, rows in per_seed.items()}, first_layers, first_snapshots
 
 
 @torch.no_grad()

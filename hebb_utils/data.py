@@ -31,7 +31,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from .io import atomic_path
+from .io import atomic_path, portable
 
 __all__ = [
     "DataSourceError",
@@ -271,7 +271,7 @@ def load_tinystories(n_stories: int = 3200, dataset: str | None = None, split: s
             raise ValueError(f"{source['path_or_id']}: expected a 'text' column, found {ds.column_names}")
         stories = list(ds.select(range(min(int(n_stories), len(ds))))["text"])
     if len(stories) < n_stories:
-        warnings.warn(f"asked for n_stories={n_stories} but {source['path_or_id']} ({split}) has only "
+        warnings.warn(f"asked for n_stories={n_stories} but {portable(source['path_or_id'])} ({split}) has only "
                       f"{len(stories)}: using {len(stories)}", stacklevel=2)
     return stories
 
@@ -373,7 +373,7 @@ def load_language_model(name: str | os.PathLike | None = None, device: str | Non
     tokenizer = load_tokenizer(source["name"] if source["kind"] in ("package", "hub") else path)
     info = {
         "name": source["name"],
-        "path": path,
+        "path": portable(path),  # the package or the mirror by name, not this machine's folder
         "source": source["kind"],
         "is_causal": is_causal,
         "model_type": config.model_type,

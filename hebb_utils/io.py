@@ -14,7 +14,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["atomic_path", "atomic_write_json", "atomic_save_npy", "atomic_torch_save", "atomic_replace_dir"]
+__all__ = ["atomic_path", "atomic_write_json", "atomic_save_npy", "atomic_torch_save", "atomic_replace_dir",
+           "portable"]
+
+MIRROR_ENV = "HEBB_DATA_MIRROR"
 
 
 @contextlib.contextmanager
@@ -85,6 +88,37 @@ def atomic_replace_dir(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def portable(obj: Any) -> Any:
+    """`obj` (nested dicts, lists, strings) with this machine's paths replaced by names that mean
+    the same on any machine, for committed artifacts: the data mirror becomes `$HEBB_DATA_MIRROR`,
+    a folder inside an installed package `<package NAME>`, the repository `.`; other paths stay.
+    """
+    prefixes = []
+    mirror = os.environ.get(MIRROR_ENV, "").strip()
+    if mirror:
+        prefixes.append((str(Path(mirror).expanduser().resolve()), f"${MIRROR_ENV}"))
+        prefixes.append((mirror.rstrip("/"), f"${MIRROR_ENV}"))
+    repo = Path(__file__).resolve().parents[1]
+    prefixes.append((str(repo), "."))
+
+    def fix(s: str) -> str:
+        for site in ("site-packages/", "dist-packages/"):
+            if site in s and os.path.isabs(s):  # an installed package's folder: name the package
+                return "<package " + s.split(site, 1)[1].split("/", 1)[0] + ">"
+        for prefix, name in prefixes:
+            if s == prefix or s.startswith(prefix + "/"):
+                return name + s[len(prefix):]
+        return s
+
+    if isinstance(obj, dict):
+        return {k: portable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [portable(v) for v in obj]
+    if isinstance(obj, Path):
+        return fix(str(obj))
+    return fix(obj) if isinstance(obj, str) else obj
 
 
 def _umask() -> int:

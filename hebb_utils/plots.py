@@ -4,8 +4,9 @@ matplotlib is imported inside the functions so the core package imports with tor
 """
 from __future__ import annotations
 
+import base64
 import html
-import os
+import mimetypes
 from pathlib import Path
 from typing import Sequence
 
@@ -14,8 +15,8 @@ import torch
 
 from .io import atomic_path
 
-__all__ = ["weight_tiles", "plot_weight_grid", "animate_weight_grid", "plot_token_map", "token_map_html",
-           "plot_convergence", "save_figure"]
+__all__ = ["weight_tiles", "plot_weight_grid", "animate_weight_grid", "plot_token_map", "busiest_window",
+           "plot_convergence", "save_figure", "show_images"]
 
 
 def _numpy(a) -> np.ndarray:
@@ -89,57 +90,58 @@ def animate_weight_grid(snapshots, grid, path, image_shape=(3, 32, 32), steps: S
 
 
 def plot_token_map(labels: Sequence[str], grid, title: str | None = None, cell_inches: float = 0.9,
-                   fontsize: float = 5.0, colors: Sequence[float] | None = None):
+                   fontsize: float = 5.0, colors: Sequence[float] | None = None,
+                   region: tuple[int, int, int, int] | None = None):
     """Draw each neuron's label (e.g. its top-3 tokens) as text in its cell of the (rows, cols) grid.
 
     `colors`: optional per-neuron value (e.g. win count, log-scaled) for the cell background.
+    `region=(row0, col0, height, width)`: draw only that window of the grid, with the real row and
+    column numbers on the axes (a legible crop of a map too large to read whole).
     """
     import matplotlib.pyplot as plt
 
     rows, cols = grid
     if len(labels) != rows * cols:
         raise ValueError(f"labels has {len(labels)} entries; grid={grid} needs {rows * cols}")
-    fig, ax = plt.subplots(figsize=(cols * cell_inches, rows * cell_inches * 0.5))
+    r0, c0, h, w = region if region is not None else (0, 0, rows, cols)
+    if not (0 <= r0 and 0 <= c0 and h >= 1 and w >= 1 and r0 + h <= rows and c0 + w <= cols):
+        raise ValueError(f"region={region!r}: expected (row0, col0, height, width) inside the grid {grid}")
+    fig, ax = plt.subplots(figsize=(w * cell_inches, h * cell_inches * 0.5))
     if colors is not None:
-        ax.imshow(np.asarray(colors, dtype=float).reshape(rows, cols), cmap="Greys", alpha=0.35,
-                  extent=(-0.5, cols - 0.5, rows - 0.5, -0.5), aspect="auto", interpolation="nearest")
-    for j, text in enumerate(labels):
-        ax.text(j % cols, j // cols, text, ha="center", va="center", fontsize=fontsize, family="monospace")
-    ax.set_xlim(-0.5, cols - 0.5)
-    ax.set_ylim(rows - 0.5, -0.5)
-    ax.set_xticks(np.arange(-0.5, cols, 1), minor=True)
-    ax.set_yticks(np.arange(-0.5, rows, 1), minor=True)
+        window = np.asarray(colors, dtype=float).reshape(rows, cols)[r0:r0 + h, c0:c0 + w]
+        ax.imshow(window, cmap="Greys", alpha=0.35, extent=(c0 - 0.5, c0 + w - 0.5, r0 + h - 0.5, r0 - 0.5),
+                  aspect="auto", interpolation="nearest", vmin=0, vmax=np.max(colors) or 1)
+    for r in range(r0, r0 + h):
+        for c in range(c0, c0 + w):
+            ax.text(c, r, labels[r * cols + c], ha="center", va="center", fontsize=fontsize, family="monospace")
+    ax.set_xlim(c0 - 0.5, c0 + w - 0.5)
+    ax.set_ylim(r0 + h - 0.5, r0 - 0.5)
+    ax.set_xticks(np.arange(c0 - 0.5, c0 + w, 1), minor=True)
+    ax.set_yticks(np.arange(r0 - 0.5, r0 + h, 1), minor=True)
     ax.grid(which="minor", color="0.85", linewidth=0.3)
-    ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+    if region is None:
+        ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+    else:
+        ax.set_xticks(range(c0, c0 + w))
+        ax.set_yticks(range(r0, r0 + h))
+        ax.tick_params(which="both", length=0, labelsize=fontsize, labeltop=True, labelbottom=False)
+        ax.set_xlabel("column")
+        ax.set_ylabel("row")
     if title:
         ax.set_title(title)
     fig.tight_layout()
     return fig
 
 
-def token_map_html(labels: Sequence[str], details: Sequence[str], grid, path, title: str = "2D neuron map",
-                   counts: Sequence[int] | None = None) -> Path:
-    """A self-contained HTML page: the grid of labels; hovering a cell shows `details` for that neuron."""
+def busiest_window(counts, grid, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The (row0, col0, height, width) window of `size` whose neurons win most often in total:
+    where a crop of the map shows the most live, readable neurons."""
     rows, cols = grid
-    if not (len(labels) == len(details) == rows * cols):
-        raise ValueError(f"labels ({len(labels)}) and details ({len(details)}) must both have rows*cols={rows * cols} entries")
-    counts = np.asarray(counts if counts is not None else np.zeros(rows * cols))
-    shade = np.log1p(counts) / max(np.log1p(counts).max(), 1e-12)
-    cells = []
-    for j in range(rows * cols):
-        tip = html.escape(f"neuron {j} (row {j // cols}, col {j % cols})\n{details[j]}", quote=True)
-        bg = f"rgba(70,110,200,{0.08 + 0.5 * shade[j]:.3f})"
-        cells.append(f'<div class="c" style="background:{bg}" title="{tip}">{html.escape(labels[j])}</div>')
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:12px}} .g{{display:grid;grid-template-columns:repeat({cols},92px);gap:1px}}
-.c{{font:9px/1.1 monospace;height:34px;overflow:hidden;padding:1px;border:1px solid #ddd;white-space:pre-wrap}}
-.c:hover{{outline:2px solid #d33;z-index:2}}</style></head><body><h3>{html.escape(title)}</h3>
-<p>Hover a neuron to see its top tokens. Background: how often the neuron wins (log scale).</p>
-<div class="g">{''.join(cells)}</div></body></html>"""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.write_text(page, encoding="utf-8")
-    return path
+    h, w = min(size[0], rows), min(size[1], cols)
+    c = torch.as_tensor(np.asarray(counts, dtype=np.float64)).reshape(1, 1, rows, cols)
+    sums = torch.nn.functional.avg_pool2d(c, (h, w), stride=1)[0, 0]  # (rows - h + 1, cols - w + 1)
+    r0, c0 = divmod(int(sums.argmax()), sums.shape[1])
+    return r0, c0, h, w
 
 
 def plot_convergence(histories: dict, key: str, ylabel: str, title: str | None = None, logy: bool = False):
@@ -160,12 +162,42 @@ def plot_convergence(histories: dict, key: str, ylabel: str, title: str | None =
     return fig
 
 
-def save_figure(fig, path, dpi: int = 150) -> Path:
-    """Save a matplotlib figure atomically (PNG/SVG by the suffix) and close it."""
+def save_figure(fig, path, dpi: int = 150, show: bool = True) -> Path:
+    """Save a matplotlib figure atomically (PNG/SVG by the suffix), show the saved file inline when
+    running in IPython (so a notebook shows exactly what it saved), and close the figure."""
     import matplotlib.pyplot as plt
 
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
+    if show:
+        show_images([path])
     return path
+
+
+def show_images(paths, titles: Sequence[str] | None = None, width: str | None = None) -> None:
+    """Display saved images (PNG, GIF, ...) in one row, each embedded as a data URI, in IPython.
+
+    For figures that belong side by side (the CIFAR grids with and without lateral support) and
+    for the training animation; outside IPython it does nothing. The page needs no network.
+    """
+    try:
+        from IPython import get_ipython
+        from IPython.display import HTML, display
+    except ImportError:  # pragma: no cover
+        return
+    if get_ipython() is None:
+        return
+    paths = [Path(p) for p in paths]
+    titles = list(titles) if titles is not None else [None] * len(paths)
+    width = width or f"{100 / len(paths) - 1:.0f}%"
+    cells = []
+    for p, title in zip(paths, titles):
+        data = base64.b64encode(p.read_bytes()).decode("ascii")
+        mime = mimetypes.guess_type(p.name)[0] or "image/png"
+        caption = f"<figcaption>{html.escape(title)}</figcaption>" if title else ""
+        cells.append(f'<figure style="display:inline-block;width:{width};margin:0 0.5%;vertical-align:top">'
+                     f'<img src="data:{mime};base64,{data}" alt="{html.escape(p.name)}" style="width:100%">'
+                     f"{caption}</figure>")
+    display(HTML("<div>" + "".join(cells) + "</div>"))

@@ -17,20 +17,31 @@ from pathlib import Path
 
 import torch
 
-from .io import atomic_path, atomic_write_json
+from .io import atomic_path, atomic_write_json, portable
 
-__all__ = ["run_info", "write_results", "results_tables", "update_readme"]
+__all__ = ["run_info", "write_results", "results_tables", "update_readme", "format_mean_ci", "seed_table", "contrast"]
 
 
 def run_info(device: torch.device | str | None = None) -> dict:
-    """Where and with what a result was computed (so every number names its machine)."""
+    """Where and with what a result was computed (so every number names its machine).
+
+    Includes what decides the float round-off on a CPU: the threads, the BLAS and its pinned
+    branch (MKL_CBWR), and the instruction set PyTorch's kernels use.
+    """
+    build = torch.__config__.show()
+    blas = re.search(r"BLAS_INFO=(\w+)", build)
+    mkl = re.search(r"Math Kernel Library Version ([\w.]+)", build)
     info = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "machine": platform.machine(),
+        "cpu": _cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "blas": (blas.group(1) if blas else "unknown") + (f" {mkl.group(1)}" if mkl else ""),
+        "mkl_cbwr": os.environ.get("MKL_CBWR", "unset (MKL picks the CPU's widest branch)"),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "device": str(device) if device is not None else "cpu",
     }
     if device is not None and torch.device(device).type == "cuda":
@@ -38,10 +49,61 @@ def run_info(device: torch.device | str | None = None) -> dict:
     return info
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def write_results(path, name: str, config: dict, results: dict, source: dict | None = None, device=None) -> Path:
     """One notebook's numbers with its full config, data source / model and machine, atomically."""
-    return atomic_write_json(path, {"notebook": name, "config": config, "source": source or {},
-                                    "run": run_info(device), "results": results})
+    return atomic_write_json(path, portable({"notebook": name, "config": config, "source": source or {},
+                                             "run": run_info(device), "results": results}))
+
+
+def format_mean_ci(run: dict, metric: str, digits: int = 3) -> str:
+    """'0.667 [0.660, 0.674]' (mean [95% interval] over seeds) for a `summarise_seeds` entry, or the
+    plain value for a one-off run ({metric: value}); '-' when the run has no such metric."""
+    if "mean" in run:
+        if metric not in run["mean"]:
+            return "-"
+        lo, hi = run["ci95"][metric]
+        if run["n_by_metric"][metric] == 1:
+            return f"{run['mean'][metric]:.{digits}f} (1 seed)"
+        return f"{run['mean'][metric]:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+    return _fmt(run.get(metric), digits)
+
+
+def contrast(run_a: dict, run_b: dict, metric: str) -> str:
+    """'lower than', 'higher than' or 'indistinguishable from': run_a's mean of `metric` against
+    run_b's, by whether their 95% intervals over seeds are disjoint. For sentences whose claims
+    must follow the numbers of the run that wrote them."""
+    (lo_a, hi_a), (lo_b, hi_b) = run_a["ci95"][metric], run_b["ci95"][metric]
+    if hi_a < lo_b:
+        return "lower than"
+    if lo_a > hi_b:
+        return "higher than"
+    return "indistinguishable from"
+
+
+def seed_table(runs: dict, columns: list[str], digits: int = 3):
+    """A pandas table, one row per run: 'mean [95% interval]' per metric and the number of seeds."""
+    import pandas as pd
+
+    table = pd.DataFrame({run: {c: format_mean_ci(entry, c, digits) for c in columns} for run, entry in runs.items()}).T
+    table["n"] = [_seed_count(entry) for entry in runs.values()]
+    return table
+
+
+def _seed_count(entry: dict) -> str:
+    counts = sorted(set(entry.get("n_by_metric", {}).values()))
+    if not counts:
+        return "1"
+    return str(counts[-1]) if len(counts) == 1 else f"{counts[-1]} ({counts[0]} for the probes)"
 
 
 def _fmt(v, digits=3):
@@ -50,6 +112,19 @@ def _fmt(v, digits=3):
     if isinstance(v, float):
         return f"{v:.3g}" if abs(v) >= 1e4 else f"{v:.{digits}f}"
     return str(v)
+
+
+def _cell(v) -> str:
+    """A Markdown table cell: pipes escaped, so GitHub does not split the cell ('|cos|')."""
+    return str(v).replace("|", "\\|")
+
+
+def _row(cells) -> str:
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def _table(header, rows) -> list[str]:
+    return [_row(header), "|" + "---|" * len(header), *(_row(r) for r in rows)]
 
 
 def results_tables(results_dir) -> str:
@@ -61,39 +136,74 @@ def results_tables(results_dir) -> str:
         p = results_dir / f"{name}.json"
         return json.loads(p.read_text()) if p.exists() else None
 
+    acts = load("01_extract_activations")
+    if acts:
+        r, model = acts["results"], acts["source"]["model"]
+        stand_in = f"OFFLINE STAND-IN {model['name']} (not {model['stands_in_for']})" if model.get("offline_stand_in") \
+            else model["name"]
+        out += [f"**Activations** ({stand_in}): {r['n_tokens']:,} tokens x {r['d_model']} from {r['n_stories']} "
+                f"TinyStories stories, after block {r['layer']}; SHA-256 `{r['acts_sha256'][:16]}...`", ""]
+
     found = load("02_foundations")
     if found:
         r = found["results"]
-        out += ["**Foundations** (synthetic data, exact reference from `torch.linalg.eigh`)", "",
-                "| rule | result |", "|---|---|"]
-        out += [f"| {k} | {_fmt(v, 4)} |" for k, v in r.items() if not isinstance(v, (dict, list))]
+        out += ["**Foundations** (synthetic data, exact reference from `torch.linalg.eigh`)", ""]
+        out += _table(("rule", "result"), [(k, _fmt(v, 4)) for k, v in r.items() if not isinstance(v, (dict, list))])
         out.append("")
 
     pca = load("03_pca_family")
     if pca:
         r, src = pca["results"], pca["source"]
-        out += [f"**PCA family on LM activations** ({src.get('label', '')})", "",
-                "| measurement | value |", "|---|---|"]
-        for k, v in r.get("summary", {}).items():
-            out.append(f"| {k} | {_fmt(v, 4)} |")
+        out += [f"**PCA family on LM activations** ({src.get('label', '')})", ""]
+        out += _table(("measurement", "value"), [(k, _fmt(v, 4)) for k, v in r.get("summary", {}).items()])
         out.append("")
 
-    for name, title in (("04_cifar_softhebb", "CIFAR-10 SoftHebb, 15 x 30 grid"),
-                        ("05_lm_softhebb", "LM-token SoftHebb, 30 x 60 grid")):
+    for name, what in (("04_cifar_softhebb", "CIFAR-10 SoftHebb"), ("05_lm_softhebb", "LM-token SoftHebb")):
         res = load(name)
         if not res:
             continue
-        rows = res["results"]["runs"]
-        cols = [c for c in res["results"]["columns"]]
-        src = res["source"].get("label", "")
-        out += [f"**{title}** ({src})", "", "| run | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-        for run, vals in rows.items():
-            out.append(f"| {run} | " + " | ".join(_fmt(vals.get(c)) for c in cols) + " |")
+        runs, cols, config = res["results"]["runs"], res["results"]["columns"], res["config"]
+        n_seeds = len(config.get("seeds", [config.get("seed")]))
+        out += [f"**{what}, {config['rows']} x {config['cols']} grid**, mean [95% interval] over {n_seeds} seeds "
+                f"({res['source'].get('label', '')})", ""]
+        out += _table(("run", *cols, "seeds"),
+                      [(run, *(format_mean_ci(entry, c) for c in cols), _seed_count(entry)) for run, entry in runs.items()])
         out.append("")
-    run = next((x["run"] for x in (found, pca) if x), None)
+    findings = _findings(load("04_cifar_softhebb"), load("05_lm_softhebb"))
+    if findings:
+        out += ["**What the seeds say** (generated from the JSON: \"lower\" / \"higher\" means the two 95% "
+                "intervals do not overlap, \"indistinguishable\" that they do):", "", *findings, ""]
+    run = next((x["run"] for x in (acts, found, pca) if x), None)
     if run:
-        out.append(f"_Measured on {run['machine']} with {run['cpu_count']} CPU cores, torch {run['torch']}, {run['date']}._")
+        out.append(f"_Measured on {run['machine']} ({run.get('cpu', 'unknown CPU')}), {run['cpu_count']} CPU cores, "
+                   f"{run['torch_threads']} torch threads, torch {run['torch']}, BLAS {run.get('blas', '?')} "
+                   f"(MKL_CBWR={run.get('mkl_cbwr', '?')}), {run['date']}._")
     return "\n".join(out)
+
+
+def _findings(cifar: dict | None, lm: dict | None) -> list[str]:
+    """The README's reading of the SoftHebb tables, as sentences whose claims follow the intervals."""
+    out = []
+    for res, what in ((cifar, "CIFAR-10"), (lm, "LM tokens")):
+        if not res or "mean" not in res["results"]["runs"].get("lateral support", {}):
+            continue
+        runs = res["results"]["runs"]
+        lat, no, rnd = runs["lateral support"], runs["no lateral support"], runs["random weights"]
+        ci = lambda run, m: format_mean_ci(run, m)  # noqa: E731
+        out.append(f"- {what}: topographic error with lateral support {ci(lat, 'topographic_error')} is "
+                   f"{contrast(lat, no, 'topographic_error')} without ({ci(no, 'topographic_error')}; random weights "
+                   f"{ci(rnd, 'topographic_error')}); distance rho {ci(lat, 'distance_rho')} is "
+                   f"{contrast(lat, no, 'distance_rho')} without ({ci(no, 'distance_rho')}); dead fraction "
+                   f"{ci(lat, 'dead_fraction')} is {contrast(lat, no, 'dead_fraction')} without ({ci(no, 'dead_fraction')}).")
+        for metric in ("class_purity", "token_purity", "probe_triangle_test_acc"):
+            if metric in lat.get("mean", {}) and metric in no.get("mean", {}):
+                out.append(f"  {metric}: {ci(lat, metric)} with support, {contrast(lat, no, metric)} without "
+                           f"({ci(no, metric)}).")
+        legacy = runs.get("legacy batch winner")
+        if legacy:
+            out.append(f"  The published batch-wide winner flip: topographic error {ci(legacy, 'topographic_error')}, "
+                       f"{contrast(legacy, lat, 'topographic_error')} the per-sample rule.")
+    return out
 
 
 def update_readme(results_dir, readme) -> None:

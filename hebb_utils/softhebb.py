@@ -33,6 +33,8 @@ __all__ = [
     "softhebb_step",
     "SoftHebbLinear",
     "train_softhebb",
+    "training_steps",
+    "snapshot_steps",
 ]
 
 # dW is divided by max|dW| + DW_EPS, so an all-zero dW stays zero instead of turning into NaN.
@@ -387,7 +389,8 @@ def train_softhebb(
     setting (the LM run used 0.2).
 
     snapshots: (n, N, D) on the CPU, the weights before the first step, after every
-    `snapshot_every`-th step (counted over all epochs), and after the last step (not twice).
+    `snapshot_every`-th step (counted over all epochs), and after the last step (not twice):
+    the steps `snapshot_steps(training_steps(len(data), batch_size, epochs), snapshot_every)`.
     With snapshot_every=None: the initial and the final weights.
 
     The layer and the data move to `device` (default: the layer's). The layer comes back in eval
@@ -410,10 +413,10 @@ def train_softhebb(
     layer.to(device)
     data = _as_data(data, layer.in_features, device, layer.weight.dtype, min_rows=2)
     n_samples = data.shape[0]
-    steps_per_epoch = n_samples // batch_size + (n_samples % batch_size >= 2)  # a last batch of 1 is skipped
+    steps_per_epoch = training_steps(n_samples, batch_size)
     total_steps = epochs * steps_per_epoch
     every = int(snapshot_every or total_steps)
-    n_snapshots = 1 + total_steps // every + (total_steps % every != 0)
+    n_snapshots = len(snapshot_steps(total_steps, every))
     snapshots = torch.empty((n_snapshots, *layer.weight.shape), dtype=layer.weight.dtype, device=device)
     snapshots[0] = layer.weight
 
@@ -456,6 +459,20 @@ def train_softhebb(
     assert n_taken == n_snapshots, (n_taken, n_snapshots)
     layer.eval()
     return layer, snapshots.cpu()
+
+
+def training_steps(n_samples: int, batch_size: int, epochs: int = 1) -> int:
+    """Steps train_softhebb takes: every batch of `batch_size`, and a last partial batch unless it
+    holds a single sample (BatchNorm needs two). 50,000 CIFAR images at batch 64 give 782 steps."""
+    return int(epochs) * (int(n_samples) // int(batch_size) + (int(n_samples) % int(batch_size) >= 2))
+
+
+def snapshot_steps(total_steps: int, every: int | None) -> list[int]:
+    """The step after which each of train_softhebb's snapshots was taken: 0 (the initial weights),
+    every `every`-th step, and the last step (not twice). every=None: [0, total_steps]."""
+    every = int(every or total_steps)
+    steps = list(range(0, total_steps + 1, every))
+    return steps if steps[-1] == total_steps else steps + [total_steps]
 
 
 def _progress_bar(total, enabled):

@@ -230,3 +230,37 @@ def test_minilm_stand_in_offline(stories, monkeypatch):
     torch.testing.assert_close(torch.from_numpy(cut.acts), hs[6][0, 1:-1], rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="0 <= layer < 6"):
         extract_activations(model, tokenizer, stories[:1], layer=6, progress=False)
+
+
+_EXTRACT = """
+import sys, numpy as np
+from hebb_utils import acts_checksum, extract_activations, load_language_model, load_tinystories
+model, tokenizer, info = load_language_model(None)
+res = extract_activations(model, tokenizer, load_tinystories(24), layer=5, batch_size=8, progress=False)
+print(acts_checksum(res.acts), res.acts.shape[0])
+"""
+
+
+def test_extraction_is_bit_identical_across_processes(stories):
+    """Two extractions in fresh processes (new allocations, new thread pools) give the same bytes:
+    the batches, their padding and their order are fixed, and nothing in the forward pass
+    depends on timing. The checksum is what meta.json records and `make check` compares."""
+    import subprocess
+    import sys
+
+    runs = [subprocess.run([sys.executable, "-c", _EXTRACT], capture_output=True, text=True, timeout=300)
+            for _ in range(2)]
+    for r in runs:
+        assert r.returncode == 0, r.stderr[-2000:]
+    (sha_a, n_a), (sha_b, n_b) = (r.stdout.split() for r in runs)
+    assert int(n_a) > 1000 and n_a == n_b
+    assert sha_a == sha_b
+
+
+def test_checksum_changes_with_one_ulp():
+    from hebb_utils import acts_checksum
+
+    a = np.linspace(-1, 1, 1000, dtype=np.float32).reshape(100, 10)
+    b = a.copy()
+    b[3, 4] = np.nextafter(b[3, 4], np.float32(2))
+    assert acts_checksum(a) == acts_checksum(a.copy()) != acts_checksum(b)

@@ -361,6 +361,22 @@ def test_train_softhebb_batches_snapshots_and_shuffle():
     assert snaps.shape[0] == 2 and torch.equal(snaps[-1], layer.weight)
 
 
+def test_snapshot_steps_label_every_snapshot():
+    from hebb_utils import snapshot_steps, training_steps
+
+    assert training_steps(50000, 64) == 782  # the last batch of 16 is a step: the GIF ends at step 782
+    assert training_steps(17, 8) == 2 and training_steps(18, 8, epochs=2) == 6
+    assert snapshot_steps(782, 50)[:2] == [0, 50] and snapshot_steps(782, 50)[-2:] == [750, 782]
+    assert snapshot_steps(6, 3) == [0, 3, 6] and snapshot_steps(6, 4) == [0, 4, 6] and snapshot_steps(6, None) == [0, 6]
+    g = torch.Generator().manual_seed(1)
+    data = torch.randn(37, 5, generator=g)
+    for every in (1, 2, 5, None):
+        layer = SoftHebbLinear(5, 4, 2.0, seed=1)
+        _, snaps = train_softhebb(layer, data, epochs=2, batch_size=8, snapshot_every=every, progress=False)
+        steps = snapshot_steps(training_steps(37, 8, 2), every)
+        assert snaps.shape[0] == len(steps) and steps[-1] == layer.bn.num_batches_tracked.item()
+
+
 def test_training_is_deterministic():
     data = np.random.default_rng(0).normal(size=(300, 12)).astype(np.float32)
 

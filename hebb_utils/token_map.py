@@ -1,0 +1,529 @@
+"""The interactive 2D neuron map of words: one self-contained HTML page (no network, inline CSS/JS).
+
+    snippets = context_snippets(summary["top_index"], tokens)          # a few contexts per neuron
+    token_map_html("figures/lm_map.html", grid, names, wins, snippets)  # the page
+
+The page: each cell is a neuron named by its top distinct tokens, its background the number of
+wins on a log scale (with a legend in real numbers); dead neurons (no wins) are empty and grey.
+A search box highlights the neurons whose top tokens contain a string; wheel, buttons and drag
+zoom and pan; clicking a neuron shows its id, (row, col), wins, tokens and context snippets.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .io import atomic_path
+
+__all__ = ["context_snippets", "token_map_html"]
+
+SNIPPET_KEYS = ("left", "token", "right", "story_id", "position")
+
+
+# ----------------------------------------------------------------------------------------------
+# context snippets
+# ----------------------------------------------------------------------------------------------
+
+def _as_index_matrix(top_index) -> np.ndarray:
+    if hasattr(top_index, "detach"):  # a torch tensor, possibly on a GPU
+        top_index = top_index.detach().cpu().numpy()
+    index = np.asarray(top_index)
+    if index.ndim != 2:
+        raise ValueError(f"top_index: expected a 2-D (top, N) array of token-table rows, got shape {index.shape}")
+    if index.size and not np.issubdtype(index.dtype, np.integer):
+        raise ValueError(f"top_index: expected integer rows into the token table, got dtype {index.dtype}")
+    return index.astype(np.int64, copy=False)
+
+
+def _first_distinct(index: np.ndarray, n: int) -> np.ndarray:
+    """(N, n) int64: per column of index (top, N), its first n distinct values in order; -1 pads."""
+    cols = index.T  # (N, top)
+    N, top = cols.shape
+    out = np.full((N, n), -1, dtype=np.int64)
+    if top == 0 or N == 0 or n == 0:
+        return out
+    order = np.argsort(cols, axis=1, kind="stable")  # equal values keep their order: the first comes first
+    ranked = np.take_along_axis(cols, order, axis=1)
+    repeat_sorted = np.zeros_like(ranked, dtype=bool)
+    repeat_sorted[:, 1:] = ranked[:, 1:] == ranked[:, :-1]
+    repeat = np.empty_like(repeat_sorted)
+    np.put_along_axis(repeat, order, repeat_sorted, axis=1)
+    keep = ~repeat
+    slot = np.cumsum(keep, axis=1) - 1  # 0-based rank among the distinct values
+    take = keep & (slot < n)
+    r, c = np.nonzero(take)
+    out[r, slot[r, c]] = cols[r, c]
+    return out
+
+
+def _token_pieces(strings: np.ndarray, style: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per token string: (separator before it, its text) for joining into natural text.
+
+    bpe: GPT-2 strings carry their own leading whitespace, so the separator is empty and the text
+    is the string itself. wordpiece: "##x" joins without a space as "x"; other tokens get " ".
+    """
+    import pandas as pd
+
+    strings = pd.Series(strings, dtype=object).astype(str)
+    if style == "bpe":
+        return np.full(len(strings), "", dtype=object), strings.to_numpy(dtype=object)
+    cont = (strings.str.startswith("##") & (strings.str.len() > 2)).to_numpy()
+    text = np.where(cont, strings.str.slice(2), strings).astype(object)
+    sep = np.where(cont, "", " ").astype(object)
+    return sep, text
+
+
+def _detect_style(token_strings) -> str:
+    """'bpe' when some token carries its own leading whitespace (GPT-2 byte-level BPE), else 'wordpiece'."""
+    import pandas as pd
+
+    s = pd.Series(token_strings, dtype=object).astype(str)
+    return "bpe" if bool(s.str.match(r"\s").any()) else "wordpiece"
+
+
+def context_snippets(top_index, tokens, n_snippets: int = 3, width: int = 8,
+                     style: str | None = None) -> list[list[dict]]:
+    """For each neuron (columns of top_index, shape (top, N), int64 rows into the token table, strongest first):
+    up to n_snippets dicts {"left": str, "token": str, "right": str, "story_id": int, "position": int}
+    for its first n_snippets distinct top rows: `width` tokens before and after within the same story.
+
+    tokens: the token table of the activation artifact (columns row, token_id, token, story_id,
+    position; row i is tokens.iloc[i], in story order). The strings are joined into natural text:
+    GPT-2 BPE strings carry their own leading spaces and are concatenated as they are; BERT
+    wordpieces starting with "##" join without a space (the "##" dropped), other tokens get a space
+    before them. `style` ("bpe" or "wordpiece") is detected from the table when None: a table is BPE
+    when some token starts with whitespace (wordpiece strings never do). The whitespace that
+    separates the token from its left context goes to `left`, so `token` is the word itself
+    (a whitespace-only token, such as GPT-2's newline, is kept as it is).
+    """
+    if isinstance(n_snippets, bool) or not isinstance(n_snippets, (int, np.integer)) or n_snippets < 0:
+        raise ValueError(f"n_snippets={n_snippets!r}: expected a non-negative integer")
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 0:
+        raise ValueError(f"width={width!r}: expected a non-negative integer (tokens on each side)")
+    if style not in (None, "bpe", "wordpiece"):
+        raise ValueError(f"style={style!r}: expected None (detect), 'bpe' or 'wordpiece'")
+    missing = [c for c in ("token", "story_id", "position") if c not in getattr(tokens, "columns", ())]
+    if missing:
+        raise ValueError(f"tokens: expected the token table (a DataFrame with columns token, story_id, position); "
+                         f"missing {missing}")
+    index = _as_index_matrix(top_index)
+    T = len(tokens)
+    if index.size and (index.min() < 0 or index.max() >= T):
+        raise ValueError(f"top_index: rows must lie in [0, {T}) (the token table's length); "
+                         f"got [{index.min()}, {index.max()}]")
+    rows = _first_distinct(index, int(n_snippets))  # (N, n), -1 where a neuron has fewer distinct rows
+    N = rows.shape[0]
+    if rows.size == 0 or (rows < 0).all():
+        return [[] for _ in range(N)]
+
+    strings = tokens["token"].to_numpy()
+    story = tokens["story_id"].to_numpy().astype(np.int64)
+    position = tokens["position"].to_numpy().astype(np.int64)
+    style = style or _detect_style(strings)
+
+    flat = rows.reshape(-1)
+    live = flat >= 0
+    centre = flat[live]  # (M,) the snippets' token rows
+    offsets = np.arange(-int(width), int(width) + 1)
+    window = centre[:, None] + offsets[None, :]  # (M, 2w+1)
+    inside = (window >= 0) & (window < T)
+    clipped = np.clip(window, 0, max(T - 1, 0))
+    inside &= story[clipped] == story[centre][:, None]  # stories are contiguous: no gaps inside a window
+
+    # join pieces only for the rows some window needs
+    needed, inverse = np.unique(clipped, return_inverse=True)
+    sep, text = _token_pieces(strings[needed], style)
+    sep, text = sep[inverse.reshape(clipped.shape)], text[inverse.reshape(clipped.shape)]
+
+    w = int(width)
+    out_flat: list[dict] = []
+    for m in range(len(centre)):  # one short join per snippet (neurons x n_snippets), not per token
+        ok = inside[m]
+        left = "".join(s + t for s, t, k in zip(sep[m, :w], text[m, :w], ok[:w]) if k)
+        right = "".join(s + t for s, t, k in zip(sep[m, w + 1:], text[m, w + 1:], ok[w + 1:]) if k)
+        token = text[m, w]
+        if token.strip():
+            stripped = token.lstrip()
+            left += sep[m, w] + token[:len(token) - len(stripped)]
+            token = stripped
+        else:
+            left += sep[m, w]
+        out_flat.append({"left": left.lstrip(), "token": token, "right": right.rstrip(),
+                         "story_id": int(story[centre[m]]), "position": int(position[centre[m]])})
+    out: list[list[dict]] = [[] for _ in range(N)]
+    neuron_of = np.repeat(np.arange(N), rows.shape[1])[live]
+    for j, snip in zip(neuron_of.tolist(), out_flat):
+        out[j].append(snip)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# the page
+# ----------------------------------------------------------------------------------------------
+
+def _visible(token: str) -> str:
+    """Whitespace made visible as in `top_distinct_tokens` (idempotent on its output)."""
+    return str(token).replace(" ", "\u00b7").replace("\n", "\\n")
+
+
+def _check_grid(grid) -> tuple[int, int]:
+    try:
+        rows, cols = grid
+    except (TypeError, ValueError):
+        raise ValueError(f"grid={grid!r}: expected (rows, cols), two positive integers") from None
+    for v in (rows, cols):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"grid={grid!r}: expected (rows, cols), two positive integers")
+    return int(rows), int(cols)
+
+
+def _check_names(names, n: int) -> list[list[str]]:
+    if isinstance(names, (str, bytes)) or not hasattr(names, "__len__"):
+        raise ValueError("names: expected one list of token strings per neuron")
+    if len(names) != n:
+        raise ValueError(f"names has {len(names)} entries; the grid needs rows*cols={n}")
+    out = []
+    for j, name in enumerate(names):
+        if isinstance(name, (str, bytes)) or not isinstance(name, Sequence) and not hasattr(name, "tolist"):
+            raise ValueError(f"names[{j}]={name!r}: expected a list of token strings (e.g. from top_distinct_tokens)")
+        name = list(name.tolist() if hasattr(name, "tolist") else name)
+        if not all(isinstance(t, str) for t in name):
+            raise ValueError(f"names[{j}]: expected token strings, got {name!r}")
+        out.append([_visible(t) for t in name])
+    return out
+
+
+def _check_wins(wins, n: int) -> np.ndarray:
+    if hasattr(wins, "detach"):
+        wins = wins.detach().cpu().numpy()
+    arr = np.asarray(wins)
+    if arr.ndim != 1 or len(arr) != n:
+        raise ValueError(f"wins: expected shape ({n},) (one count per neuron, rows*cols={n}), got shape {arr.shape}")
+    if arr.size and not (np.issubdtype(arr.dtype, np.integer) or
+                         (np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr))
+                          and np.all(arr == np.round(arr)))):
+        raise ValueError(f"wins: expected integer counts, got dtype {arr.dtype}")
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"wins: counts must be >= 0, got a minimum of {arr.min()}")
+    return arr.astype(np.int64)
+
+
+def _check_snippets(snippets, n: int) -> list:
+    if snippets is None:
+        return [[] for _ in range(n)]
+    if isinstance(snippets, (str, bytes)) or not hasattr(snippets, "__len__"):
+        raise ValueError("snippets: expected the list returned by context_snippets (one list per neuron) or None")
+    if len(snippets) != n:
+        raise ValueError(f"snippets has {len(snippets)} entries; the grid needs rows*cols={n}")
+    out = []
+    for j, group in enumerate(snippets):
+        if isinstance(group, (str, bytes, dict)) or not hasattr(group, "__iter__"):
+            raise ValueError(f"snippets[{j}]: expected a list of snippet dicts")
+        packed = []
+        for s in group:
+            if not isinstance(s, dict) or any(k not in s for k in SNIPPET_KEYS):
+                raise ValueError(f"snippets[{j}]: expected dicts with keys {SNIPPET_KEYS}, got {s!r}")
+            packed.append([str(s["left"]), str(s["token"]), str(s["right"]), int(s["story_id"]), int(s["position"])])
+        out.append(packed)
+    return out
+
+
+def _script_json(obj) -> str:
+    """JSON safe inside <script>: no '<', '>' or '&' appears literally, so '</script>' or '<!--' cannot end it."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def token_map_html(path: str | os.PathLike, grid, names, wins, snippets=None, title: str = "2D neuron map of words",
+                   note: str = "") -> Path:
+    """names: per neuron a list of its top distinct token strings; wins: (N,) ints; snippets: from context_snippets
+    or None. Writes the page atomically (use hebb_utils.io.atomic_path) and returns Path(path).
+
+    Whitespace in names is made visible as in `top_distinct_tokens` (a space as a middle dot);
+    snippets are shown as natural text with the token highlighted. Neurons with no wins are dead:
+    their cells are grey and empty. The data is one JSON blob in the page; JavaScript draws it.
+    """
+    rows, cols = _check_grid(grid)
+    n = rows * cols
+    names = _check_names(names, n)
+    wins = _check_wins(wins, n)
+    packed = _check_snippets(snippets, n)
+    if not isinstance(title, str):
+        raise ValueError(f"title={title!r}: expected a string")
+    if not isinstance(note, str):
+        raise ValueError(f"note={note!r}: expected a string")
+    data = {"rows": rows, "cols": cols, "names": names, "wins": wins.tolist(), "snippets": packed}
+    fields = {"TITLE": html.escape(title), "NOTE": html.escape(note), "CSS": _CSS.replace("__COLS__", str(cols)),
+              "JS": _JS, "DATA": _script_json(data)}
+    page = re.sub(r"__(TITLE|NOTE|CSS|JS|DATA)__", lambda m: fields[m.group(1)], _PAGE)  # one pass
+    path = Path(path)
+    with atomic_path(path, suffix=".html") as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return path
+
+
+_CSS = r"""
+*{box-sizing:border-box}
+html,body{height:100%;margin:0}
+body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1d2330;
+  display:flex;flex-direction:column;background:#fff}
+header{padding:8px 12px 6px;border-bottom:1px solid #d5dae3;display:flex;flex-wrap:wrap;gap:6px 20px;align-items:center}
+header h1{font-size:16px;margin:0 8px 0 0}
+.note{font-size:12px;color:#555;margin:0;flex-basis:100%}
+.note:empty{display:none}
+.group{display:flex;gap:6px;align-items:center}
+#search{width:15em;padding:4px 6px;font:inherit;border:1px solid #aab2c0;border-radius:4px}
+#count{font-size:12px;color:#444;min-width:10em}
+button{font:inherit;padding:2px 10px;border:1px solid #aab2c0;border-radius:4px;background:#f5f7fa;cursor:pointer}
+button:hover{background:#e8edf5}
+#legend{display:flex;align-items:center;gap:8px;font-size:12px;color:#333}
+#legend-scale{position:relative;width:240px;height:30px;margin:0 26px 0 8px}
+#legend-bar{height:12px;border:1px solid #999;border-radius:2px}
+#legend-ticks{position:relative;height:16px}
+#legend-ticks span{position:absolute;top:1px;transform:translateX(-50%);font-size:11px;white-space:nowrap}
+#legend-ticks span::before{content:"";position:absolute;left:50%;top:-3px;height:4px;border-left:1px solid #555}
+.swatch{display:inline-block;width:14px;height:12px;border:1px solid #999;vertical-align:middle}
+main{flex:1;display:flex;min-height:0}
+#viewport{flex:1;position:relative;overflow:hidden;background:#f4f6f9;cursor:grab;touch-action:none;user-select:none}
+#viewport.dragging{cursor:grabbing}
+#map{position:absolute;left:0;top:0;transform-origin:0 0;display:grid;grid-template-columns:repeat(__COLS__,92px);
+  grid-auto-rows:42px;gap:1px;background:#cfd5df;border:1px solid #cfd5df}
+.cell{font:10px/1.2 ui-monospace,SFMono-Regular,Menlo,Consolas,"DejaVu Sans Mono",monospace;white-space:pre;
+  overflow:hidden;padding:2px 3px;cursor:pointer;background:#fff}
+.cell.dead,.swatch.dead{background:repeating-linear-gradient(45deg,#d6d6d6 0 3px,#e9e9e9 3px 6px)}
+.cell.dead{cursor:default}
+#map.searching .cell{opacity:.28}
+#map.searching .cell.hit{opacity:1;box-shadow:inset 0 0 0 3px #e4572e;outline:1px solid #e4572e}
+.cell.selected{box-shadow:inset 0 0 0 3px #111 !important;opacity:1 !important}
+aside#panel{width:360px;flex:none;border-left:1px solid #d5dae3;overflow:auto;padding:10px 14px}
+#panel h2{font-size:16px;margin:2px 0 4px}
+#panel h3{font-size:13px;margin:12px 0 4px;color:#444;text-transform:uppercase;letter-spacing:.04em}
+#panel .facts{color:#333;margin:0}
+#panel .hint{color:#666}
+#panel ol{margin:0;padding-left:1.6em}
+#panel code{font:13px ui-monospace,SFMono-Regular,Menlo,Consolas,"DejaVu Sans Mono",monospace;background:#f1f3f7;
+  padding:0 3px;border-radius:3px}
+.snip{white-space:pre-wrap;margin:6px 0 10px;padding:6px 8px;background:#f8f9fb;border-left:3px solid #c3cad6;
+  font-family:Georgia,"Times New Roman",serif;line-height:1.45}
+.snip mark{background:#ffd54f;padding:0 1px;border-radius:2px;font-weight:bold}
+.snip .src{display:block;font:11px system-ui,sans-serif;color:#777;margin-top:2px}
+.dead-note{color:#8a5a00}
+"""
+
+_JS = r"""
+(function () {
+  "use strict";
+  var D = JSON.parse(document.getElementById("map-data").textContent);
+  var N = D.rows * D.cols, CELL_W = 92, CELL_H = 42, GAP = 1;
+  var map = document.getElementById("map"), viewport = document.getElementById("viewport");
+  var panel = document.getElementById("panel"), search = document.getElementById("search");
+  var countEl = document.getElementById("count");
+
+  function esc(s) {
+    return String(s).replace(/[&<>"']/g, function (c) {
+      return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c];
+    });
+  }
+
+  // colour: wins on a log scale, 1 -> light, max -> dark
+  var STOPS = [[239, 244, 251], [198, 219, 239], [107, 174, 214], [33, 113, 181], [8, 48, 107]];
+  var maxWins = 0;
+  for (var i = 0; i < N; i++) if (D.wins[i] > maxWins) maxWins = D.wins[i];
+  var logMax = Math.log(Math.max(maxWins, 1));
+  function level(w) { return logMax > 0 ? Math.log(w) / logMax : 1; }
+  function colour(t) {
+    t = Math.min(1, Math.max(0, t)) * (STOPS.length - 1);
+    var k = Math.min(Math.floor(t), STOPS.length - 2), f = t - k, a = STOPS[k], b = STOPS[k + 1];
+    return "rgb(" + [0, 1, 2].map(function (c) { return Math.round(a[c] + f * (b[c] - a[c])); }).join(",") + ")";
+  }
+
+  // cells
+  var html = [];
+  for (var j = 0; j < N; j++) {
+    var w = D.wins[j];
+    if (w > 0) {
+      var t = level(w);
+      html.push('<div class="cell" data-n="' + j + '" style="background:' + colour(t) + (t > 0.6 ? ";color:#fff" : "") +
+                '" title="neuron ' + j + ": " + w + ' wins">' + esc(D.names[j].join("\n")) + "</div>");
+    } else {
+      html.push('<div class="cell dead" data-n="' + j + '" title="neuron ' + j + ': dead (0 wins)"></div>');
+    }
+  }
+  map.innerHTML = html.join("");
+  var cells = map.children;
+
+  // legend: real numbers at powers of ten (and the maximum) on the log scale
+  (function () {
+    var bar = document.getElementById("legend-bar"), ticks = document.getElementById("legend-ticks");
+    var stops = [];
+    for (var s = 0; s <= 10; s++) stops.push(colour(s / 10) + " " + (s * 10) + "%");
+    bar.style.background = "linear-gradient(to right," + stops.join(",") + ")";
+    var values = [1];
+    for (var p = 10; p < maxWins; p *= 10) values.push(p);
+    if (maxWins > 1) values.push(maxWins);
+    var out = [];
+    values.forEach(function (v, k) {
+      var x = 100 * level(v);
+      if (k > 0 && k === values.length - 1 && values.length > 2 && x - 100 * level(values[k - 1]) < 12) out.pop();
+      out.push('<span style="left:' + x.toFixed(1) + '%">' + v.toLocaleString("en-US") + "</span>");
+    });
+    ticks.innerHTML = out.join("");
+    var live = D.wins.filter(function (x) { return x > 0; }).length;
+    document.getElementById("legend-dead").textContent = "0: dead (" + (N - live) + " of " + N + ")";
+  })();
+
+  // zoom and pan: the map is translated by (tx, ty) and scaled by s
+  var s = 1, tx = 0, ty = 0, minS = 0.05, maxS = 4;
+  var mapW = D.cols * (CELL_W + GAP) + GAP + 2, mapH = D.rows * (CELL_H + GAP) + GAP + 2;
+  function apply() {
+    map.style.transform = "translate(" + tx.toFixed(1) + "px," + ty.toFixed(1) + "px) scale(" + s.toFixed(4) + ")";
+    map.setAttribute("data-scale", s.toFixed(4));
+  }
+  function fit() {
+    var vw = viewport.clientWidth, vh = viewport.clientHeight;
+    s = Math.min(1.5, Math.max(0.02, Math.min((vw - 16) / mapW, (vh - 16) / mapH)));
+    minS = Math.min(s, 1) / 2;
+    tx = (vw - mapW * s) / 2; ty = (vh - mapH * s) / 2;
+    apply();
+  }
+  function zoomAt(factor, cx, cy) {
+    var ns = Math.min(maxS, Math.max(minS, s * factor));
+    tx = cx - (cx - tx) * (ns / s); ty = cy - (cy - ty) * (ns / s); s = ns;
+    apply();
+  }
+  function zoomCentre(factor) { zoomAt(factor, viewport.clientWidth / 2, viewport.clientHeight / 2); }
+  document.getElementById("zoom-in").addEventListener("click", function () { zoomCentre(1.5); });
+  document.getElementById("zoom-out").addEventListener("click", function () { zoomCentre(1 / 1.5); });
+  document.getElementById("reset").addEventListener("click", fit);
+  viewport.addEventListener("wheel", function (e) {
+    e.preventDefault();
+    var r = viewport.getBoundingClientRect();
+    zoomAt(Math.exp(-e.deltaY * (e.deltaMode === 1 ? 0.05 : 0.0015)), e.clientX - r.left, e.clientY - r.top);
+  }, {passive: false});
+  var drag = null, moved = false;
+  viewport.addEventListener("pointerdown", function (e) {
+    if (e.button !== 0) return;
+    drag = {x: e.clientX, y: e.clientY, tx: tx, ty: ty, id: e.pointerId}; moved = false;
+  });
+  viewport.addEventListener("pointermove", function (e) {
+    if (!drag) return;
+    var dx = e.clientX - drag.x, dy = e.clientY - drag.y;
+    if (!moved && Math.abs(dx) + Math.abs(dy) < 4) return;
+    if (!moved) { moved = true; viewport.classList.add("dragging"); viewport.setPointerCapture(drag.id); }
+    tx = drag.tx + dx; ty = drag.ty + dy; apply();
+  });
+  function endDrag() { drag = null; viewport.classList.remove("dragging"); }
+  viewport.addEventListener("pointerup", endDrag);
+  viewport.addEventListener("pointercancel", endDrag);
+  window.addEventListener("resize", function () { if (s <= minS * 2) fit(); });
+
+  // the side panel
+  var selected = -1;
+  function select(j) {
+    if (selected >= 0) cells[selected].classList.remove("selected");
+    selected = j;
+    cells[j].classList.add("selected");
+    var w = D.wins[j], r = Math.floor(j / D.cols), c = j % D.cols, out = [];
+    out.push("<h2>Neuron " + j + "</h2>");
+    out.push('<p class="facts">row ' + r + ", col " + c + " &middot; <b>" + w.toLocaleString("en-US") + "</b> win" +
+             (w === 1 ? "" : "s") + "</p>");
+    if (w === 0) out.push('<p class="dead-note">Dead neuron: it is never the best neuron for any token. ' +
+                          "Its strongest tokens are still listed.</p>");
+    out.push("<h3>Top tokens</h3>");
+    out.push(D.names[j].length ? "<ol class=\"tokens\">" + D.names[j].map(function (t) {
+      return "<li><code>" + esc(t) + "</code></li>"; }).join("") + "</ol>" : "<p>(none)</p>");
+    out.push("<h3>In context</h3>");
+    var sn = D.snippets[j];
+    if (!sn.length) out.push('<p class="hint">No context snippets in this page.</p>');
+    sn.forEach(function (x) {
+      var tok = x[1].trim() ? x[1] : (x[1].indexOf("\n") >= 0 ? "\u21b5" : "\u2423");
+      out.push('<div class="snip">' + esc(x[0]) + "<mark>" + esc(tok) + "</mark>" + esc(x[2]) +
+               '<span class="src">story ' + x[3] + ", token " + x[4] + "</span></div>");
+    });
+    panel.innerHTML = out.join("");
+    try { history.replaceState(null, "", "#neuron-" + j); } catch (err) { /* file:// in some browsers */ }
+  }
+  map.addEventListener("click", function (e) {
+    if (moved) { moved = false; return; }
+    var cell = e.target.closest(".cell");
+    if (cell) select(+cell.getAttribute("data-n"));
+  });
+  function centreOn(j) {
+    if (s < 1) s = 1;
+    var r = Math.floor(j / D.cols), c = j % D.cols;
+    tx = viewport.clientWidth / 2 - (c * (CELL_W + GAP) + CELL_W / 2) * s;
+    ty = viewport.clientHeight / 2 - (r * (CELL_H + GAP) + CELL_H / 2) * s;
+    apply();
+  }
+
+  // search: case-insensitive substring of a live neuron's top tokens (a space matches the middle dot)
+  var hits = [], hitPos = -1;
+  function norm(t) { return t.replace(/\u00b7/g, " ").replace(/\\n/g, "\n").toLowerCase(); }
+  var haystack = D.names.map(function (n) { return n.map(norm); });
+  function runSearch() {
+    var q = search.value.replace(/\u00b7/g, " ").toLowerCase();
+    hits = []; hitPos = -1;
+    for (var j = 0; j < N; j++) {
+      var hit = q.length > 0 && D.wins[j] > 0 && haystack[j].some(function (t) { return t.indexOf(q) >= 0; });
+      cells[j].classList.toggle("hit", hit);
+      if (hit) hits.push(j);
+    }
+    map.classList.toggle("searching", q.length > 0);
+    countEl.textContent = q.length ? hits.length + " neuron" + (hits.length === 1 ? "" : "s") + " match" +
+      (hits.length === 1 ? "es" : "") + (hits.length ? " (Enter: next)" : "") : "";
+  }
+  search.addEventListener("input", runSearch);
+  search.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && hits.length) {
+      hitPos = (hitPos + 1) % hits.length;
+      centreOn(hits[hitPos]); select(hits[hitPos]);
+    } else if (e.key === "Escape") { search.value = ""; runSearch(); }
+  });
+
+  fit();
+  var m = /^#neuron-(\d+)$/.exec(location.hash);
+  if (m && +m[1] < N) { select(+m[1]); centreOn(+m[1]); }
+  if (search.value) runSearch();
+})();
+"""
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>__TITLE__</title>
+<style>__CSS__</style>
+</head>
+<body>
+<header>
+<h1>__TITLE__</h1>
+<div class="group"><input id="search" type="search" placeholder="Find a token\u2026" aria-label="Find a token"
+  autocomplete="off" spellcheck="false"><span id="count" aria-live="polite"></span></div>
+<div class="group" role="group" aria-label="zoom"><button id="zoom-out" type="button" title="Zoom out">&minus;</button>
+<button id="zoom-in" type="button" title="Zoom in">+</button>
+<button id="reset" type="button" title="Show the whole map">Reset</button></div>
+<div id="legend" aria-label="Colour legend"><span>wins (log scale)</span>
+<div id="legend-scale"><div id="legend-bar"></div><div id="legend-ticks"></div></div>
+<span><span class="swatch dead"></span> <span id="legend-dead">0: dead</span></span></div>
+<p class="note">__NOTE__</p>
+</header>
+<main>
+<div id="viewport"><div id="map" role="grid" aria-label="neuron map"></div></div>
+<aside id="panel" aria-live="polite"><p class="hint">Click a neuron to see its tokens in context.
+Each cell is a neuron named by its strongest distinct tokens (a leading space is shown as \u00b7);
+its colour is how often it wins. Wheel or +/&minus; to zoom, drag to pan, type in the box to find a token
+(Enter jumps to the next match).</p></aside>
+</main>
+<script type="application/json" id="map-data">__DATA__</script>
+<script>__JS__</script>
+</body>
+</html>
+"""

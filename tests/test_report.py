@@ -1,0 +1,112 @@
+"""The README and its generated tables: GitHub-conformant Markdown, numbers from the JSON, no
+machine paths; the helpers behind them."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+from markdown_it import MarkdownIt
+
+from hebb_utils.io import portable
+from hebb_utils.report import contrast, format_mean_ci, results_tables
+from hebb_utils.seeds import summarise_seeds
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tables(markdown: str):
+    """(header cell count, [cell count of each body row]) per table, as GitHub's parser sees them."""
+    tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
+    tables, cells, row_cells = [], None, 0
+    for t in tokens:
+        if t.type == "table_open":
+            cells = []
+        elif t.type == "tr_open":
+            row_cells = 0
+        elif t.type in ("th_open", "td_open"):
+            row_cells += 1
+        elif t.type == "tr_close":
+            cells.append(row_cells)
+        elif t.type == "table_close":
+            tables.append((cells[0], cells[1:]))
+    return tables
+
+
+def test_markdown_parser_sees_unescaped_pipes():  # the check below can fail
+    bad = "| a | b |\n|---|---|\n| Oja |cos| | 0.9 |\n"
+    good = "| a | b |\n|---|---|\n| Oja \\|cos\\| | 0.9 |\n"
+    assert _tables(bad) == [(2, [2])]  # GitHub drops the extra cells: 0.9 is lost
+    html = MarkdownIt("commonmark").enable("table").render(bad)
+    assert "0.9" not in html
+    assert "0.9" in MarkdownIt("commonmark").enable("table").render(good)
+
+
+def test_readme_tables_keep_every_cell():
+    tables = _tables((ROOT / "README.md").read_text())
+    assert len(tables) >= 5
+    for header, rows in tables:  # a body row with more cells than its header loses them on GitHub
+        assert rows and all(n == header for n in rows), f"a README table has rows of {rows} cells, its header {header}"
+
+
+def test_generated_tables_match_committed_json_and_escape_pipes():
+    generated = results_tables(ROOT / "results")
+    assert "\\|cos\\|" in generated
+    for header, rows in _tables(generated):
+        assert rows and all(n == header for n in rows)
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- results:start -->\n", 1)[1].split("\n<!-- results:end -->", 1)[0]
+    assert block == generated, "README.md is stale: run `python -m hebb_utils.report` (make reproduce does)"
+    for name, what in (("04_cifar_softhebb", "CIFAR-10"), ("05_lm_softhebb", "LM-token")):
+        config = json.loads((ROOT / "results" / f"{name}.json").read_text())["config"]
+        assert f"{what} SoftHebb, {config['rows']} x {config['cols']} grid" in generated  # grid from the results
+
+
+def test_committed_outputs_hold_no_machine_paths():
+    pattern = re.compile(r"(/work/|/tmp/|/home/|/root/|site-packages)[A-Za-z0-9_.-]*")
+    files = [ROOT / "README.md", *sorted((ROOT / "results").glob("0*")), *sorted((ROOT / "figures").glob("*.html")),
+             *sorted((ROOT / "figures").glob("*.csv"))]
+    found = {f.name: sorted(set(pattern.findall(f.read_text(errors="ignore")))) for f in files}
+    assert not {k: v for k, v in found.items() if v}
+
+
+def test_committed_notebooks_have_no_progress_bars_or_warnings():
+    for path in sorted((ROOT / "results").glob("0*.ipynb")):
+        nb = json.loads(path.read_text())
+        for cell in nb["cells"]:
+            for out in cell.get("outputs", []):
+                text = "".join(out.get("text", ""))
+                assert out.get("name") != "stderr", f"{path.name}: stderr output {text[:200]!r}"
+                assert "application/vnd.jupyter.widget-view+json" not in out.get("data", {}), f"{path.name}: a widget"
+                assert not re.search(r"\d+/\d+ \[\d\d:\d\d<", text), f"{path.name}: a progress bar"
+
+
+def test_every_saved_figure_is_shown_in_its_notebook():
+    for path in sorted((ROOT / "results").glob("0*.ipynb")):
+        nb = json.loads(path.read_text())
+        code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+        images = [o for c in nb["cells"] for o in c.get("outputs", [])
+                  if "image/png" in o.get("data", {}) or "data:image/" in "".join(o.get("data", {}).get("text/html", ""))]
+        saves = code.count("save_figure(") + code.count("animate_weight_grid(")
+        if saves:
+            assert images, f"{path.name} saves figures but shows none"
+        assert "## What this shows" in "".join("".join(c["source"]) for c in nb["cells"]), path.name
+
+
+def test_portable_paths(monkeypatch, tmp_path):
+    monkeypatch.setenv("HEBB_DATA_MIRROR", str(tmp_path))
+    repo = str(ROOT)
+    obj = {"a": str(tmp_path / "cifar10"), "b": [f"{repo}/results/x.json", "/opt/venv/lib/python3.11/site-packages/pkg/model"],
+           "c": "roneneldan/TinyStories-1M", "d": 3, "e": tmp_path}
+    assert portable(obj) == {"a": "$HEBB_DATA_MIRROR/cifar10", "b": ["./results/x.json", "<package pkg>"],
+                             "c": "roneneldan/TinyStories-1M", "d": 3, "e": "$HEBB_DATA_MIRROR"}
+
+
+def test_format_and_contrast():
+    a = summarise_seeds([{"m": v} for v in (0.10, 0.11, 0.12)])
+    b = summarise_seeds([{"m": v} for v in (0.50, 0.51, 0.52)])
+    c = summarise_seeds([{"m": v} for v in (0.09, 0.12, 0.13)])
+    assert format_mean_ci(a, "m") == f"0.110 [{a['ci95']['m'][0]:.3f}, {a['ci95']['m'][1]:.3f}]"
+    assert format_mean_ci(summarise_seeds([{"m": 0.25}]), "m") == "0.250 (1 seed)"
+    assert format_mean_ci(a, "other") == "-" and format_mean_ci({"m": 0.5}, "m") == "0.500"
+    assert contrast(a, b, "m") == "lower than" and contrast(b, a, "m") == "higher than"
+    assert contrast(a, c, "m") == "indistinguishable from"

@@ -1,0 +1,97 @@
+"""Seed statistics and the reproduction check (`make check`)."""
+import json
+import math
+import subprocess
+
+import pytest
+
+from hebb_utils.reproduce import compare_results, flatten_results, main, reference_from_git
+from hebb_utils.seeds import difference_tolerance, mean_ci, seed_list, summarise_seeds
+
+
+def test_mean_ci_by_hand():
+    values = [1.0, 2.0, 3.0, 4.0, 5.0]
+    mean, lo, hi, std = mean_ci(values)
+    # mean 3, sample std sqrt(2.5), t(0.975, 4) = 2.7764451
+    half = 2.7764451052 * math.sqrt(2.5) / math.sqrt(5)
+    assert mean == 3.0 and std == pytest.approx(math.sqrt(2.5))
+    assert (lo, hi) == (pytest.approx(3 - half, rel=1e-9), pytest.approx(3 + half, rel=1e-9))
+    assert mean_ci([0.25]) == (0.25, 0.25, 0.25, 0.0)
+    with pytest.raises(ValueError, match="at least one"):
+        mean_ci([])
+
+
+def test_summarise_seeds_keeps_per_seed_values_and_counts_partial_metrics():
+    rows = [{"seed": 42, "a": 1.0, "probe": 0.5, "flag": True}, {"seed": 43, "a": 3.0}]
+    s = summarise_seeds(rows)
+    assert s["n"] == 2 and s["seeds"] == rows
+    assert s["mean"] == {"a": 2.0, "probe": 0.5} and s["n_by_metric"] == {"a": 2, "probe": 1}
+    assert "flag" not in s["mean"]  # booleans are not averaged
+    half = 12.7062047 * math.sqrt(2) / math.sqrt(2)
+    assert s["ci95"]["a"] == [pytest.approx(2 - half), pytest.approx(2 + half)]
+    assert seed_list(42, 3) == [42, 43, 44]
+    with pytest.raises(ValueError, match="n_seeds"):
+        seed_list(42, 0)
+
+
+def test_difference_tolerance_formula():
+    # t(0.975, 4) * std * sqrt(1/5 + 1/5)
+    assert difference_tolerance(0.1, 5) == pytest.approx(2.7764451052 * 0.1 * math.sqrt(0.4))
+    assert difference_tolerance(0.1, 1) == 0.0
+
+
+def _doc(runs=None, **results):
+    return {"notebook": "x", "results": {**results, **({"runs": runs} if runs else {})}}
+
+
+def _seeded(values, metric="te"):
+    return summarise_seeds([{"seed": i, metric: v, "train_seconds": 1.0 + i} for i, v in enumerate(values)])
+
+
+def test_compare_verdicts():
+    ref = _doc(runs={"lat": _seeded([0.60, 0.62, 0.64, 0.66, 0.68])}, n=258, label="ok", oja=0.99991,
+               acts_sha256="abc")
+    tol = difference_tolerance(ref["results"]["runs"]["lat"]["std"]["te"], 5)
+    same = compare_results(ref, json.loads(json.dumps(ref)))
+    assert {c.verdict for c in same} == {"identical"}
+    assert not any("seconds" in c.metric for c in same)  # timings are not compared
+    near = _doc(runs={"lat": _seeded([v + 0.5 * tol for v in (0.60, 0.62, 0.64, 0.66, 0.68)])}, n=258, label="ok",
+                oja=0.99991 * (1 + 1e-8), acts_sha256="abd")
+    verdicts = {c.metric: c.verdict for c in compare_results(ref, near)}
+    assert verdicts == {"lat / te": "reproduced", "n": "identical", "label": "identical", "oja": "reproduced",
+                        "acts_sha256": "differs (info)"}
+    far = _doc(runs={"lat": _seeded([v + 2 * tol for v in (0.60, 0.62, 0.64, 0.66, 0.68)])}, n=257, oja=0.98)
+    verdicts = {c.metric: c.verdict for c in compare_results(ref, far)}
+    assert verdicts == {"lat / te": "OUTSIDE tolerance", "n": "OUTSIDE tolerance", "label": "missing",
+                        "oja": "OUTSIDE tolerance", "acts_sha256": "missing"}
+
+
+def test_flatten_nested_summary():
+    flat = flatten_results(_doc(summary={"Oja |cos|": 0.5}, eigenvalues=[1, 2]))
+    assert flat == {"summary / Oja |cos|": {"value": 0.5, "std": None, "n": 1}}
+
+
+def test_main_exit_status_and_table(tmp_path, capsys):
+    ref_dir, new_dir = tmp_path / "ref", tmp_path / "new"
+    ref_dir.mkdir(), new_dir.mkdir()
+    (ref_dir / "02_x.json").write_text(json.dumps(_doc(a=1.0)))
+    (new_dir / "02_x.json").write_text(json.dumps(_doc(a=1.0)))
+    assert main(["--results", str(new_dir), "--reference", str(ref_dir)]) == 0
+    assert "VERDICT: every metric reproduced" in capsys.readouterr().out
+    (new_dir / "02_x.json").write_text(json.dumps(_doc(a=1.1)))
+    assert main(["--results", str(new_dir), "--reference", str(ref_dir)]) == 1
+    out = capsys.readouterr().out
+    assert "OUTSIDE tolerance" in out and "1.1" in out and "VERDICT: 1 metric(s) outside tolerance" in out
+
+
+def test_reference_from_git(tmp_path):
+    git = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    path = tmp_path / "results" / "02_x.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(_doc(a=1.0)))
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "ref")
+    path.write_text(json.dumps(_doc(a=2.0)))  # a new run overwrites the file; the reference stays in git
+    assert reference_from_git(path)["results"]["a"] == 1.0
+    assert reference_from_git(tmp_path / "results" / "missing.json") is None
