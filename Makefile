@@ -103,7 +103,7 @@ RESULTS_JSON := $(R)/01_extract_activations.json $(R)/02_foundations.json $(R)/0
 
 # the README's results table is generated from the JSON files, so it cannot drift
 README.md: $(ACTS)/meta.json $(RESULTS_JSON) hebb_utils/report.py $(ALWAYS) | $(STAMP)
-	$(PY) -m hebb_utils.report --results $(R) --readme README.md
+	$(PY) -c "import sys; from hebb_utils.report import main; main(sys.argv[1:])" --results $(R) --readme README.md
 
 update: README.md
 

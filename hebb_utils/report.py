@@ -136,6 +136,7 @@ def results_tables(results_dir) -> str:
         p = results_dir / f"{name}.json"
         return json.loads(p.read_text()) if p.exists() else None
 
+    out += _figures(load("04_cifar_softhebb"), load("05_lm_softhebb"))
     acts = load("01_extract_activations")
     if acts:
         r, model = acts["results"], acts["source"]["model"]
@@ -179,6 +180,28 @@ def results_tables(results_dir) -> str:
                    f"{run['torch_threads']} torch threads, torch {run['torch']}, BLAS {run.get('blas', '?')} "
                    f"(MKL_CBWR={run.get('mkl_cbwr', '?')}), {run['date']}._")
     return "\n".join(out)
+
+
+def _figures(cifar: dict | None, lm: dict | None) -> list[str]:
+    """The README's figures, captioned with the grid and seed of the run that drew them."""
+    out = []
+    if cifar:
+        c = cifar["config"]
+        out += [f"**CIFAR-10, {c['rows'] * c['cols']} neurons on a {c['rows']} x {c['cols']} grid, one epoch with "
+                f"lateral support** (seed {c['seeds'][0]}; without lateral support: "
+                "[`figures/cifar_weights_no_lateral.png`](figures/cifar_weights_no_lateral.png); training: "
+                "[`figures/cifar_training.gif`](figures/cifar_training.gif)):", "",
+                "![CIFAR-10 weights on the grid](figures/cifar_weights_lateral.png)", ""]
+    if lm:
+        c = lm["config"]
+        out += [f"**The 2D neuron map of words**, {c['rows']} x {c['cols']} neurons (seed {c['seeds'][0]}), each named by "
+                f"its top-{c['top_tokens']} distinct tokens ({lm['source'].get('label', '')}). Below, the crop of the "
+                "grid whose neurons win most. **The whole map: [`figures/lm_map.html`](figures/lm_map.html)**, one "
+                "self-contained page to open in a browser (search a token, zoom and pan, click a neuron for its top "
+                "tokens in context); the whole grid as one picture: [`figures/lm_map.png`](figures/lm_map.png); "
+                "every neuron's tokens: [`figures/lm_top_tokens.csv`](figures/lm_top_tokens.csv).", "",
+                "![A legible crop of the 2D neuron map of words](figures/lm_map_crop.png)", ""]
+    return out
 
 
 def _findings(cifar: dict | None, lm: dict | None) -> list[str]:
