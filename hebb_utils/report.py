@@ -208,9 +208,9 @@ def _findings(cifar: dict | None, lm: dict | None) -> list[str]:
     """The README's reading of the SoftHebb tables, as sentences whose claims follow the intervals."""
     out = []
     for res, what in ((cifar, "CIFAR-10"), (lm, "LM tokens")):
-        if not res or "mean" not in res["results"]["runs"].get("lateral support", {}):
+        runs = res["results"]["runs"] if res else {}
+        if not all("mean" in runs.get(k, {}) for k in ("lateral support", "no lateral support", "random weights")):
             continue
-        runs = res["results"]["runs"]
         lat, no, rnd = runs["lateral support"], runs["no lateral support"], runs["random weights"]
         ci = lambda run, m: format_mean_ci(run, m)  # noqa: E731
         out.append(f"- {what}: topographic error with lateral support {ci(lat, 'topographic_error')} is "

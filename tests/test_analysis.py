@@ -99,16 +99,22 @@ def test_atomic_writes_leave_nothing_behind_on_failure(tmp_path):
 
 
 def test_readme_table_is_generated_from_the_results(tmp_path):
-    write_results(tmp_path / "04_cifar_softhebb.json", "04_cifar_softhebb", {"lr": 0.08},
-                  {"columns": ["topographic_error"], "runs": {"lateral support": {"topographic_error": 0.123456}}},
-                  source={"label": "test data"})
-    assert json.loads((tmp_path / "04_cifar_softhebb.json").read_text())["config"] == {"lr": 0.08}
-    assert "| lateral support | 0.123 |" in results_tables(tmp_path)
+    from hebb_utils import summarise_seeds
+
+    runs = {"lateral support": summarise_seeds([{"seed": 1, "topographic_error": 0.1}, {"seed": 2, "topographic_error": 0.2}])}
+    config = {"lr": 0.08, "rows": 3, "cols": 7, "seeds": [1, 2]}
+    write_results(tmp_path / "04_cifar_softhebb.json", "04_cifar_softhebb", config,
+                  {"columns": ["topographic_error"], "runs": runs}, source={"label": "test data"})
+    assert json.loads((tmp_path / "04_cifar_softhebb.json").read_text())["config"] == config
+    lo, hi = runs["lateral support"]["ci95"]["topographic_error"]
+    row = f"| lateral support | 0.150 [{lo:.3f}, {hi:.3f}] | 2 |"
+    tables = results_tables(tmp_path)
+    assert row in tables and "CIFAR-10 SoftHebb, 3 x 7 grid**, mean [95% interval] over 2 seeds" in tables
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\nend\n")
     update_readme(tmp_path, readme)
     text = readme.read_text()
-    assert "old" not in text and "| lateral support | 0.123 |" in text and text.endswith("end\n")
+    assert "old" not in text and row in text and text.endswith("end\n")
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
         update_readme(tmp_path, readme)
