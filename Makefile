@@ -44,8 +44,8 @@ ACTS         := $(R)/activations/lm
 # what each notebook's results depend on in hebb_utils (beyond the notebook itself)
 H            := hebb_utils
 COMMON       := $(H)/io.py $(H)/plots.py $(H)/report.py $(H)/seeds.py notebooks/nbconvert/offline/index.html.j2
-RULES        := $(H)/pca.py $(H)/metrics.py $(H)/backend.py
-LAYER        := $(H)/softhebb.py $(H)/metrics.py $(H)/analysis.py $(H)/backend.py $(H)/kernels.py
+RULES        := $(H)/stream.py $(H)/schedule.py $(H)/hebbian.py $(H)/ica.py $(H)/checks.py $(H)/metrics.py $(H)/backend.py
+LAYER        := $(H)/softhebb.py $(H)/checks.py $(H)/metrics.py $(H)/analysis.py $(H)/backend.py $(wildcard $(H)/kernels/*.py)
 
 # Parameters of the full offline run (2 CPU cores, < 20 min). See README "Choices".
 N_STORIES    ?= 3200

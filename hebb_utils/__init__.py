@@ -1,16 +1,22 @@
 """hebb_utils: Hebbian learning rules, topographic SoftHebb, metrics, data access and GPU kernels.
 
 One file per idea:
-    pca.py         Hebb, Hebb with decay, the recurrent circuit, Oja, Sanger, Hebbian ICA
+    checks.py      every input check of the public entry points, and the shared neuron Grid
+    stream.py      data as (B, D) batches: a tensor, an array, or re-iterable batches
+    schedule.py    the step size lr_at(step), the shared options (RunConfig) and the run loop with its history
+    hebbian.py     Hebb, Hebb with decay, the recurrent circuit, Oja, Sanger, the exact reference
+    ica.py         Hebbian ICA (natural-gradient infomax on whitened data)
     softhebb.py    the SoftHebb layer with lateral (topographic) support: the torch reference
-    kernels.py     Triton kernels and the CUDA-graph epoch (imported lazily; needs triton)
+    kernels/       Triton kernels, one op family per file, and the CUDA-graph epoch (lazy; needs triton)
+    backend.py     torch or Triton, with a self-check before `auto` trusts the kernels on a GPU
     metrics.py     topographic error, distance correlation, Amari distance, purity, probes
-    analysis.py    a streaming pass over many samples for the metrics of a trained layer
+    analysis.py    a streaming pass over many samples for the metrics of a trained layer; seeds
+    seeds.py       means and 95% intervals over seeds
     data.py        CIFAR-10, TinyStories and language models (Hub or the HEBB_DATA_MIRROR mirror)
     activations.py residual-stream extraction and the activation artifact
-    plots.py, io.py, report.py, backend.py
+    plots.py, token_map.py, io.py, report.py, reproduce.py
 
-The core (pca, softhebb, metrics, kernels) imports with torch and numpy alone; datasets,
+The core (checks, the rules, softhebb, metrics, kernels) imports with torch and numpy alone; datasets,
 transformers, pandas, scikit-learn and matplotlib are imported inside the functions that use them.
 """
 from .activations import (Activations, activations_source, acts_checksum, default_center, extract_activations, load_activations,
@@ -18,14 +24,16 @@ from .activations import (Activations, activations_source, acts_checksum, defaul
 from .analysis import (ablations_over_seeds, calibrate_normalisation, neuron_summary, softhebb_metrics, top_distinct_tokens, train_ablations,
                        triangle_activation)
 from .backend import resolve_backend, triton_available
+from .checks import Grid
 from .data import (DataSourceError, cifar_inputs, default_cache_dir, load_cifar10, load_language_model, load_tinystories,
                    load_tokenizer, mirror_dir, resolve_device, resolve_source)
-from .io import atomic_path, atomic_replace_dir, atomic_save_npy, atomic_torch_save, atomic_write_json, portable
+from .io import atomic_path, atomic_replace_dir, atomic_torch_save, atomic_write_json, portable, recover_dir
 from .metrics import (amari_distance, component_cosines, dead_fraction, distance_correlation, grid_coordinates,
                       label_selectivity, label_selectivity_from_winners, linear_probe, subspace_error, token_purity,
                       token_purity_from_top, topographic_error, topographic_error_from_winners, winner_counts)
-from .pca import (HebbResult, estimate_top_eigenvalue, hebb, hebb_with_decay, hebbian_ica, oja, recurrent_hebb,
-                  sanger, sanger_step, top_eigenvectors)
+from .hebbian import (HebbResult, estimate_top_eigenvalue, hebb, hebb_with_decay, oja, recurrent_hebb, sanger, sanger_step,
+                      top_eigenvectors)
+from .ica import hebbian_ica
 from .plots import (animate_weight_grid, busiest_window, plot_convergence, plot_token_map, plot_weight_grid, save_figure,
                     show_images, weight_tiles)
 from .report import contrast, format_mean_ci, run_info, seed_table, write_results

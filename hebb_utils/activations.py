@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io import atomic_replace_dir, atomic_write_json, portable
+from .checks import positive_int
+from .io import atomic_replace_dir, atomic_write_json, portable, recover_dir
 
 __all__ = ["Activations", "extract_activations", "save_activations", "load_activations", "block_modules",
            "default_center", "activations_source", "acts_checksum"]
@@ -121,14 +122,13 @@ def extract_activations(model, tokenizer, texts, layer: int = 5, center: bool = 
     if not texts:
         raise ValueError("texts: expected at least one story, got none")
     n_layers, is_causal, max_positions = _model_facts(model)
-    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer < n_layers:
-        raise ValueError(f"layer={layer!r}: expected an integer block index with 0 <= layer < {n_layers} "
-                         f"(this model has {n_layers} blocks; layer 5 = hidden_states[6])")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r}: expected a positive integer")
-    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, (int, np.integer))
-                                   or max_tokens < 1):
-        raise ValueError(f"max_tokens={max_tokens!r}: expected None or a positive integer (tokens per story)")
+    where = f"0 <= layer < {n_layers}: this model has {n_layers} blocks; layer 5 = hidden_states[6]"
+    layer = positive_int("layer", layer, minimum=0, hint=where)
+    if layer >= n_layers:
+        raise ValueError(f"layer={layer!r}: expected an integer block index ({where})")
+    batch_size = positive_int("batch_size", batch_size)
+    if max_tokens is not None:
+        max_tokens = positive_int("max_tokens", max_tokens, hint="or None: tokens per story")
     device = resolve_device(device)
     model = model.to(device).eval()
 
@@ -264,25 +264,58 @@ def acts_checksum(acts: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(acts, dtype=np.float32).tobytes()).hexdigest()
 
 
-def load_activations(folder: str | os.PathLike, mmap: bool = False) -> Activations:
-    """Read a folder written by save_activations (mmap=True maps acts.npy instead of reading it)."""
+def load_activations(folder: str | os.PathLike, mmap: bool = False, verify: bool = False) -> Activations:
+    """Read a folder written by save_activations (mmap=True maps acts.npy instead of reading it).
+
+    Refuses, naming the file, an artifact whose files do not agree: acts.npy not a float32 matrix,
+    a token table without the columns TOKEN_COLUMNS, counts in meta.json (n_tokens, d_model,
+    n_stories) other than the files', story ids outside 0 .. n_stories - 1. verify=True also
+    compares acts.npy with meta.json's `acts_sha256` (hashes the whole matrix: seconds). When the
+    folder is missing but a complete copy was left by a save that died mid-swap, that copy is
+    moved back first (see io.atomic_replace_dir).
+    """
     import pandas as pd
 
     folder = Path(folder)
     hint = "run `make activations` or the notebook notebooks/01_extract_activations.ipynb to make it"
-    if not folder.is_dir():
+    if not folder.is_dir() and not recover_dir(folder):
         raise FileNotFoundError(f"no activations at {folder}: {hint}")
     missing = [f for f in ARTIFACT_FILES if not (folder / f).exists()]
     if missing:
         raise FileNotFoundError(f"activations at {folder} are incomplete (missing {', '.join(missing)}): {hint}")
-    acts = np.load(folder / "acts.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
-    tokens = pd.read_parquet(folder / "tokens.parquet")
-    with open(folder / "stories.jsonl", encoding="utf-8") as f:
-        stories = [json.loads(line)["text"] for line in f if line.strip()]
-    meta = json.loads((folder / "meta.json").read_text())
-    if acts.ndim != 2 or acts.shape[0] != len(tokens):
-        raise ValueError(f"activations at {folder} are inconsistent: acts {acts.shape} vs {len(tokens)} "
-                         f"token rows: {hint}")
+
+    def bad(name: str, what: str) -> ValueError:
+        return ValueError(f"{folder / name}: {what}; the artifact is damaged or was edited: {hint} again")
+
+    def read(name: str, how):
+        try:
+            return how(folder / name)
+        except Exception as e:  # noqa: BLE001  name the file instead of raising a library's error
+            raise bad(name, f"unreadable ({type(e).__name__}: {e})") from None
+
+    acts = read("acts.npy", lambda p: np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False))
+    tokens = read("tokens.parquet", pd.read_parquet)
+    stories = read("stories.jsonl", lambda p: [json.loads(line)["text"] for line in p.read_text("utf-8").split("\n")
+                                               if line.strip()])
+    meta = read("meta.json", lambda p: json.loads(p.read_text()))
+    counts = read("meta.json", lambda p: {k: meta["counts"][k] for k in ("n_tokens", "d_model", "n_stories")})
+    if acts.dtype != np.float32 or acts.ndim != 2:
+        raise bad("acts.npy", f"holds {acts.dtype} {acts.shape}, expected a float32 (tokens, d_model) matrix")
+    absent = [c for c in TOKEN_COLUMNS if c not in tokens.columns]
+    if absent:
+        raise bad("tokens.parquet", f"lacks the column(s) {absent} (expected {list(TOKEN_COLUMNS)})")
+    if len(tokens) != acts.shape[0]:
+        raise bad("tokens.parquet", f"has {len(tokens)} rows but acts.npy {acts.shape[0]}")
+    found = {"n_tokens": acts.shape[0], "d_model": acts.shape[1], "n_stories": len(stories)}
+    if counts != found:
+        raise bad("meta.json", f"counts {counts} disagree with the files: {found}")
+    ids = tokens["story_id"].to_numpy()
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise bad("tokens.parquet", f"story_id has dtype {ids.dtype}, expected integers")
+    if len(ids) and (ids.min() < 0 or ids.max() >= len(stories)):
+        raise bad("tokens.parquet", f"story_id spans {ids.min()} .. {ids.max()}, outside 0 .. {len(stories) - 1}")
+    if verify and acts_checksum(acts) != meta.get("acts_sha256"):
+        raise bad("acts.npy", f"its SHA-256 is not meta.json's acts_sha256 {meta.get('acts_sha256')!r}")
     return Activations(acts=acts, tokens=tokens, stories=stories, meta=meta)
 
 

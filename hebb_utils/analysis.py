@@ -7,13 +7,13 @@ two best neurons; each neuron's strongest samples).
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from .checks import Grid, matrix, positive_int
 from .seeds import summarise_seeds
 from .metrics import (dead_fraction, distance_correlation, label_selectivity_from_winners, token_purity_from_top,
                       topographic_error_from_winners)
@@ -30,6 +30,7 @@ def triangle_activation(u: torch.Tensor) -> torch.Tensor:
     The non-linearity that reads SoftHebb layers in Journe et al. 2023: only neurons that respond
     more than average to a sample stay on, so the features are sparse, unlike the linear u.
     """
+    u = matrix("u", u)
     return torch.relu(u - u.mean(dim=1, keepdim=True))
 
 
@@ -40,9 +41,7 @@ def calibrate_normalisation(layer: SoftHebbLinear, X: torch.Tensor) -> SoftHebbL
     For an untrained baseline (random weights) that must be read with the same kind of
     normalisation as the trained layers.
     """
-    X = torch.as_tensor(X, dtype=layer.weight.dtype)
-    if X.ndim != 2 or X.shape[1] != layer.in_features:
-        raise ValueError(f"X has shape {tuple(X.shape)}: expected (samples, {layer.in_features})")
+    X = matrix("X", X, _layer(layer).in_features, dtype=layer.weight.dtype, min_rows=2, cols_name="in_features")
     layer.bn.running_mean.copy_(X.double().mean(0))
     layer.bn.running_var.copy_(X.double().var(0))
     return layer.eval()
@@ -65,8 +64,9 @@ def train_ablations(X, grid, t_invert: float, *, lr: float, radius: float = 1.0,
     """
     import time
 
-    n_neurons = math.prod(grid)
-    lateral = Lateral(tuple(grid), radius=radius, gain=gain)
+    grid = Grid.of(grid)
+    n_neurons = grid.n
+    lateral = Lateral(grid, radius=radius, gain=gain)
     variants = {
         "lateral support": dict(lateral=lateral, legacy_batch_winner=False),
         "no lateral support": dict(lateral=None, legacy_batch_winner=False),
@@ -127,21 +127,24 @@ def neuron_summary(layer: SoftHebbLinear, X, top: int = 50, batch_size: int = 81
     """One pass over X (samples, D) with the layer in eval mode (its trained normalisation).
 
     Returns
-      best2 (S, 2) int64: each sample's best and second-best neuron (by u);
+      best2 (S, 2) int64: each sample's best and second-best neuron (by u); (S, 1) for a layer of
+        one neuron, which has no second best;
       top_index, top_values (top, N): each neuron's `top` strongest samples, strongest first.
+    X stays where it is (often the CPU); each batch moves to the layer's device and dtype.
     """
-    X = torch.as_tensor(X)
+    X = matrix("X", X, _layer(layer).in_features, cols_name="in_features")
     S, N = X.shape[0], layer.out_features
-    if not 1 <= top <= S:
+    top, batch_size = positive_int("top", top), positive_int("batch_size", batch_size)
+    if top > S:
         raise ValueError(f"top={top}: expected 1 <= top <= {S} (the number of samples)")
     layer.eval()
     device = layer.weight.device
-    best2 = torch.empty(S, 2, dtype=torch.int64)
+    best2 = torch.empty(S, min(2, N), dtype=torch.int64)
     top_values = torch.full((0, N), float("-inf"), device=device)
     top_index = torch.empty((0, N), dtype=torch.int64, device=device)
     for start in range(0, S, batch_size):
         u = layer(X[start:start + batch_size].to(device, layer.weight.dtype))  # (b, N)
-        best2[start:start + u.shape[0]] = u.topk(2, dim=1).indices.cpu()
+        best2[start:start + u.shape[0]] = u.topk(best2.shape[1], dim=1).indices.cpu()
         values, index = u.topk(min(top, u.shape[0]), dim=0)  # (k, N) strongest in this chunk
         values = torch.cat([top_values, values])
         index = torch.cat([top_index, index + start])
@@ -171,7 +174,7 @@ def top_distinct_tokens(top_index: torch.Tensor, tokens: Sequence[str], k: int =
     return out
 
 
-def softhebb_metrics(layer: SoftHebbLinear, X, grid, *, labels=None, n_labels: int | None = None,
+def softhebb_metrics(layer: SoftHebbLinear, X, grid=None, *, labels=None, n_labels: int | None = None,
                      token_ids=None, purity_top: int = 20, n_shuffles: int = 100, seed: int = 0,
                      summary: dict | None = None, batch_size: int = 8192) -> dict:
     """The topographic and specificity numbers of one trained layer, on samples X.
@@ -180,7 +183,10 @@ def softhebb_metrics(layer: SoftHebbLinear, X, grid, *, labels=None, n_labels: i
     p-value, dead_fraction; with `labels`: class purity of the neurons (label_selectivity); with
     `token_ids`: the mean token purity of the live neurons' top-`purity_top` activations.
     `summary`: a `neuron_summary` of the same layer and X with top >= purity_top, if already made.
+    grid: the layer's lateral grid (None: that one); a layer without lateral support needs one.
+    Another grid than the layer's is refused: the metrics would describe a map the layer never had.
     """
+    grid = _layer_grid(_layer(layer), grid)
     summary = summary or neuron_summary(layer, X, top=purity_top, batch_size=batch_size)
     best2 = summary["best2"]
     counts = torch.bincount(best2[:, 0], minlength=layer.out_features)
@@ -200,3 +206,22 @@ def softhebb_metrics(layer: SoftHebbLinear, X, grid, *, labels=None, n_labels: i
         purity = token_purity_from_top(summary["top_index"][:purity_top], token_ids)  # (N,)
         out["token_purity"] = float(purity[counts > 0].mean())
     return out
+
+
+def _layer(layer) -> SoftHebbLinear:
+    if not isinstance(layer, SoftHebbLinear):
+        raise ValueError(f"layer: expected a SoftHebbLinear, got {type(layer).__name__}")
+    return layer
+
+
+def _layer_grid(layer: SoftHebbLinear, grid) -> Grid:
+    """The grid to measure `layer` on: its lateral grid; `grid` must be None or that one."""
+    own = None if layer.lateral is None else layer.lateral.grid
+    if grid is None and own is None:
+        raise ValueError("grid=None but the layer has no lateral support: pass grid=(rows, cols) "
+                         f"with rows * cols = {layer.out_features}")
+    grid = own if grid is None else Grid.of(grid, n=layer.out_features, what="neurons in the layer")
+    if own is not None and grid.shape != own.shape:
+        raise ValueError(f"grid={grid.shape} is not the layer's lateral grid {own.shape}: pass grid=None "
+                         "(or the layer's grid) to measure the map the layer was trained on")
+    return grid

@@ -19,32 +19,27 @@ With neither, the first data access raises `DataSourceError` within seconds, nam
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
 import json
 import logging
 import os
 import socket
+import sys
 import time
 import warnings
+import zipfile
 from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
 
+from .checks import positive_int
 from .io import atomic_path, portable
 
-__all__ = [
-    "DataSourceError",
-    "mirror_dir",
-    "resolve_source",
-    "resolve_device",
-    "default_cache_dir",
-    "load_cifar10",
-    "cifar_inputs",
-    "load_tinystories",
-    "load_tokenizer",
-    "load_language_model",
-]
+__all__ = ["DataSourceError", "mirror_dir", "resolve_source", "resolve_device", "default_cache_dir", "load_cifar10",
+           "cifar_inputs", "load_tinystories", "load_tokenizer", "load_language_model"]
 
 log = logging.getLogger(__name__)
 
@@ -82,20 +77,63 @@ def mirror_dir() -> Path | None:
     if not path.is_dir():
         raise DataSourceError(f"{MIRROR_ENV}={value!r} is not a folder: point it at the offline mirror "
                               "(with cifar10/, tinystories/, gpt2-tokenizer/) or unset it to use the Hub")
-    _go_offline()
     return path.resolve()
 
 
-def _go_offline() -> None:
-    # With a mirror nothing may touch the network: every load below gets a local path anyway, and
-    # these make huggingface_hub/datasets/transformers refuse instead of trying (they read the
-    # variables when first imported, which is why this also runs when this module is imported).
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        os.environ[var] = "1"
+# flags that huggingface_hub / datasets read from the environment when first imported
+_OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+_OFFLINE_FLAGS = (("huggingface_hub.constants", "HF_HUB_OFFLINE"), ("datasets.config", "HF_HUB_OFFLINE"),
+                  ("datasets.config", "HF_DATASETS_OFFLINE"))
 
 
-if os.environ.get(MIRROR_ENV, "").strip():
-    _go_offline()
+@contextlib.contextmanager
+def _reading(what: str, files: list[Path] | None, *modules: str):
+    """Around the library calls that read local files (`files`; None: the Hub): offline, one clear error.
+
+    With the mirror set, the offline variables (and the flags huggingface_hub/datasets derived from them
+    when imported: `modules` are imported first, under the user's own environment) are set for the
+    duration and restored after, so nothing touches the network and nothing leaks into the rest of
+    the process. Any failure to read becomes one DataSourceError naming the file and the fix.
+    """
+    for m in modules:
+        importlib.import_module(m)
+    mirror = mirror_dir()
+    saved = [(os.environ, v, os.environ.get(v)) for v in _OFFLINE_ENV] + [
+        (vars(sys.modules[m]), a, getattr(sys.modules[m], a)) for m, a in _OFFLINE_FLAGS if m in sys.modules]
+    for where, key, _ in saved if mirror is not None else ():
+        where[key] = "1" if where is os.environ else True
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001  pyarrow, PIL, tokenizers, json, ...: name the file instead
+        if files is None or isinstance(e, DataSourceError):
+            raise
+        bad = next((f for f in files if not _readable(f)), None)
+        fix = "restore or re-save it"
+        if mirror is not None and files and mirror in (bad or files[0]).parents:
+            fix = (f"the offline mirror {MIRROR_ENV}={mirror} is damaged: restore the file from the mirror's "
+                   f"source, or unset {MIRROR_ENV} to use the Hub")
+        culprit = bad or "one of " + ", ".join(map(str, files))
+        raise DataSourceError(f"{what}: cannot read {culprit} ({type(e).__name__}: {e}); {fix}") from None
+    finally:
+        for where, key, value in saved:
+            if value is None:
+                where.pop(key, None)
+            else:
+                where[key] = value
+
+
+def _readable(path: Path) -> bool:
+    """Whether a parquet or JSON file parses (its footer / its text): used to name a damaged file."""
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            pq.read_metadata(path)
+        elif path.suffix == ".json":
+            json.loads(path.read_text(encoding="utf-8"))
+    except Exception:  # noqa: BLE001
+        return False
+    return True
 
 
 _hub_ok: dict[str, bool] = {}
@@ -174,13 +212,19 @@ def default_cache_dir() -> Path:
 
 
 def _source_key(source: dict, split: str) -> str:
-    """A hash that changes whenever the data behind `source` may have changed."""
+    """A hash that changes whenever the data behind `source` changes: for a local folder or the
+    mirror, of the files' names and *contents* (SHA-256: about 0.1 s for CIFAR-10's 56 MB; sizes and
+    modification times can stay while the content changes, so they are not trusted)."""
     parts: list = [source["kind"], source["path_or_id"], split]
-    if source["kind"] in ("mirror", "local"):
-        root = Path(source["path_or_id"])
-        files = sorted(p for p in root.rglob("*") if p.is_file())
-        parts += [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    for p in _files(source):
+        with open(p, "rb") as f:
+            parts.append((str(p.relative_to(source["path_or_id"])), hashlib.file_digest(f, "sha256").hexdigest()))
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def _files(source: dict) -> list[Path]:
+    """The files of a mirror or local source (none for the Hub)."""
+    return [] if source["kind"] == "hub" else sorted(p for p in Path(source["path_or_id"]).rglob("*") if p.is_file())
 
 
 def _load_split(source: dict, split: str, streaming: bool = False):
@@ -188,7 +232,10 @@ def _load_split(source: dict, split: str, streaming: bool = False):
 
     if source["kind"] == "hub":
         return datasets.load_dataset(source["path_or_id"], split=split, streaming=streaming)
-    splits = datasets.load_dataset(source["path_or_id"])  # a DatasetDict; local parquet reads fast
+    with _reading(source["path_or_id"], _files(source), "datasets"):
+        # a DatasetDict; local parquet reads fast. Re-read, not datasets' own Arrow cache: that one is
+        # keyed by the files' times only, and would serve old content rewritten with the same time
+        splits = datasets.load_dataset(source["path_or_id"], download_mode="force_redownload")
     if split not in splits:
         raise ValueError(f"split={split!r}: {source['path_or_id']} has the splits {sorted(splits)}")
     return splits[split]
@@ -202,7 +249,8 @@ def load_cifar10(split: str = "train", dataset: str | None = None, cache_dir: st
 
     The first call decodes the images (about 8 s for the 50,000 training images on one core) and
     caches the arrays in `cache_dir` (default `default_cache_dir()`), keyed by the source, the split
-    and, for local folders, the files' sizes and times: a different source never reads a stale cache.
+    and, for local folders and the mirror, the files' contents: a changed source never reads a stale
+    cache. A cache file that cannot be read is rebuilt, with a warning naming it.
     """
     if not isinstance(split, str) or not split:
         raise ValueError(f"split={split!r}: expected a split name such as 'train' or 'test'")
@@ -210,11 +258,20 @@ def load_cifar10(split: str = "train", dataset: str | None = None, cache_dir: st
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache_file = cache / f"cifar10-{split}-{_source_key(source, split)}.npz"
     if cache_file.exists():
-        with np.load(cache_file, allow_pickle=False) as z:
-            return z["images"], z["labels"], [str(c) for c in z["class_names"]]
+        try:
+            with np.load(cache_file, allow_pickle=False) as z:
+                images, labels, class_names = z["images"], z["labels"], [str(c) for c in z["class_names"]]
+            if images.shape[1:] == (32, 32, 3) and labels.shape == images.shape[:1]:
+                return images, labels, class_names
+            raise ValueError(f"images {images.shape} and labels {labels.shape} do not match")
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            warnings.warn(f"the CIFAR-10 cache {cache_file} is damaged ({type(e).__name__}: {e}): rebuilding it",
+                          stacklevel=2)
 
     t0 = time.perf_counter()
-    images, labels, class_names = _decode_images(_load_split(source, split), source)
+    ds = _load_split(source, split)
+    with _reading(f"cifar10 {split}", _files(source), "datasets"):
+        images, labels, class_names = _decode_images(ds, source)
     log.info("decoded %d CIFAR-10 %s images in %.1f s", len(labels), split, time.perf_counter() - t0)
     with atomic_path(cache_file, suffix=".npz") as tmp:
         np.savez(tmp, images=images, labels=labels, class_names=np.array(class_names))
@@ -260,16 +317,15 @@ def load_tinystories(n_stories: int = 3200, dataset: str | None = None, split: s
 
     When the source holds fewer (the offline mirror has 2,316), returns them all with a warning.
     """
-    if isinstance(n_stories, bool) or not isinstance(n_stories, (int, np.integer)) or n_stories < 1:
-        raise ValueError(f"n_stories={n_stories!r}: expected a positive integer")
+    n_stories = positive_int("n_stories", n_stories)
     source = resolve_source("tinystories", dataset)
     ds = _load_split(source, split, streaming=source["kind"] == "hub")
     if source["kind"] == "hub":
-        stories = [row["text"] for row in ds.take(int(n_stories))]
+        stories = [row["text"] for row in ds.take(n_stories)]
     else:
         if "text" not in ds.column_names:
             raise ValueError(f"{source['path_or_id']}: expected a 'text' column, found {ds.column_names}")
-        stories = list(ds.select(range(min(int(n_stories), len(ds))))["text"])
+        stories = list(ds.select(range(min(n_stories, len(ds))))["text"])
     if len(stories) < n_stories:
         warnings.warn(f"asked for n_stories={n_stories} but {portable(source['path_or_id'])} ({split}) has only "
                       f"{len(stories)}: using {len(stories)}", stacklevel=2)
@@ -314,10 +370,12 @@ def load_tokenizer(name: str | os.PathLike):
     name = str(name)
     mirror = mirror_dir()
     if name in OFFLINE_LM_ALIASES:
-        return AutoTokenizer.from_pretrained(_offline_lm_path())
+        with _reading(f"tokenizer {name!r}", None):
+            return AutoTokenizer.from_pretrained(_offline_lm_path())
     if Path(name).expanduser().is_dir():
         try:
-            return AutoTokenizer.from_pretrained(Path(name).expanduser())
+            with _reading(f"tokenizer {name!r}", None):
+                return AutoTokenizer.from_pretrained(Path(name).expanduser())
         except (OSError, ValueError, TypeError) as e:
             raise ValueError(f"{name}: no loadable tokenizer in this folder ({e}); save one next to the "
                              "model with tokenizer.save_pretrained(folder)") from None
@@ -327,7 +385,8 @@ def load_tokenizer(name: str | os.PathLike):
             if not (folder / "vocab.json").exists() or not (folder / "merges.txt").exists():
                 raise DataSourceError(f"tokenizer {name!r}: {folder} lacks vocab.json/merges.txt")
             # GPT-2 BPE; bos = eos = unk = <|endoftext|> (id 50256), as in TinyStories-1M's tokenizer
-            return GPT2TokenizerFast.from_pretrained(folder, model_max_length=GPT2_MAX_LENGTH)
+            with _reading(f"tokenizer {name!r}", [folder / "vocab.json", folder / "merges.txt"], "transformers"):
+                return GPT2TokenizerFast.from_pretrained(folder, model_max_length=GPT2_MAX_LENGTH)
         raise DataSourceError(f"tokenizer {name!r}: not in the offline mirror ({MIRROR_ENV}={mirror}); give "
                               f"a local folder, or unset {MIRROR_ENV} to load it from the Hub")
     _require_hub(f"tokenizer {name!r}")
@@ -356,15 +415,16 @@ def load_language_model(name: str | os.PathLike | None = None, device: str | Non
     source = _lm_source(name)  # before importing transformers: a missing source fails in milliseconds
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
-    path = source["path_or_id"]
-    config = AutoConfig.from_pretrained(path)
-    is_causal = _is_causal(config)
     from transformers.utils import logging as hf_logging
 
+    path = source["path_or_id"]
     bar = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # its widget bar reads "0%" in executed notebooks
     try:
-        model = (AutoModelForCausalLM if is_causal else AutoModel).from_pretrained(path)
+        with _reading(f"model {source['name']!r}", None):  # offline with the mirror
+            config = AutoConfig.from_pretrained(path)
+            is_causal = _is_causal(config)
+            model = (AutoModelForCausalLM if is_causal else AutoModel).from_pretrained(path)
     finally:
         if bar:
             hf_logging.enable_progress_bar()

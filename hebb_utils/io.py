@@ -8,14 +8,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["atomic_path", "atomic_write_json", "atomic_save_npy", "atomic_torch_save", "atomic_replace_dir",
-           "portable"]
+__all__ = ["atomic_path", "atomic_write_json", "atomic_torch_save", "atomic_replace_dir", "recover_dir", "portable"]
 
 MIRROR_ENV = "HEBB_DATA_MIRROR"
 
@@ -49,12 +49,6 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return Path(path)
 
 
-def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
-    with atomic_path(path, suffix=".npy") as tmp:
-        np.save(tmp, np.asarray(array))
-    return Path(path)
-
-
 def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
     import torch
 
@@ -63,31 +57,81 @@ def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
     return Path(path)
 
 
+_ACTIVE: set[Path] = set()  # this process's temp folders in use (the others of this pid are stale)
+
+
 @contextlib.contextmanager
 def atomic_replace_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a fresh temporary folder; on success it takes the place of `path` as a whole.
 
     For artifacts made of several files (an activation matrix plus its token table and config)
-    so that a reader never sees the new matrix beside the old table.
+    so that a reader never sees the new matrix beside the old table. The new folder is written as
+    `.NAME.new-PID-*`; the swap renames the old one to `.NAME.old-PID-*`, the new one to `path`,
+    then deletes the old. A complete version always exists: if the second rename fails, the old
+    folder is put back; if the process dies between the renames, `recover_dir(path)` (run by the
+    next write and by `load_activations`) moves the old copy back. The next write also deletes
+    stale temp folders of NAME (of dead processes, or of this one no longer in use). POSIX cannot
+    exchange two folders atomically: a reader in the instant between a live writer's renames
+    finds no folder, and should retry.
     """
     import shutil
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    recover_dir(path)
+    for stale in _stale(path):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.new-{os.getpid()}-", dir=path.parent))
+    old = tmp.with_name(f".{path.name}.old-" + tmp.name[len(path.name) + 6:])
     os.chmod(tmp, 0o777 & ~_umask())
+    _ACTIVE.update((tmp, old))
     try:
         yield tmp
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old.{os.getpid()}")
+        had_old = path.exists()
+        if had_old:
             os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if had_old and not path.exists():
+                os.replace(old, path)  # put the old version back
+            raise
+        shutil.rmtree(old, ignore_errors=True)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        _ACTIVE.difference_update((tmp, old))
+
+
+def recover_dir(path: str | os.PathLike) -> bool:
+    """If `path` is missing but a stale complete copy `.NAME.old-*` (left by a writer that died
+    mid-swap) is there, move the newest back to `path`. Returns True when it did."""
+    path = Path(path)
+    if path.exists() or not path.parent.is_dir():
+        return False
+    copies = [p for p in _stale(path) if p.name.startswith(f".{path.name}.old-")]
+    if not copies:
+        return False
+    os.replace(max(copies, key=lambda p: p.stat().st_mtime_ns), path)
+    return True
+
+
+def _stale(path: Path) -> list[Path]:
+    """Temp folders `.NAME.new-PID-*` / `.NAME.old-PID-*` whose writer is gone (a dead process, or
+    this one no longer using them)."""
+    def gone(pid: int) -> bool:
+        if pid == os.getpid():
+            return True
+        try:
+            os.kill(pid, 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            return True
+        except OSError:  # it exists, another user's
+            pass
+        return False
+
+    name = re.compile(rf"\.{re.escape(path.name)}\.(?:new|old)-(\d+)-\w+")
+    return [p for p in path.parent.iterdir()
+            if (m := name.fullmatch(p.name)) and p.is_dir() and p not in _ACTIVE and gone(int(m[1]))]
 
 
 def portable(obj: Any) -> Any:

@@ -1,8 +1,8 @@
 """Measures of what a learned layer became: topography on the neuron grid, winners and dead
 neurons, agreement with a reference basis, ICA separation, label/token specificity, linear probe.
 
-Grid convention (as in the SoftHebb layer): ``grid=(rows, cols)``, neuron j sits at row
-``j // cols``, column ``j % cols``; ``grid=(n,)`` is one row of n neurons.
+Grid convention (as in the SoftHebb layer): a checks.Grid or ``grid=(rows, cols)``, neuron j sits
+at row ``j // cols``, column ``j % cols``; ``grid=(n,)`` is one row of n neurons.
 Responses ``u`` are (samples, N): one column per neuron, larger = more active.
 """
 from __future__ import annotations
@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 import torch
+
+from .checks import Grid, matrix, positive_int, vector
 
 __all__ = [
     "grid_coordinates",
@@ -31,46 +33,33 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------------------------
-# input checks
+# input checks and the grid
 
 
-def _tensor(x, name: str, ndim: int | tuple[int, ...], dtype=None) -> torch.Tensor:
-    """x as a tensor with the expected number of dimensions, finite if floating point."""
+def _indices(name: str, x, ndim: int, upper: int | None = None, what: str = "") -> torch.Tensor:
+    """x (tensor or array) of `ndim` dims of integers in [0, upper) as int64 on the CPU."""
     if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not torch.is_tensor(x):
-        raise ValueError(f"{name}: expected a tensor or array, got {type(x).__name__}")
-    ndims = (ndim,) if isinstance(ndim, int) else ndim
-    if x.ndim not in ndims:
-        raise ValueError(f"{name}: expected {' or '.join(map(str, ndims))} dimensions, got shape {tuple(x.shape)}")
+        if x.dtype.kind not in "biuf":
+            raise ValueError(f"{name} has dtype {x.dtype}: expected integers (convert with x.astype(np.int64))")
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    if ndim == 1:
+        x = vector(name, x, integer=True)
+    elif not isinstance(x, torch.Tensor) or x.dim() != ndim or x.is_floating_point() or x.dtype == torch.bool:
+        desc = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name}: expected a {ndim}D tensor or array of integers, got {desc}")
     if x.numel() == 0:
-        raise ValueError(f"{name}: empty, shape {tuple(x.shape)}")
-    if x.is_floating_point() and not torch.isfinite(x).all():
-        raise ValueError(f"{name}: contains NaN or inf")
-    return x if dtype is None else x.to(dtype)
-
-
-def _grid_shape(grid) -> tuple[int, int]:
-    """(rows, cols) from grid=(rows, cols) or grid=(n,)."""
-    if isinstance(grid, int) or not isinstance(grid, (tuple, list)) or len(grid) not in (1, 2):
-        raise ValueError(f"grid={grid!r}: expected (rows, cols) or (n,) for one row")
-    if not all(isinstance(g, (int, np.integer)) and not isinstance(g, bool) and g >= 1 for g in grid):
-        raise ValueError(f"grid={grid!r}: sizes must be positive integers")
-    return (1, int(grid[0])) if len(grid) == 1 else (int(grid[0]), int(grid[1]))
-
-
-def _check_grid(grid, n: int, what: str) -> tuple[int, int]:
-    rows, cols = _grid_shape(grid)
-    if rows * cols != n:
-        raise ValueError(f"grid={tuple(grid)!r}: rows * cols = {rows * cols} but {what} has N={n} neurons")
-    return rows, cols
+        raise ValueError(f"{name} has shape {tuple(x.shape)}: expected at least one entry")
+    if int(x.min()) < 0 or (upper is not None and int(x.max()) >= upper):
+        raise ValueError(f"{name}: values must lie in [0, {upper if upper is not None else 'inf'}){what}, got "
+                         f"[{int(x.min())}, {int(x.max())}]")
+    return x.cpu().long()
 
 
 def grid_coordinates(grid) -> torch.Tensor:
     """(N, 2) float32 (row, col) of each neuron j: (j // cols, j % cols)."""
-    rows, cols = _grid_shape(grid)
-    j = torch.arange(rows * cols)
-    return torch.stack([j // cols, j % cols], dim=1).to(torch.float32)
+    grid = Grid.of(grid)
+    j = torch.arange(grid.n)
+    return torch.stack([j // grid.cols, j % grid.cols], dim=1).to(torch.float32)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -84,14 +73,13 @@ def topographic_error(u, grid, neighbourhood: int = 8) -> float:
     ``4``: Manhattan distance 1. Ties in u are broken by ``torch.topk`` (lowest index first on CPU).
     0 = every sample's two best neurons touch on the grid.
     """
-    u = _tensor(u, "u", 2)
+    u = matrix("u", u)
     if neighbourhood not in (4, 8):
         raise ValueError(f"neighbourhood={neighbourhood!r}: expected 8 (Chebyshev) or 4 (Manhattan)")
     n = u.shape[1]
     if n < 2:
         raise ValueError(f"u: needs at least 2 neurons (columns) for a second-best, got {n}")
-    rows, cols = _check_grid(grid, n, "u")
-    return _not_neighbours(u.topk(2, dim=1).indices, cols, neighbourhood)
+    return _not_neighbours(u.topk(2, dim=1).indices, Grid.of(grid, n=n, what="columns of u").cols, neighbourhood)
 
 
 def _not_neighbours(best2: torch.Tensor, cols: int, neighbourhood: int) -> float:
@@ -128,15 +116,15 @@ def distance_correlation(W, grid, n_shuffles: int = 100, seed: int = 0, max_pair
     Returns dict(rho, null_mean, null_std, p_value, n_pairs) with
     ``p_value = (1 + #{null >= rho}) / (1 + n_shuffles)`` (one-sided, never 0).
     """
-    W = _tensor(W, "W", 2, torch.float64).cpu()
+    W = matrix("W", W, dtype=torch.float64).cpu()
     n = W.shape[0]
-    rows, cols = _check_grid(grid, n, "W")
+    grid = Grid.of(grid, n=n, what="rows of W")
+    cols = grid.cols
     if n < 3:
         raise ValueError(f"W: needs at least 3 neurons for a rank correlation over pairs, got {n}")
-    if not isinstance(n_shuffles, int) or n_shuffles < 0:
-        raise ValueError(f"n_shuffles={n_shuffles!r}: expected an integer >= 0")
-    if max_pairs is not None and (not isinstance(max_pairs, int) or max_pairs < 3):
-        raise ValueError(f"max_pairs={max_pairs!r}: expected an integer >= 3 or None")
+    n_shuffles = positive_int("n_shuffles", n_shuffles, minimum=0)
+    seed = positive_int("seed", seed, minimum=0)
+    max_pairs = max_pairs if max_pairs is None else positive_int("max_pairs", max_pairs, minimum=3, hint="or None")
     gen = torch.Generator().manual_seed(seed)
     i, j = torch.triu_indices(n, n, 1)  # (M,) each
     if max_pairs is not None and max_pairs < i.numel():
@@ -166,7 +154,7 @@ def distance_correlation(W, grid, n_shuffles: int = 100, seed: int = 0, max_pair
 
     g_rank = grid_ranks(i, j)
     if (g_rank == g_rank[0]).all():
-        raise ValueError(f"grid={tuple(grid)!r}: every pair of neurons is at the same grid distance; no correlation")
+        raise ValueError(f"grid={grid.shape!r}: every pair of neurons is at the same grid distance; no correlation")
     rho = corr(g_rank)
     null = torch.empty(n_shuffles, dtype=torch.float64)
     if i.numel() < n * (n - 1) // 2:
@@ -204,19 +192,17 @@ def distance_correlation(W, grid, n_shuffles: int = 100, seed: int = 0, max_pair
 
 def winner_counts(u) -> torch.Tensor:
     """(N,) int64: how many samples each neuron wins (argmax of u over neurons, u (B, N))."""
-    u = _tensor(u, "u", 2)
+    u = matrix("u", u)
     return torch.bincount(u.argmax(dim=1).cpu(), minlength=u.shape[1])
 
 
 def dead_fraction(u_or_counts) -> float:
     """Share of neurons that never win: from responses u (B, N) or from (N,) winner counts."""
-    x = _tensor(u_or_counts, "u_or_counts", (1, 2))
-    if x.ndim == 1:
-        if x.is_floating_point() or (x < 0).any():
-            raise ValueError("u_or_counts: a 1-D input must be non-negative integer winner counts (N,)")
-        counts = x
+    x = u_or_counts
+    if getattr(x, "ndim", None) == 1:
+        counts = _indices("u_or_counts", x, 1, what=" (a 1-D input is winner counts (N,))")
     else:
-        counts = winner_counts(x)
+        counts = winner_counts(matrix("u_or_counts", x))
     return float((counts == 0).double().mean())
 
 
@@ -225,8 +211,9 @@ def dead_fraction(u_or_counts) -> float:
 
 
 def _rows64(x, name: str) -> torch.Tensor:
-    x = _tensor(x, name, (1, 2), torch.float64).cpu()
-    return x[None] if x.ndim == 1 else x
+    """x (k, D) or (D,) as a float64 (k, D) CPU tensor."""
+    x = torch.from_numpy(x) if isinstance(x, np.ndarray) else x
+    return matrix(name, x[None] if getattr(x, "ndim", None) == 1 else x, dtype=torch.float64).cpu()
 
 
 def _orthonormal_rows(W: torch.Tensor, name: str) -> torch.Tensor:
@@ -272,9 +259,10 @@ def amari_distance(W, A) -> float:
     / (2 k (k - 1))``. 0 iff W A is a scaled permutation (perfect separation up to order and scale).
     Invariant to the order and signs of the rows; rescaling rows changes the column terms, so
     compare unmixing matrices scaled alike (e.g. unit-variance sources, as hebbian_ica and
-    FastICA(whiten="unit-variance") return).
+    FastICA(whiten="unit-variance") return). Invariant to the overall scale of W and of A: each is
+    first scaled by a power of two (exact) to a largest entry in [0.5, 1), so W A cannot overflow.
     """
-    W, A = _tensor(W, "W", 2, torch.float64).cpu(), _tensor(A, "A", 2, torch.float64).cpu()
+    W, A = (_pow2_scaled(matrix(name, M, dtype=torch.float64).cpu()) for name, M in (("W", W), ("A", A)))
     if W.shape[1] != A.shape[0] or W.shape[0] != A.shape[1]:
         raise ValueError(f"A: expected shape ({W.shape[1]}, {W.shape[0]}) for W of shape {tuple(W.shape)}, "
                          f"got {tuple(A.shape)}")
@@ -287,6 +275,12 @@ def amari_distance(W, A) -> float:
     rows = (P.sum(dim=1) / P.amax(dim=1) - 1).sum()
     cols = (P.sum(dim=0) / P.amax(dim=0) - 1).sum()
     return float((rows + cols) / (2 * k * (k - 1)))
+
+
+def _pow2_scaled(M: torch.Tensor) -> torch.Tensor:
+    """M times the power of two that brings max|M| into [0.5, 1): exact, so results do not change."""
+    exponent = torch.frexp(M.abs().max()).exponent
+    return torch.ldexp(M, -exponent.to(M.dtype)) if M.abs().max() > 0 else M
 
 
 # ----------------------------------------------------------------------------------------------
@@ -306,22 +300,16 @@ def label_selectivity(u, labels, n_labels: int) -> dict:
       chance: the share of the most common label overall (what one neuron winning everything gets);
       n_live: neurons that win at least once.
     """
-    u = _tensor(u, "u", 2)
+    u = matrix("u", u)
     return _label_selectivity(u.argmax(dim=1).cpu(), labels, n_labels, u.shape[1], "u")
 
 
 def _label_selectivity(winner: torch.Tensor, labels, n_labels: int, n: int, what: str) -> dict:
     """label_selectivity from winner (B,) int64 neuron indices in [0, n)."""
-    labels = _tensor(labels, "labels", 1)
-    if labels.is_floating_point():
-        raise ValueError(f"labels: expected integers, got {labels.dtype}")
-    labels = labels.to(torch.int64).cpu()
+    n_labels = positive_int("n_labels", n_labels)
+    labels = _indices("labels", labels, 1, n_labels)
     if labels.shape[0] != winner.shape[0]:
         raise ValueError(f"labels: has {labels.shape[0]} entries, {what} has {winner.shape[0]} samples")
-    if not isinstance(n_labels, int) or n_labels < 1:
-        raise ValueError(f"n_labels={n_labels!r}: expected a positive integer")
-    if labels.min() < 0 or labels.max() >= n_labels:
-        raise ValueError(f"labels: values must lie in [0, {n_labels}), got [{int(labels.min())}, {int(labels.max())}]")
     counts = torch.bincount(winner * n_labels + labels, minlength=n * n_labels).view(n, n_labels)
     wins = counts.sum(dim=1)
     top, majority = counts.max(dim=1)
@@ -347,16 +335,15 @@ def token_purity(u, token_ids, top: int = 20) -> torch.Tensor:
 
     u (S, N) responses over S token samples, token_ids (S,) ints.
     """
-    u = _tensor(u, "u", 2)
-    token_ids = _tensor(token_ids, "token_ids", 1)
-    if token_ids.is_floating_point():
-        raise ValueError(f"token_ids: expected integers, got {token_ids.dtype}")
+    u = matrix("u", u)
+    token_ids = _indices("token_ids", token_ids, 1)
     if token_ids.shape[0] != u.shape[0]:
         raise ValueError(f"token_ids: has {token_ids.shape[0]} entries, u has {u.shape[0]} samples")
-    if not isinstance(top, int) or not 1 <= top <= u.shape[0]:
+    top = positive_int("top", top)
+    if top > u.shape[0]:
         raise ValueError(f"top={top!r}: expected an integer in [1, {u.shape[0]}] (the number of samples)")
     idx = u.topk(top, dim=0).indices.cpu()  # (top, N)
-    return _mode_share(token_ids.cpu().to(torch.int64)[idx])
+    return _mode_share(token_ids[idx])
 
 
 def _mode_share(tokens: torch.Tensor) -> torch.Tensor:
@@ -393,8 +380,8 @@ def linear_probe(train_features, train_labels, test_features, test_labels, *, C:
     from sklearn.preprocessing import StandardScaler
 
     def as_np(x, name, ndim):
-        x = _tensor(x, name, ndim)
-        return x.detach().cpu().numpy()
+        x = torch.from_numpy(x) if isinstance(x, np.ndarray) else x
+        return (matrix(name, x) if ndim == 2 else vector(name, x)).detach().cpu().numpy()
 
     Xtr, ytr = as_np(train_features, "train_features", 2), as_np(train_labels, "train_labels", 1)
     Xte, yte = as_np(test_features, "test_features", 2), as_np(test_labels, "test_labels", 1)
@@ -427,35 +414,24 @@ def linear_probe(train_features, train_labels, test_features, test_labels, *, C:
 
 def topographic_error_from_winners(best2, grid, neighbourhood: int = 8) -> float:
     """`topographic_error` from each sample's (best, second-best) neuron indices, best2 (B, 2) ints."""
-    best2 = _tensor(best2, "best2", 2)
-    if best2.shape[1] != 2 or best2.is_floating_point():
-        raise ValueError(f"best2: expected (B, 2) integer neuron indices, got {tuple(best2.shape)} {best2.dtype}")
+    grid = Grid.of(grid)
+    best2 = _indices("best2", best2, 2, grid.n, f" (the neurons of grid={grid.shape})")
+    if best2.shape[1] != 2:
+        raise ValueError(f"best2: expected (B, 2) integer neuron indices, got {tuple(best2.shape)}")
     if neighbourhood not in (4, 8):
         raise ValueError(f"neighbourhood={neighbourhood!r}: expected 8 (Chebyshev) or 4 (Manhattan)")
-    rows, cols = _grid_shape(grid)
-    if best2.min() < 0 or best2.max() >= rows * cols:
-        raise ValueError(f"best2: neuron indices must lie in [0, {rows * cols}) for grid={grid}")
-    return _not_neighbours(best2.long(), cols, neighbourhood)
+    return _not_neighbours(best2, grid.cols, neighbourhood)
 
 
 def label_selectivity_from_winners(winners, labels, n_labels: int, n_neurons: int) -> dict:
     """`label_selectivity` from each sample's winning neuron index, winners (B,) ints."""
-    winners = _tensor(winners, "winners", 1)
-    if winners.is_floating_point():
-        raise ValueError(f"winners: expected integer neuron indices, got {winners.dtype}")
-    if not isinstance(n_neurons, int) or n_neurons < 1:
-        raise ValueError(f"n_neurons={n_neurons!r}: expected a positive integer")
-    if winners.min() < 0 or winners.max() >= n_neurons:
-        raise ValueError(f"winners: neuron indices must lie in [0, {n_neurons})")
-    return _label_selectivity(winners.long().cpu(), labels, n_labels, n_neurons, "winners")
+    n_neurons = positive_int("n_neurons", n_neurons)
+    winners = _indices("winners", winners, 1, n_neurons, " (the neuron indices)")
+    return _label_selectivity(winners, labels, n_labels, n_neurons, "winners")
 
 
 def token_purity_from_top(top_index, token_ids) -> torch.Tensor:
     """`token_purity` from each neuron's strongest sample indices, top_index (top, N) ints."""
-    top_index = _tensor(top_index, "top_index", 2)
-    token_ids = _tensor(token_ids, "token_ids", 1)
-    if top_index.is_floating_point() or token_ids.is_floating_point():
-        raise ValueError("top_index, token_ids: expected integers")
-    if top_index.min() < 0 or top_index.max() >= token_ids.shape[0]:
-        raise ValueError(f"top_index: sample indices must lie in [0, {token_ids.shape[0]}) (len(token_ids))")
-    return _mode_share(token_ids.cpu().to(torch.int64)[top_index.cpu().long()])  # (top, N) tokens
+    token_ids = _indices("token_ids", token_ids, 1)
+    top_index = _indices("top_index", top_index, 2, token_ids.shape[0], " (sample indices: len(token_ids))")
+    return _mode_share(token_ids[top_index])  # (top, N) tokens

@@ -1,6 +1,7 @@
 """Figures: weight tiles on the neuron grid, training animations, the 2D map of tokens.
 
-matplotlib is imported inside the functions so the core package imports with torch and numpy.
+Every `grid` is a checks.Grid or (rows, cols), as in the SoftHebb layer. matplotlib is imported
+inside the functions so the core package imports with torch and numpy.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .checks import Grid
 from .io import atomic_path
 
 __all__ = ["weight_tiles", "plot_weight_grid", "animate_weight_grid", "plot_token_map", "busiest_window",
@@ -23,7 +25,7 @@ def _numpy(a) -> np.ndarray:
     return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
 
-def weight_tiles(W, grid: tuple[int, int], image_shape: tuple[int, int, int] = (3, 32, 32), pad: int = 1) -> np.ndarray:
+def weight_tiles(W, grid, image_shape: tuple[int, int, int] = (3, 32, 32), pad: int = 1) -> np.ndarray:
     """Lay the N weight vectors out as images on the (rows, cols) grid -> one RGB mosaic in [0, 1].
 
     W: (N, C*H*W) in the layout of the input (channels first, as CIFAR pixels are flattened
@@ -31,10 +33,11 @@ def weight_tiles(W, grid: tuple[int, int], image_shape: tuple[int, int, int] = (
     neuron's preferred pattern is visible whatever its norm.
     """
     W = _numpy(W).astype(np.float32)
-    rows, cols = grid
+    grid = Grid.of(grid)
+    rows, cols = grid.rows, grid.cols
     c, h, w = image_shape
     if W.shape != (rows * cols, c * h * w):
-        raise ValueError(f"W has shape {W.shape}; expected ({rows * cols}, {c * h * w}) for grid={grid}, image_shape={image_shape}")
+        raise ValueError(f"W has shape {W.shape}; expected ({rows * cols}, {c * h * w}) for grid={grid.shape}, image_shape={image_shape}")
     tiles = W.reshape(rows * cols, c, h, w).transpose(0, 2, 3, 1)  # (N, h, w, c)
     lo = tiles.min(axis=(1, 2, 3), keepdims=True)
     hi = tiles.max(axis=(1, 2, 3), keepdims=True)
@@ -50,7 +53,8 @@ def plot_weight_grid(W, grid, image_shape=(3, 32, 32), title: str | None = None,
     import matplotlib.pyplot as plt
 
     mosaic = weight_tiles(W, grid, image_shape)
-    rows, cols = grid
+    grid = Grid.of(grid)
+    rows, cols = grid.rows, grid.cols
     fig, ax = plt.subplots(figsize=(cols * scale, rows * scale + 0.4))
     ax.imshow(mosaic, interpolation="nearest")
     ax.set_axis_off()
@@ -70,7 +74,8 @@ def animate_weight_grid(snapshots, grid, path, image_shape=(3, 32, 32), steps: S
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     snapshots = _numpy(snapshots)
-    rows, cols = grid
+    grid = Grid.of(grid)
+    rows, cols = grid.rows, grid.cols
     fig, ax = plt.subplots(figsize=(cols * scale, rows * scale + 0.4))
     ax.set_axis_off()
     image = ax.imshow(weight_tiles(snapshots[0], grid, image_shape), interpolation="nearest")
@@ -100,12 +105,11 @@ def plot_token_map(labels: Sequence[str], grid, title: str | None = None, cell_i
     """
     import matplotlib.pyplot as plt
 
-    rows, cols = grid
-    if len(labels) != rows * cols:
-        raise ValueError(f"labels has {len(labels)} entries; grid={grid} needs {rows * cols}")
+    grid = Grid.of(grid, n=len(labels), what="labels")
+    rows, cols = grid.rows, grid.cols
     r0, c0, h, w = region if region is not None else (0, 0, rows, cols)
     if not (0 <= r0 and 0 <= c0 and h >= 1 and w >= 1 and r0 + h <= rows and c0 + w <= cols):
-        raise ValueError(f"region={region!r}: expected (row0, col0, height, width) inside the grid {grid}")
+        raise ValueError(f"region={region!r}: expected (row0, col0, height, width) inside the grid {grid.shape}")
     fig, ax = plt.subplots(figsize=(w * cell_inches, h * cell_inches * 0.5))
     if colors is not None:
         window = np.asarray(colors, dtype=float).reshape(rows, cols)[r0:r0 + h, c0:c0 + w]
@@ -136,7 +140,8 @@ def plot_token_map(labels: Sequence[str], grid, title: str | None = None, cell_i
 def busiest_window(counts, grid, size: tuple[int, int]) -> tuple[int, int, int, int]:
     """The (row0, col0, height, width) window of `size` whose neurons win most often in total:
     where a crop of the map shows the most live, readable neurons."""
-    rows, cols = grid
+    grid = Grid.of(grid, n=np.size(counts), what="counts")
+    rows, cols = grid.rows, grid.cols
     h, w = min(size[0], rows), min(size[1], cols)
     c = torch.as_tensor(np.asarray(counts, dtype=np.float64)).reshape(1, 1, rows, cols)
     sums = torch.nn.functional.avg_pool2d(c, (h, w), stride=1)[0, 0]  # (rows - h + 1, cols - w + 1)

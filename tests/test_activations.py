@@ -1,5 +1,6 @@
 """Activation extraction: the TinyStories-1M code path (a random GPT-Neo of its configuration with the
 real GPT-2 tokenizer), the MiniLM offline stand-in, and the artifact folder."""
+import json
 import os
 import socket
 
@@ -151,6 +152,9 @@ def test_bad_arguments(gpt_neo, stories):
         extract_activations(model, tokenizer, stories[:1], max_tokens=0, progress=False)
     with pytest.raises(ValueError, match="batch_size"):
         extract_activations(model, tokenizer, stories[:1], batch_size=0, progress=False)
+    small = extract_activations(model, tokenizer, stories[:1], layer=np.int64(2), batch_size=np.int64(1),
+                                max_tokens=np.int64(3), progress=False)  # numpy integers are integers
+    assert small.acts.shape == (3, 64) and small.meta["config"]["layer"] == 2
 
 
 # ------------------------------------------------------------------------------------------------
@@ -199,6 +203,67 @@ def test_load_errors_name_the_folder_and_the_fix(tmp_path):
     np.save(tmp_path / "half" / "acts.npy", np.zeros((2, 3), np.float32))
     with pytest.raises(FileNotFoundError, match=r"incomplete \(missing tokens.parquet, stories.jsonl, meta.json\)"):
         load_activations(tmp_path / "half")
+
+
+@pytest.fixture
+def artifact(tmp_path):
+    """A small artifact folder written by save_activations (no model, no mirror needed)."""
+    from hebb_utils import Activations
+
+    acts = np.arange(5 * 3, dtype=np.float32).reshape(5, 3)
+    tokens = pd.DataFrame({"row": np.arange(5), "token_id": [7, 8, 9, 7, 8], "token": list("abcab"),
+                           "story_id": [0, 0, 0, 1, 1], "position": [0, 1, 2, 0, 1]})
+    return save_activations(tmp_path / "acts", Activations(acts, tokens, ["s0", "s1"], {"counts": {}}))
+
+
+def _edit_meta(folder, **counts):
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["counts"].update(counts)
+    (folder / "meta.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("tamper, match", [
+    (lambda f: _edit_meta(f, n_tokens=6), r"meta\.json: counts .*n_tokens"),
+    (lambda f: _edit_meta(f, d_model=4), r"meta\.json: counts .*d_model"),
+    (lambda f: _edit_meta(f, n_stories=3), r"meta\.json: counts .*n_stories"),
+    (lambda f: (f / "meta.json").write_text('{"counts": {'), r"meta\.json: unreadable"),
+    (lambda f: np.save(f / "acts.npy", np.load(f / "acts.npy").astype(np.float64)), r"acts\.npy: holds float64"),
+    (lambda f: np.save(f / "acts.npy", np.load(f / "acts.npy").astype(np.int8)), r"acts\.npy: holds int8"),
+    (lambda f: (f / "acts.npy").write_bytes(b"garbage"), r"acts\.npy: unreadable"),
+    (lambda f: pd.read_parquet(f / "tokens.parquet").drop(columns=["position"]).to_parquet(f / "tokens.parquet"),
+     r"tokens\.parquet: lacks the column\(s\) \['position'\]"),
+    (lambda f: pd.read_parquet(f / "tokens.parquet").assign(story_id=[0, 0, 0, 1, 2]).to_parquet(f / "tokens.parquet"),
+     r"tokens\.parquet: story_id spans 0 \.\. 2, outside 0 \.\. 1"),
+    (lambda f: pd.read_parquet(f / "tokens.parquet").assign(story_id=[-1, 0, 0, 1, 1]).to_parquet(f / "tokens.parquet"),
+     r"tokens\.parquet: story_id spans -1"),
+    (lambda f: pd.read_parquet(f / "tokens.parquet").assign(story_id=list("aabbb")).to_parquet(f / "tokens.parquet"),
+     r"tokens\.parquet: story_id has dtype object"),
+    (lambda f: pd.read_parquet(f / "tokens.parquet").iloc[:4].to_parquet(f / "tokens.parquet"),
+     r"tokens\.parquet: has 4 rows but acts\.npy 5"),
+    (lambda f: (f / "stories.jsonl").write_text("s0\n"), r"stories\.jsonl: unreadable"),
+])
+def test_load_refuses_a_tampered_artifact(artifact, tamper, match):
+    assert load_activations(artifact).acts.shape == (5, 3)
+    tamper(artifact)
+    with pytest.raises(ValueError, match=match + ".*make activations"):
+        load_activations(artifact)
+
+
+def test_load_verify_compares_the_checksum(artifact):
+    acts = np.load(artifact / "acts.npy")
+    acts[2, 1] += 1  # same dtype, same shape, other numbers
+    np.save(artifact / "acts.npy", acts)
+    assert load_activations(artifact).acts[2, 1] == acts[2, 1]  # not hashed unless asked
+    with pytest.raises(ValueError, match=r"acts\.npy: its SHA-256 is not meta\.json's acts_sha256"):
+        load_activations(artifact, verify=True)
+
+
+def test_load_recovers_a_copy_left_by_a_crashed_save(artifact):
+    # what a save that died between its two renames leaves: no folder, the complete old one hidden
+    left = artifact.with_name(f".acts.old-{os.getpid()}-x")  # this process, not writing it: stale
+    artifact.rename(left)
+    back = load_activations(artifact)
+    assert back.acts.shape == (5, 3) and artifact.is_dir() and not left.exists()
 
 
 # ------------------------------------------------------------------------------------------------

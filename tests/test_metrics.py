@@ -49,7 +49,7 @@ def test_topographic_error_hand_cases():
 
 def test_topographic_error_bad_input():
     u = torch.randn(4, 6)
-    with pytest.raises(ValueError, match=r"rows \* cols = 9 but u has N=6"):
+    with pytest.raises(ValueError, match=r"grid=\(3, 3\) has 9 neurons but there are 6 columns of u"):
         topographic_error(u, (3, 3))
     with pytest.raises(ValueError, match="neighbourhood"):
         topographic_error(u, (2, 3), neighbourhood=6)
@@ -218,3 +218,53 @@ def test_streaming_variants_agree_with_the_response_versions():
         label_selectivity_from_winners(torch.tensor([0, 12]), labels[:2], 4, 12)
     with pytest.raises(ValueError, match="best2"):
         topographic_error_from_winners(torch.tensor([[0, 12]]), (3, 4))
+
+
+# ----------------------------------------------------------------------------------------------
+# issue 9: shared checks, Grid, and the audited defects
+
+
+def test_amari_distance_is_scale_invariant_and_finite_at_1e200():
+    A = torch.randn(4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    W = torch.linalg.pinv(A) + 0.05
+    ref = amari_distance(W, A)
+    for scale in (1e200, 1e-200, 2.0 ** 60):
+        assert amari_distance(W * scale, A) == pytest.approx(ref, rel=1e-12)
+        assert amari_distance(W, A * scale) == pytest.approx(ref, rel=1e-12)
+    for scale in (1e200, 1e-200):  # W A alone would overflow to inf (NaN) or underflow to 0
+        assert amari_distance(W * scale, A * scale) == pytest.approx(ref, rel=1e-12)
+    assert amari_distance(W * 4.0, A) == ref  # a power of two changes nothing, bit for bit
+
+
+def test_metrics_take_the_shared_grid_and_numpy_sizes():
+    from hebb_utils.checks import Grid
+
+    u = torch.randn(20, 6, generator=torch.Generator().manual_seed(0))
+    assert topographic_error(u, Grid(2, 3)) == topographic_error(u, (2, 3)) == topographic_error(u, (np.int64(2), 3))
+    assert torch.equal(grid_coordinates(Grid(1, 5, True)), grid_coordinates((5,)))
+    W = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
+    assert distance_correlation(W, Grid(2, 3), n_shuffles=np.int64(5), seed=np.int64(0))["n_pairs"] == 15
+    labels = np.arange(20) % 3
+    assert label_selectivity(u, labels, np.int64(3))["n_live"] >= 1
+    assert token_purity(u, torch.arange(20), top=np.int64(4)).shape == (6,)
+
+
+def test_metrics_refuse_bad_inputs_clearly():
+    u = torch.randn(8, 6)
+    cases = [
+        (lambda: topographic_error(u, 6), "grid=6"),
+        (lambda: distance_correlation(torch.randn(6, 3), (2, 3), n_shuffles=-1), "n_shuffles"),
+        (lambda: distance_correlation(torch.randn(6, 3), (2, 3), max_pairs=2), "max_pairs"),
+        (lambda: label_selectivity(u, torch.arange(8) * 1.0, 8), "labels.*integers"),
+        (lambda: label_selectivity(u, torch.arange(8), 4), r"labels: values must lie in \[0, 4\)"),
+        (lambda: label_selectivity(u, torch.arange(8), 0), "n_labels"),
+        (lambda: token_purity(u, torch.arange(8), top=0), "top"),
+        (lambda: token_purity(u, torch.arange(8), top=9), "top"),
+        (lambda: dead_fraction(torch.tensor([1, -1, 2])), "u_or_counts"),
+        (lambda: dead_fraction(torch.tensor([1.0, 2.0])), "u_or_counts.*integers"),
+        (lambda: amari_distance(torch.full((2, 2), float("nan")), torch.eye(2)), "NaN"),
+        (lambda: component_cosines(np.zeros((0, 3)), np.zeros((0, 3))), "row"),
+    ]
+    for call, match in cases:
+        with pytest.raises(ValueError, match=match):
+            call()

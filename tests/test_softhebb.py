@@ -4,6 +4,7 @@ Hand-computed small cases, a float64 recomputation, a per-sample loop reference 
 hypothesis, the layer's BatchNorm bookkeeping, and short training runs on synthetic data where
 the lateral support must make the map topographic.
 """
+import io
 import math
 
 import numpy as np
@@ -21,7 +22,7 @@ from hebb_utils import (
     topographic_error,
     train_softhebb,
 )
-from hebb_utils.softhebb import _apply_update, _post_synaptic_and_sums
+from hebb_utils.softhebb import _apply_update, _post_synaptic
 
 
 def softmax_row(values, t_invert):
@@ -184,7 +185,7 @@ def test_softhebb_step_is_the_update_rule(legacy):
     expected = W0 + 0.05 * plastic_update(x, W0, u0, post_synaptic(u0, 2.0, lateral, legacy_batch_winner=legacy))
     torch.testing.assert_close(W, expected, rtol=1e-6, atol=1e-7)
     # the torch helpers Triton is compared with: (y, s) and the normalised in-place update
-    y, s = _post_synaptic_and_sums(u0, 2.0, lateral, legacy)
+    y, s = _post_synaptic(u0, 2.0, lateral, legacy)
     torch.testing.assert_close(y, post_synaptic(u0, 2.0, lateral, legacy_batch_winner=legacy))
     torch.testing.assert_close(s, (y * u0).sum(0))
     W1 = W0.clone()
@@ -491,9 +492,9 @@ def test_bad_inputs():
         (lambda: post_synaptic(torch.randn(3, 6), float("nan")), "t_invert"),
         (lambda: post_synaptic(torch.randn(3, 6), 1.0, Lateral((2, 2))), "4 neurons"),
         (lambda: post_synaptic(torch.randn(6), 1.0), "u"),
-        (lambda: post_synaptic(torch.randn(0, 6), 1.0), "non-empty"),
+        (lambda: post_synaptic(torch.randn(0, 6), 1.0), "0 row"),
         (lambda: post_synaptic(torch.tensor([[0.0, float("nan")]]), 1.0), "NaN"),
-        (lambda: plastic_update(x, torch.randn(6, 9), torch.randn(8, 6), torch.randn(8, 6)), "W has shape"),
+        (lambda: plastic_update(x, torch.randn(6, 9), torch.randn(8, 6), torch.randn(8, 6)), "x has shape"),
         (lambda: plastic_update(x, torch.randn(6, 10), torch.randn(8, 6), torch.randn(8, 5)), "y has shape"),
         (lambda: softhebb_step(torch.randn(6, 10), torch.randn(8, 9), 1.0, 0.1), "x has shape"),
         (lambda: layer(torch.randn(8, 9)), "x has shape"),
@@ -512,3 +513,156 @@ def test_bad_inputs():
     for call, match in cases:
         with pytest.raises(ValueError, match=match):
             call()
+
+
+# -----------------------------------------------------------------------------
+# issue 9: audited defects, one regression test each
+
+
+def test_nan_batch_in_train_mode_is_refused_before_batchnorm():
+    layer = SoftHebbLinear(8, 12, 10.0, seed=0)
+    mean, var = layer.bn.running_mean.clone(), layer.bn.running_var.clone()
+    for call in (lambda: layer(torch.full((4, 8), float("nan"))),
+                 lambda: layer.hebbian_step(torch.full((4, 8), float("nan")), 0.1),
+                 lambda: train_softhebb(layer, torch.full((20, 8), float("nan")), progress=False)):
+        with pytest.raises(ValueError, match="NaN"):
+            call()
+    assert torch.equal(layer.bn.running_mean, mean) and torch.equal(layer.bn.running_var, var)
+    assert torch.isfinite(layer.responses(torch.randn(16, 8))).all()
+
+
+def test_data_whose_batch_variance_overflows_is_refused():
+    layer = SoftHebbLinear(8, 12, 10.0, seed=0)
+    big = torch.randn(64, 8) * 1e19
+    for call in (lambda: layer.hebbian_step(big, 0.1), lambda: layer.train()(big),
+                 lambda: train_softhebb(layer, big, progress=False)):
+        with pytest.raises(ValueError, match="overflow"):
+            call()
+    assert torch.isfinite(layer.bn.running_var).all()
+
+
+def test_a_constant_batch_does_not_move_the_weights():
+    # BatchNorm's float mean of a constant feature leaves ~1e-5 noise; max-normalising it made a full lr step
+    layer = SoftHebbLinear(8, 12, 1000.0, seed=0)
+    W0 = layer.weight.clone()
+    for _ in range(120):
+        layer.hebbian_step(torch.full((16, 8), 7.0), 0.08, backend="torch")
+    assert torch.equal(layer.weight, W0)
+    # a constant feature beside varying ones: the varying ones still train
+    x = torch.randn(16, 8)
+    x[:, 3] = 7.0
+    layer.hebbian_step(x, 0.08, backend="torch")
+    assert not torch.equal(layer.weight, W0)
+
+
+def test_t_invert_and_lr_beyond_float32_are_refused():
+    u = torch.randn(4, 6)
+    with pytest.raises(ValueError, match="t_invert"):
+        post_synaptic(u, 1e39)
+    assert torch.isfinite(post_synaptic(u, 1e38)).all()
+    layer = SoftHebbLinear(8, 6, 10.0, seed=0)
+    for lr in (1e38, 1e39, np.float64(1e5)):
+        with pytest.raises(ValueError, match="lr"):
+            layer.hebbian_step(torch.randn(8, 8), lr)
+    with pytest.raises(ValueError, match="lr"):
+        softhebb_step(torch.randn(6, 8), torch.randn(4, 8), 1.0, 1e38)
+
+
+def test_huge_radius_selects_the_whole_grid():
+    lateral = Lateral((3, 4), radius=1e300)
+    index, valid = lateral.neighbours(torch.tensor([5]))
+    assert sorted(index[valid].tolist()) == list(range(12))
+    assert Lateral((5,), radius=1e300).neighbours(torch.tensor([0]))[1].sum() == 4
+
+
+def test_lateral_grid_is_the_shared_grid():
+    from hebb_utils.checks import Grid
+
+    assert Lateral((2, 3)).grid == Grid(2, 3) and Lateral(Grid(2, 3)) == Lateral((2, 3))
+    assert Lateral((np.int64(5),)).is_1d and Lateral((np.int64(5),)).n_neurons == 5
+
+
+def test_responses_batch_size_is_checked():
+    layer = SoftHebbLinear(8, 6, 10.0, seed=0).eval()
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="batch_size"):
+            layer.responses(torch.randn(5, 8), batch_size=bad)
+    assert layer.responses(torch.randn(5, 8), batch_size=np.int64(2)).shape == (5, 6)
+
+
+def test_train_softhebb_seed_none_and_numpy_sizes():
+    data = torch.randn(40, 6)
+    runs = [train_softhebb(SoftHebbLinear(6, 4, 5.0, seed=0), data, batch_size=8, seed=None, progress=False)[0].weight
+            for _ in range(2)]
+    assert torch.isfinite(runs[0]).all() and not torch.equal(runs[0], runs[1])  # fresh seeds: other orders
+    layer = SoftHebbLinear(np.int64(6), np.int64(4), np.float32(5.0), seed=np.int64(0))
+    _, snaps = train_softhebb(layer, data, epochs=np.int64(2), batch_size=np.int64(8), snapshot_every=np.int64(5),
+                              seed=np.int64(1), lr=np.float32(0.1), progress=False)
+    assert snaps.shape == (3, 4, 6)
+
+
+def test_cuda_without_gpu_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        train_softhebb(SoftHebbLinear(6, 4, 5.0, seed=0), torch.randn(20, 6), device="cuda", progress=False)
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        SoftHebbLinear(6, 4, 5.0, device="cuda")
+
+
+def test_float64_input_is_converted_to_the_layer_dtype():
+    layer = SoftHebbLinear(6, 4, 5.0, seed=0)
+    x = np.random.default_rng(0).normal(size=(16, 6))  # numpy's float64
+    u = layer.hebbian_step(x, 0.1, backend="torch")
+    assert u.dtype == torch.float32
+    assert layer.eval()(torch.from_numpy(x)).dtype == torch.float32
+    assert layer.responses(x).dtype == torch.float32
+    train_softhebb(layer, x, batch_size=8, progress=False)
+    W = torch.randn(4, 6)
+    softhebb_step(W, torch.from_numpy(x), 5.0, 0.1)
+    assert plastic_update(torch.from_numpy(x), W, torch.randn(16, 4), torch.randn(16, 4)).dtype == torch.float32
+
+
+def test_state_dict_of_another_t_invert_or_grid_is_refused():
+    trained = SoftHebbLinear(6, 4, 5.0, lateral=Lateral((2, 2)), seed=0)
+    state = trained.state_dict()
+    same = SoftHebbLinear(6, 4, 5.0, lateral=Lateral((2, 2)), seed=1)
+    same.load_state_dict(state)
+    assert torch.equal(same.weight, trained.weight)
+    for other in (SoftHebbLinear(6, 4, 7.0, lateral=Lateral((2, 2))), SoftHebbLinear(6, 4, 5.0, lateral=Lateral((4,))),
+                  SoftHebbLinear(6, 4, 5.0)):
+        with pytest.raises(ValueError, match="t_invert and lateral grid"):
+            other.load_state_dict(state)
+    legacy = {k: v for k, v in state.items() if k != "_extra_state"}  # saved before the check
+    same.load_state_dict(legacy)
+
+
+def test_progress_bar_is_tqdm(monkeypatch):
+    import hebb_utils.softhebb as sh
+
+    seen = []
+    real = sh.tqdm
+
+    def recording(**kw):
+        seen.append(kw)
+        return real(**kw, file=io.StringIO())
+
+    monkeypatch.setattr(sh, "tqdm", recording)
+    data = torch.randn(20, 6)
+    for progress in (False, True):
+        train_softhebb(SoftHebbLinear(6, 4, 5.0, seed=0), data, batch_size=8, progress=progress)
+    # progress=True passes no `disable`, so tqdm's TQDM_DISABLE environment variable still applies
+    assert [kw.get("disable", "unset") for kw in seen] == [True, "unset"]
+
+
+def test_public_functions_are_what_training_runs(monkeypatch):
+    import hebb_utils.softhebb as sh
+
+    calls = []
+    real = sh._post_synaptic
+    monkeypatch.setattr(sh, "_post_synaptic", lambda *a: calls.append("post") or real(*a))
+    layer = SoftHebbLinear(6, 4, 5.0, seed=0)
+    layer.hebbian_step(torch.randn(8, 6), 0.1, backend="torch")
+    post_synaptic(torch.randn(3, 4), 2.0)
+    assert calls == ["post", "post"]
+    # training's torch step runs the very core the public post_synaptic wraps (no second copy)
+    assert sh._step_functions("torch") == (sh._post_synaptic, sh._apply_update)

@@ -1,0 +1,203 @@
+"""A whole SoftHebb epoch on CUDA: device-side batches, the steps captured in CUDA graphs and replayed."""
+from __future__ import annotations
+
+import torch
+
+from ..checks import positive_int, vector
+from ..softhebb import snapshot_steps, training_steps
+from ._triton import LAUNCH, cdiv, check_runnable, jit, next_pow2
+from .post_synaptic import post_synaptic_triton
+from .update import _normalised_update
+
+tl = None  # bound by _triton.jit at the first kernel call
+
+# steps per CUDA graph: one replay runs this many steps (fewer host calls and gaps between graphs)
+STEPS_PER_GRAPH = 16
+
+
+def _gather_batchnorm_kernel(data_ptr, order_ptr, step_ptr, x_ptr, mean_ptr, var_ptr, B, D, stride_data,
+                             momentum, eps, BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr):
+    """x = BatchNorm(data[order[step*B : step*B + B]]) for BLOCK_D features, batch statistics.
+
+    Updates the running statistics as nn.BatchNorm1d does in training mode: mean, and the
+    unbiased variance, averaged with weight `momentum`. Three passes over the gathered rows
+    (sum, squared deviations, output), which stay in L2; the order is fixed.
+    """
+    cols = tl.program_id(0) * BLOCK_D + tl.arange(0, BLOCK_D)
+    col_ok = cols < D
+    first = tl.load(step_ptr) * B  # int64: the batch index lives on the device
+    lanes = tl.arange(0, BLOCK_B)
+    total = tl.zeros([BLOCK_D], tl.float32)
+    for b0 in range(0, B, BLOCK_B):
+        rows = b0 + lanes
+        ok = (rows < B)[:, None] & col_ok[None, :]
+        src = tl.load(order_ptr + first + rows, mask=rows < B, other=0)
+        total += tl.sum(tl.load(data_ptr + src[:, None] * stride_data + cols[None, :], mask=ok, other=0.0), axis=0)
+    mean = tl.div_rn(total, B.to(tl.float32))
+    total = tl.zeros([BLOCK_D], tl.float32)
+    for b0 in range(0, B, BLOCK_B):
+        rows = b0 + lanes
+        ok = (rows < B)[:, None] & col_ok[None, :]
+        src = tl.load(order_ptr + first + rows, mask=rows < B, other=0)
+        v = tl.load(data_ptr + src[:, None] * stride_data + cols[None, :], mask=ok, other=0.0)
+        dev = tl.where(ok, v - mean[None, :], 0.0)
+        total += tl.sum(dev * dev, axis=0)
+    var = tl.div_rn(total, B.to(tl.float32))  # biased: what the batch is normalised with
+    inv_std = tl.div_rn(1.0, tl.sqrt_rn(var + eps))  # IEEE-rounded; tl.sqrt is approximate on GPUs
+    for b0 in range(0, B, BLOCK_B):
+        rows = b0 + lanes
+        ok = (rows < B)[:, None] & col_ok[None, :]
+        src = tl.load(order_ptr + first + rows, mask=rows < B, other=0)
+        v = tl.load(data_ptr + src[:, None] * stride_data + cols[None, :], mask=ok, other=0.0)
+        tl.store(x_ptr + rows[:, None] * D + cols[None, :], (v - mean[None, :]) * inv_std[None, :], mask=ok)
+    running_mean = tl.load(mean_ptr + cols, mask=col_ok, other=0.0)
+    running_var = tl.load(var_ptr + cols, mask=col_ok, other=0.0)
+    tl.store(mean_ptr + cols, momentum * mean + (1.0 - momentum) * running_mean, mask=col_ok)
+    unbiased = tl.div_rn(var * B, (B - 1).to(tl.float32))
+    tl.store(var_ptr + cols, momentum * unbiased + (1.0 - momentum) * running_var, mask=col_ok)
+
+
+def _device_step(data, order, step, bn_state, W, batch_size, t_invert, lateral, legacy, lr):
+    """One SoftHebb step on batch number `step` (a 0-dim int64 device tensor) of `order`, all on
+    the device: 7 launches (gather + BatchNorm, x W^T, 2 post-synaptic, y^T x, 2 update), and
+    the update's first kernel advances `step` and BatchNorm's num_batches_tracked.
+
+    bn_state = (running_mean, running_var, num_batches_tracked, momentum, eps), updated in place
+    as nn.BatchNorm1d does in training mode.
+    """
+    running_mean, running_var, n_tracked, momentum, eps = bn_state
+    D = data.shape[1]
+    x = torch.empty(batch_size, D, dtype=data.dtype, device=data.device)
+    block_b = min(next_pow2(batch_size), 64)
+    block_d = max(16, min(64, next_pow2(cdiv(D, 8))))  # several programs for small D (LM: 4 of 16)
+    jit(_gather_batchnorm_kernel)[(cdiv(D, block_d),)](
+        data, order, step, x, running_mean, running_var, batch_size, D, data.stride(0), momentum, eps,
+        BLOCK_B=block_b, BLOCK_D=block_d, **LAUNCH)
+    u = x @ W.T  # (B, N) cuBLAS
+    y, s = post_synaptic_triton(u, t_invert, lateral, legacy)
+    _normalised_update(W, y.T @ x, s, lr, counters=(step, n_tracked))  # y^T x on cuBLAS, the rest fused
+
+
+def _layer_state(layer):
+    bn = layer.bn
+    if bn.momentum is None or not bn.track_running_stats or bn.affine:
+        raise ValueError("layer.bn: train_epoch_graphed expects BatchNorm1d(affine=False) with a float momentum "
+                         "and running statistics (as SoftHebbLinear builds it)")
+    return (bn.running_mean, bn.running_var, bn.num_batches_tracked, float(bn.momentum), float(bn.eps))
+
+
+def _check_order(order, n: int, device: torch.device) -> torch.Tensor:
+    """order as int64 on `device`, n indices in [0, n): the kernels gather data[order[i]] unchecked."""
+    order = vector("order", order, length=n, integer=True)
+    if order.device != device:
+        raise ValueError(f"order is on {order.device}, data on {device}: move it with order.to(data.device)")
+    if n:
+        low, high = (int(v) for v in torch.aminmax(order))
+        if low < 0 or high >= n:
+            raise ValueError(f"order holds indices from {low} to {high}: expected row indices in [0, {n}) of data "
+                             f"(a permutation such as torch.randperm({n}))")
+    return order.long().contiguous()
+
+
+def train_epoch_graphed(layer, data: torch.Tensor, order: torch.Tensor, batch_size: int, lr: float,
+                        snapshot_every: int, step0: int = 0, use_graph: bool = True) -> torch.Tensor:
+    """One epoch of SoftHebb training on CUDA, as softhebb.train_softhebb's eager loop does it.
+
+    layer: a SoftHebbLinear; data (samples, D) float32 on its device, already checked for finite
+    values; order (samples,) integers on that device in [0, samples), the shuffled sample order
+    (checked once, one host sync: a bad order raises ValueError before any step). Batch i is
+    order[i*B : (i+1)*B]; the last partial batch is taken eagerly when training_steps counts it.
+    The full batches replay steps captured in CUDA graphs (STEPS_PER_GRAPH steps per graph, and a
+    one-step graph for the rest): no host sync or copy per step. Updates layer.weight and the
+    BatchNorm running statistics in place. Returns (k, N, D) on the device: the weights after the
+    steps of this epoch (global, from step0 + 1) that snapshot_steps schedules at multiples of
+    snapshot_every; train_softhebb takes the initial and the final weights itself. use_graph=False
+    runs the same device-side steps eagerly: slower, but wherever the kernels run (CPU tests).
+    """
+    if use_graph and data.device.type != "cuda":
+        raise ValueError(f"data: CUDA graphs need CUDA tensors, got {data.device}; pass use_graph=False")
+    W, n = layer.weight, data.shape[0]
+    if (data.ndim != 2 or data.shape[1] != W.shape[1] or {data.dtype, W.dtype} != {torch.float32}
+            or W.device != data.device):
+        raise ValueError(f"data: expected ({n}, {W.shape[1]}) float32 on {W.device} like layer.weight, "
+                         f"got {tuple(data.shape)} {data.dtype} on {data.device}")
+    order = _check_order(order, n, data.device)
+    batch_size = positive_int("batch_size", batch_size, minimum=2, hint="BatchNorm needs two samples")
+    snapshot_every = positive_int("snapshot_every", snapshot_every)
+    step0 = positive_int("step0", step0, minimum=0)
+    if not W.is_contiguous():
+        raise ValueError("layer.weight: expected a contiguous tensor (it is updated in place)")
+    check_runnable(W)
+    bn_state = _layer_state(layer)
+    settings = (batch_size, layer.t_invert, layer.lateral, layer.legacy_batch_winner, float(lr))
+    data = data.contiguous()
+    n_full, n_steps = n // batch_size, training_steps(n, batch_size)  # n_steps > n_full: a partial batch
+    # this epoch's part of train_softhebb's schedule: its steps at multiples of snapshot_every
+    snap_steps = [t - step0 - 1 for t in snapshot_steps(step0 + n_steps, snapshot_every)
+                  if t > step0 and t % snapshot_every == 0]  # 0-based in the epoch
+    snapshots = torch.empty((len(snap_steps), *W.shape), dtype=W.dtype, device=W.device)
+    step = torch.zeros((), dtype=torch.int64, device=W.device)
+
+    # the full batches in segments that end where a snapshot is due
+    ends = [i + 1 for i in snap_steps if i < n_full]
+    due = set(snap_steps)
+    segments = [(b - a, b - 1 in due) for a, b in zip([0] + ends, ends + [n_full]) if b > a]
+    with torch.no_grad():
+        run_many, run_one = _step_runners(data, order, step, bn_state, W, settings, segments, use_graph)
+        slot = 0
+        for length, snapshot in segments:
+            for _ in range(length // STEPS_PER_GRAPH):
+                run_many()
+            for _ in range(length % STEPS_PER_GRAPH):
+                run_one()
+            if snapshot:
+                snapshots[slot].copy_(W)
+                slot += 1
+        if n_steps > n_full:  # the last, partial batch: the same step, eagerly, on the rows left
+            rest = order[n_full * batch_size:]
+            _device_step(data, rest, torch.zeros_like(step), bn_state, W, len(rest), *settings[1:])
+            if n_full in due:
+                snapshots[slot].copy_(W)
+                slot += 1
+    assert slot == len(snap_steps), (slot, snap_steps)
+    return snapshots
+
+
+def _step_runners(data, order, step, bn_state, W, settings, segments, use_graph):
+    """(run STEPS_PER_GRAPH steps, run 1 step): replays of CUDA graphs, or eager calls."""
+    def steps(k, state=bn_state, weight=W, counter=step):
+        def run():
+            for _ in range(k):
+                _device_step(data, order, counter, state, weight, *settings)
+        return run
+
+    if not use_graph:
+        return steps(STEPS_PER_GRAPH), steps(1)
+    need_many = any(length >= STEPS_PER_GRAPH for length, _ in segments)
+    need_one = any(length % STEPS_PER_GRAPH for length, _ in segments)
+    if not (need_many or need_one):
+        return None, None
+    # Warm-up (Triton compilation, cuBLAS set-up) on copies of the state, so the layer is
+    # untouched until the first replay; then capture, on a side stream. (Not torch.cuda.graph,
+    # whose empty_cache() would hand all cached blocks back to the driver at every epoch.)
+    main = torch.cuda.current_stream(W.device)
+    side = torch.cuda.Stream(device=W.device)
+    side.wait_stream(main)
+    graphs, pool = [], None
+    with torch.cuda.stream(side):
+        warm_state = tuple(t.clone() if isinstance(t, torch.Tensor) else t for t in bn_state)
+        steps(1, warm_state, W.clone(), step.clone())()
+        side.synchronize()  # once per epoch: the warm-up has finished before capture starts
+        for k, needed in ((STEPS_PER_GRAPH, need_many), (1, need_one)):
+            if not needed:
+                graphs.append(None)
+                continue
+            graph = torch.cuda.CUDAGraph()
+            graph.capture_begin(pool=pool)  # the two graphs share one memory pool
+            steps(k)()
+            graph.capture_end()
+            pool = graph.pool()
+            graphs.append(graph.replay)
+    main.wait_stream(side)
+    step.zero_()  # capture records, it does not run; start at batch 0 all the same
+    return graphs[0], graphs[1]
