@@ -156,13 +156,16 @@ def portable(obj: Any) -> Any:
                 return name + s[len(prefix):]
         return s
 
-    if isinstance(obj, dict):
-        return {k: portable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [portable(v) for v in obj]
-    if isinstance(obj, Path):
-        return fix(str(obj))
-    return fix(obj) if isinstance(obj, str) else obj
+    def walk(o: Any) -> Any:  # the prefixes are worked out once, not per nested value
+        if isinstance(o, dict):
+            return {k: walk(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [walk(v) for v in o]
+        if isinstance(o, Path):
+            return fix(str(o))
+        return fix(o) if isinstance(o, str) else o
+
+    return walk(obj)
 
 
 def _umask() -> int:

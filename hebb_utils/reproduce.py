@@ -120,6 +120,14 @@ def reference_from_git(path: Path, rev: str = "HEAD") -> dict | None:
     return json.loads(text)
 
 
+def _reference(path: Path, folder: str | None, rev: str) -> dict | None:
+    """The reference of results file `path`: the same name in `folder`, else the file at git `rev`."""
+    if folder is None:
+        return reference_from_git(path, rev)
+    ref = Path(folder) / path.name
+    return json.loads(ref.read_text()) if ref.exists() else None
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
@@ -150,8 +158,7 @@ def main(argv=None) -> int:
         return 1
     comparisons, unchecked = [], []
     for path in files:
-        ref = (json.loads((Path(a.reference) / path.name).read_text()) if a.reference and
-               (Path(a.reference) / path.name).exists() else None if a.reference else reference_from_git(path, a.rev))
+        ref = _reference(path, a.reference, a.rev)
         if ref is None:
             unchecked.append(path.name)
             continue
