@@ -45,7 +45,7 @@ ACTS         := $(R)/activations/lm
 H            := hebb_utils
 COMMON       := $(H)/io.py $(H)/plots.py $(H)/report.py $(H)/seeds.py notebooks/nbconvert/offline/index.html.j2
 RULES        := $(H)/stream.py $(H)/schedule.py $(H)/hebbian.py $(H)/ica.py $(H)/checks.py $(H)/metrics.py $(H)/backend.py
-LAYER        := $(H)/softhebb.py $(H)/checks.py $(H)/metrics.py $(H)/analysis.py $(H)/backend.py $(wildcard $(H)/kernels/*.py)
+LAYER        := $(H)/softhebb.py $(H)/som.py $(H)/checks.py $(H)/metrics.py $(H)/analysis.py $(H)/backend.py $(wildcard $(H)/kernels/*.py)
 
 # Parameters of the full offline run (2 CPU cores, < 20 min). See README "Choices".
 N_STORIES    ?= 3200
@@ -99,7 +99,11 @@ $(R)/04_cifar_softhebb.json: notebooks/04_cifar_softhebb.ipynb $(H)/data.py $(LA
 $(R)/05_lm_softhebb.json: notebooks/05_lm_softhebb.ipynb $(ACTS)/meta.json $(LAYER) $(H)/token_map.py $(COMMON) $(ALWAYS) | $(STAMP)
 	$(call run_notebook,05_lm_softhebb,$(R),-p results_dir $(R) -p figures_dir $(F) -p activations_dir $(ACTS))
 
-RESULTS_JSON := $(R)/01_extract_activations.json $(R)/02_foundations.json $(R)/03_pca_family.json $(R)/04_cifar_softhebb.json $(R)/05_lm_softhebb.json
+# 6. topography: MiniSom against SoftHebb with the fixed and the annealed lateral support, CIFAR-10 and LM tokens
+$(R)/06_topography.json: notebooks/06_topography.ipynb $(H)/data.py $(ACTS)/meta.json $(LAYER) $(COMMON) $(ALWAYS) | $(STAMP)
+	$(call run_notebook,06_topography,$(R),-p results_dir $(R) -p figures_dir $(F) -p activations_dir $(ACTS))
+
+RESULTS_JSON := $(R)/01_extract_activations.json $(R)/02_foundations.json $(R)/03_pca_family.json $(R)/04_cifar_softhebb.json $(R)/05_lm_softhebb.json $(R)/06_topography.json
 
 # the README's results table is generated from the JSON files, so it cannot drift
 README.md: $(ACTS)/meta.json $(RESULTS_JSON) hebb_utils/report.py $(ALWAYS) | $(STAMP)
@@ -128,6 +132,7 @@ smoke: $(STAMP)
 	$(call run_notebook,03_pca_family,$(S),-p results_dir $(S) -p figures_dir $(S)/figures -p activations_dir $(S)/activations -p smoke True)
 	$(call run_notebook,04_cifar_softhebb,$(S),-p results_dir $(S) -p figures_dir $(S)/figures -p smoke True)
 	$(call run_notebook,05_lm_softhebb,$(S),-p results_dir $(S) -p figures_dir $(S)/figures -p activations_dir $(S)/activations -p smoke True)
+	$(call run_notebook,06_topography,$(S),-p results_dir $(S) -p figures_dir $(S)/figures -p activations_dir $(S)/activations -p smoke True)
 	@echo "smoke: all notebooks ran"
 
 bench: $(STAMP)

@@ -19,9 +19,10 @@ from .metrics import (dead_fraction, distance_correlation, label_selectivity_fro
                       topographic_error_from_winners)
 from .io import atomic_torch_save
 from .softhebb import Lateral, SoftHebbLinear, train_softhebb
+from .som import SOM
 
 __all__ = ["calibrate_normalisation", "train_ablations", "ablations_over_seeds", "neuron_summary", "top_distinct_tokens",
-           "softhebb_metrics", "triangle_activation"]
+           "softhebb_metrics", "map_metrics", "methods_over_seeds", "triangle_activation"]
 
 
 def triangle_activation(u: torch.Tensor) -> torch.Tensor:
@@ -123,8 +124,17 @@ def ablations_over_seeds(X, grid, t_invert: float, seeds, measure, *, snapshot_e
 
 
 @torch.no_grad()
-def neuron_summary(layer: SoftHebbLinear, X, top: int = 50, batch_size: int = 8192) -> dict:
-    """One pass over X (samples, D) with the layer in eval mode (its trained normalisation).
+def _responder(model):
+    """(in_features, N, device, responses(batch)) of a SoftHebb layer (eval mode: its trained
+    normalisation) or a SOM (minus the distances: larger = the nearer unit)."""
+    if isinstance(model, SOM):
+        return model.weights.shape[1], model.weights.shape[0], model.weights.device, model.responses
+    layer = _layer(model).eval()
+    return layer.in_features, layer.out_features, layer.weight.device, lambda x: layer(x.to(layer.weight.dtype))
+
+
+def neuron_summary(layer: SoftHebbLinear | SOM, X, top: int = 50, batch_size: int = 8192) -> dict:
+    """One pass over X (samples, D) with the layer in eval mode (its trained normalisation), or a SOM.
 
     Returns
       best2 (S, 2) int64: each sample's best and second-best neuron (by u); (S, 1) for a layer of
@@ -132,18 +142,17 @@ def neuron_summary(layer: SoftHebbLinear, X, top: int = 50, batch_size: int = 81
       top_index, top_values (top, N): each neuron's `top` strongest samples, strongest first.
     X stays where it is (often the CPU); each batch moves to the layer's device and dtype.
     """
-    X = matrix("X", X, _layer(layer).in_features, cols_name="in_features")
-    S, N = X.shape[0], layer.out_features
+    in_features, N, device, respond = _responder(layer)
+    X = matrix("X", X, in_features, cols_name="in_features")
+    S = X.shape[0]
     top, batch_size = positive_int("top", top), positive_int("batch_size", batch_size)
     if top > S:
         raise ValueError(f"top={top}: expected 1 <= top <= {S} (the number of samples)")
-    layer.eval()
-    device = layer.weight.device
     best2 = torch.empty(S, min(2, N), dtype=torch.int64)
     top_values = torch.full((0, N), float("-inf"), device=device)
     top_index = torch.empty((0, N), dtype=torch.int64, device=device)
     for start in range(0, S, batch_size):
-        u = layer(X[start:start + batch_size].to(device, layer.weight.dtype))  # (b, N)
+        u = respond(X[start:start + batch_size].to(device))  # (b, N)
         best2[start:start + u.shape[0]] = u.topk(best2.shape[1], dim=1).indices.cpu()
         values, index = u.topk(min(top, u.shape[0]), dim=0)  # (k, N) strongest in this chunk
         values = torch.cat([top_values, values])
@@ -187,10 +196,21 @@ def softhebb_metrics(layer: SoftHebbLinear, X, grid=None, *, labels=None, n_labe
     Another grid than the layer's is refused: the metrics would describe a map the layer never had.
     """
     grid = _layer_grid(_layer(layer), grid)
-    summary = summary or neuron_summary(layer, X, top=purity_top, batch_size=batch_size)
+    return map_metrics(layer, X, grid, labels=labels, n_labels=n_labels, token_ids=token_ids, purity_top=purity_top,
+                       n_shuffles=n_shuffles, seed=seed, summary=summary, batch_size=batch_size)
+
+
+def map_metrics(model: SoftHebbLinear | SOM, X, grid, *, labels=None, n_labels: int | None = None, token_ids=None,
+                purity_top: int = 20, n_shuffles: int = 100, seed: int = 0, summary: dict | None = None,
+                batch_size: int = 8192) -> dict:
+    """softhebb_metrics for any map on `grid`: a SoftHebb layer (any grid of its size) or a SOM
+    (each method's own winner rule: the largest u for SoftHebb, the nearest unit for the SOM)."""
+    weight = model.weights if isinstance(model, SOM) else _layer(model).weight
+    grid = Grid.of(grid, n=weight.shape[0], what="units in the map")
+    summary = summary or neuron_summary(model, X, top=purity_top, batch_size=batch_size)
     best2 = summary["best2"]
-    counts = torch.bincount(best2[:, 0], minlength=layer.out_features)
-    dist = distance_correlation(layer.weight.cpu(), grid, n_shuffles=n_shuffles, seed=seed)
+    counts = torch.bincount(best2[:, 0], minlength=weight.shape[0])
+    dist = distance_correlation(weight.cpu(), grid, n_shuffles=n_shuffles, seed=seed)
     out = {
         "topographic_error": topographic_error_from_winners(best2, grid, neighbourhood=8),
         "topographic_error_4": topographic_error_from_winners(best2, grid, neighbourhood=4),
@@ -199,7 +219,7 @@ def softhebb_metrics(layer: SoftHebbLinear, X, grid=None, *, labels=None, n_labe
         "dead_fraction": dead_fraction(counts),
     }
     if labels is not None:
-        sel = label_selectivity_from_winners(best2[:, 0], labels, n_labels, layer.out_features)
+        sel = label_selectivity_from_winners(best2[:, 0], labels, n_labels, weight.shape[0])
         out.update(class_purity=sel["mean_purity"], class_purity_weighted=sel["weighted_purity"],
                    class_chance=sel["chance"])
     if token_ids is not None:
@@ -225,3 +245,29 @@ def _layer_grid(layer: SoftHebbLinear, grid) -> Grid:
         raise ValueError(f"grid={grid.shape} is not the layer's lateral grid {own.shape}: pass grid=None "
                          "(or the layer's grid) to measure the map the layer was trained on")
     return grid
+
+
+def methods_over_seeds(methods: dict, seeds, measure) -> tuple[dict, dict]:
+    """Train and measure each method once per seed, then summarise over seeds.
+
+    methods: name -> fit(seed) returning a trained model (a SoftHebb layer, a SOM, ...);
+    measure(name, model, seed) -> dict of numbers. Each row also gets "train_seconds" (the wall
+    time of fit: one epoch when fit trains one). Returns (runs, models of the first seed) with
+    runs[name] = summarise_seeds(rows): mean, ci95, std and the per-seed values.
+    """
+    import time
+
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds: expected at least one seed")
+    rows: dict[str, list[dict]] = {}
+    first: dict = {}
+    for name, fit in methods.items():
+        for seed in seeds:
+            start = time.perf_counter()
+            model = fit(seed)
+            seconds = round(time.perf_counter() - start, 2)
+            rows.setdefault(name, []).append({"seed": seed, **measure(name, model, seed), "train_seconds": seconds})
+            if seed == seeds[0]:
+                first[name] = model
+    return {name: summarise_seeds(r) for name, r in rows.items()}, first

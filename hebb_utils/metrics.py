@@ -26,6 +26,7 @@ __all__ = [
     "label_selectivity",
     "token_purity",
     "linear_probe",
+    "reconstruction_error",
     "topographic_error_from_winners",
     "label_selectivity_from_winners",
     "token_purity_from_top",
@@ -188,6 +189,37 @@ def distance_correlation(W, grid, n_shuffles: int = 100, seed: int = 0, max_pair
 
 # ----------------------------------------------------------------------------------------------
 # winners
+
+
+def reconstruction_error(X, W, batch_size: int = 8192) -> float:
+    """Share of the inputs' energy left after coding each input by ONE unit with a non-negative gain.
+
+    For each x_b (X (B, D), in the units the map was trained in) and each unit w_j (W (N, D)), the
+    best gain a >= 0 is relu(x_b . w_j) / |w_j|^2 and it leaves |x_b|^2 - relu(x_b . w_j)^2 / |w_j|^2;
+    the error is  sum_b min_j (that residual) / sum_b |x_b|^2,  0 (every input is a scaled unit)
+    to 1 (no unit points along any input).
+
+    Why it is fair to a SOM and to SoftHebb alike: the gain takes each unit's scale out, so
+    SoftHebb's near-unit-norm weights and a SOM's weights in input units (norms ~ |x|) are judged
+    on their directions only; and the unit is the best one for reconstruction, not each method's
+    own winner (nearest unit for the SOM, largest dot product for SoftHebb), so neither winner rule
+    is favoured. It is a gain-shape vector quantisation error of a one-unit code. Units of zero
+    norm reconstruct nothing.
+    """
+    W = matrix("W", W)
+    X = matrix("X", X, W.shape[1], dtype=W.dtype, cols_name="W.shape[1]")
+    batch_size = positive_int("batch_size", batch_size)
+    w_sq = W.double().square().sum(1)  # (N,)
+    inv = torch.where(w_sq > 0, 1.0 / w_sq, torch.zeros_like(w_sq))
+    explained, energy = 0.0, 0.0
+    for i in range(0, X.shape[0], batch_size):
+        x = X[i : i + batch_size].double()
+        dots = torch.relu(x @ W.double().T)  # (b, N)
+        explained += float((dots.square() * inv).amax(dim=1).sum())
+        energy += float(x.square().sum())
+    if energy == 0:
+        raise ValueError("X: every input is zero; the reconstruction error is undefined")
+    return max(0.0, 1.0 - explained / energy)
 
 
 def winner_counts(u) -> torch.Tensor:

@@ -18,7 +18,7 @@ from .checks import Grid
 from .io import atomic_path
 
 __all__ = ["weight_tiles", "plot_weight_grid", "animate_weight_grid", "plot_token_map", "busiest_window",
-           "plot_convergence", "save_figure", "show_images"]
+           "plot_convergence", "save_figure", "show_images", "plot_sweep"]
 
 
 def _numpy(a) -> np.ndarray:
@@ -206,3 +206,34 @@ def show_images(paths, titles: Sequence[str] | None = None, width: str | None = 
                      f'<img src="data:{mime};base64,{data}" alt="{html.escape(p.name)}" style="width:100%">'
                      f"{caption}</figure>")
     display(HTML("<div>" + "".join(cells) + "</div>"))
+
+
+def plot_sweep(runs: dict, settings: Sequence[str], metrics: dict, reference: dict | None = None,
+               title: str | None = None):
+    """Metrics against a setting, mean and 95% interval over seeds, one panel per metric.
+
+    runs: name -> a `summarise_seeds` entry; settings: the run names, in the order of the x axis;
+    metrics: metric -> axis label; reference: label -> run drawn as a horizontal band (mean and
+    interval), e.g. {"MiniSom": runs["cifar / minisom"]}.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    x = np.arange(len(settings))
+    for ax, (metric, label) in zip(axes[0], metrics.items()):
+        mean = np.array([runs[s]["mean"][metric] for s in settings])
+        lo, hi = (np.array([runs[s]["ci95"][metric][i] for s in settings]) for i in (0, 1))
+        ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], fmt="o-", capsize=3, color="C0", label="annealed SoftHebb")
+        for k, (name, run) in enumerate((reference or {}).items()):
+            if metric in run.get("mean", {}):
+                r_lo, r_hi = run["ci95"][metric]
+                ax.axhspan(r_lo, r_hi, color=f"C{k + 1}", alpha=0.2)
+                ax.axhline(run["mean"][metric], color=f"C{k + 1}", lw=1, label=name)
+        ax.set_xticks(x, [s.split(" / ")[-1] for s in settings], rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -19,7 +19,8 @@ import torch
 
 from .io import atomic_path, atomic_write_json, portable
 
-__all__ = ["run_info", "write_results", "results_tables", "update_readme", "format_mean_ci", "seed_table", "contrast"]
+__all__ = ["run_info", "write_results", "results_tables", "update_readme", "format_mean_ci", "seed_table", "contrast",
+           "topography_findings"]
 
 
 def run_info(device: torch.device | str | None = None) -> dict:
@@ -170,6 +171,23 @@ def results_tables(results_dir) -> str:
         out += _table(("run", *cols, "seeds"),
                       [(run, *(format_mean_ci(entry, c) for c in cols), _seed_count(entry)) for run, entry in runs.items()])
         out.append("")
+    topo = load("06_topography")
+    if topo:
+        res, config = topo["results"], topo["config"]
+        runs = res["runs"]
+        out += [f"**Topography: MiniSom against SoftHebb with fixed and annealed lateral support** (notebook 06), "
+                f"mean [95% interval] over {len(config['seeds'])} seeds; CIFAR-10 {config['cifar_rows']} x "
+                f"{config['cifar_cols']}, LM tokens {config['lm_rows']} x {config['lm_cols']} "
+                f"({topo['source']['lm'].get('label', '')}); train_seconds is one epoch on this machine "
+                "(MiniSom on LM tokens: one pass over its subsample). Sweep: "
+                "[`figures/topography_sweep.png`](figures/topography_sweep.png); maps: "
+                "[`figures/topography_cifar_minisom.png`](figures/topography_cifar_minisom.png), "
+                "[`figures/topography_cifar_annealed.png`](figures/topography_cifar_annealed.png).", ""]
+        for prefix, cols in (("cifar / ", res["columns"]), ("lm / ", res["lm_columns"])):
+            rows = [(run, *(format_mean_ci(entry, c) for c in cols), _seed_count(entry))
+                    for run, entry in runs.items() if run.startswith(prefix)]
+            out += _table(("run", *cols, "seeds"), rows) + [""]
+        out += [topography_findings(runs, config), ""]
     findings = _findings(load("04_cifar_softhebb"), load("05_lm_softhebb"))
     if findings:
         out += ["**What the seeds say** (generated from the JSON: \"lower\" / \"higher\" means the two 95% "
@@ -227,6 +245,58 @@ def _findings(cifar: dict | None, lm: dict | None) -> list[str]:
             out.append(f"  The published batch-wide winner flip: topographic error {ci(legacy, 'topographic_error')}, "
                        f"{contrast(legacy, lat, 'topographic_error')} the per-sample rule.")
     return out
+
+
+def topography_findings(runs: dict, config: dict) -> str:
+    """Notebook 06's reading, as Markdown: the issue's goals checked against the means, and the
+    comparisons with MiniSom and the fixed support by their 95% intervals."""
+    ci = lambda name, m: format_mean_ci(runs[name], m)  # noqa: E731
+    mean = lambda name, m: runs[name]["mean"][m]  # noqa: E731
+    som, fixed, ann = "cifar / minisom", "cifar / softhebb fixed support", "cifar / softhebb annealed"
+    verdict = lambda ok: "**met**" if ok else "**not met**"  # noqa: E731
+    ratio = mean(ann, "train_seconds") / mean(fixed, "train_seconds")
+    lines = [
+        f"CIFAR-10, {config['cifar_rows']} x {config['cifar_cols']}, one epoch, goals checked on the means:",
+        "",
+        f"- topographic error <= 0.06: annealed {ci(ann, 'topographic_error')}, {verdict(mean(ann, 'topographic_error') <= 0.06)}; "
+        f"{contrast(runs[ann], runs[som], 'topographic_error')} MiniSom ({ci(som, 'topographic_error')}); "
+        f"fixed support {ci(fixed, 'topographic_error')}.",
+        f"- distance rho >= 0.75: annealed {ci(ann, 'distance_rho')}, {verdict(mean(ann, 'distance_rho') >= 0.75)}; "
+        f"MiniSom {ci(som, 'distance_rho')}.",
+        f"- dead units <= 1%: annealed {ci(ann, 'dead_fraction')}, {verdict(mean(ann, 'dead_fraction') <= 0.01)}.",
+        f"- relu(u - mean) probe not below the fixed support: annealed {ci(ann, 'probe_triangle_test_acc')} is "
+        f"{contrast(runs[ann], runs[fixed], 'probe_triangle_test_acc')} the fixed support "
+        f"({ci(fixed, 'probe_triangle_test_acc')}), "
+        f"{verdict(contrast(runs[ann], runs[fixed], 'probe_triangle_test_acc') != 'lower than')}; MiniSom "
+        f"{ci(som, 'probe_triangle_test_acc')}.",
+        f"- epoch time within 2x of the fixed support: {mean(ann, 'train_seconds'):.1f} s vs "
+        f"{mean(fixed, 'train_seconds'):.1f} s ({ratio:.2f}x), {verdict(ratio <= 2)}; MiniSom "
+        f"{mean(som, 'train_seconds'):.1f} s.",
+        f"- reconstruction error: annealed {ci(ann, 'reconstruction_error')}, MiniSom {ci(som, 'reconstruction_error')}, "
+        f"fixed support {ci(fixed, 'reconstruction_error')}.",
+    ]
+    sweep = [name for name in runs if name.startswith("cifar / annealed ")]
+    if sweep:
+        settings = [ann] + sweep
+        best_te = min(settings, key=lambda n: mean(n, "topographic_error"))
+        best_probe = max(settings, key=lambda n: mean(n, "probe_triangle_test_acc"))
+        lines.append(f"- the sweep ({len(settings)} settings): the lowest topographic error is `{best_te}` "
+                     f"({ci(best_te, 'topographic_error')}, probe {ci(best_te, 'probe_triangle_test_acc')}); the "
+                     f"best probe is `{best_probe}` ({ci(best_probe, 'probe_triangle_test_acc')}, topographic error "
+                     f"{ci(best_probe, 'topographic_error')}).")
+    lm_som = next((n for n in runs if n.startswith("lm / minisom")), None)
+    if lm_som and "lm / softhebb annealed" in runs:
+        la, lf = "lm / softhebb annealed", "lm / softhebb fixed support"
+        lines += ["", f"LM tokens, {config['lm_rows']} x {config['lm_cols']}:", "",
+                  f"- topographic error at or below MiniSom's: annealed {ci(la, 'topographic_error')} is "
+                  f"{contrast(runs[la], runs[lm_som], 'topographic_error')} `{lm_som}` ({ci(lm_som, 'topographic_error')}), "
+                  f"{verdict(contrast(runs[la], runs[lm_som], 'topographic_error') != 'higher than')}; fixed support "
+                  f"{ci(lf, 'topographic_error')}.",
+                  f"- distance rho: annealed {ci(la, 'distance_rho')}, MiniSom {ci(lm_som, 'distance_rho')}, fixed "
+                  f"{ci(lf, 'distance_rho')}; dead units: annealed {ci(la, 'dead_fraction')}, MiniSom "
+                  f"{ci(lm_som, 'dead_fraction')}; token purity: annealed {ci(la, 'token_purity')}, MiniSom "
+                  f"{ci(lm_som, 'token_purity')}, fixed {ci(lf, 'token_purity')}."]
+    return "\n".join(lines)
 
 
 def update_readme(results_dir, readme) -> None:

@@ -29,6 +29,9 @@ from .checks import Grid, device_of, finite_float, matrix, positive_int
 
 __all__ = [
     "Lateral",
+    "LateralSchedule",
+    "NEIGHBOURHOODS",
+    "DECAYS",
     "post_synaptic",
     "plastic_update",
     "softhebb_step",
@@ -36,6 +39,7 @@ __all__ = [
     "train_softhebb",
     "training_steps",
     "snapshot_steps",
+    "schedule_progress",
 ]
 
 # dW is divided by max|dW| + DW_EPS, so an all-zero dW stays zero instead of turning into NaN.
@@ -44,6 +48,8 @@ DW_EPS = 1e-30
 # integers, so radius 1.5 (2.25) or radius sqrt(2) (2.0000000000000004) select the 3x3 block
 # whatever the rounding of radius^2.
 RADIUS_EPS = 1e-6
+# The Gaussian's exponent scale is kept >= this (see Lateral.gaussian_scale).
+GAUSSIAN_SCALE_MIN = -1e30
 # The largest lr accepted: a step moves each weight by at most lr, and lr 1e38 overflows float32.
 LR_MAX = 1e4
 
@@ -52,26 +58,42 @@ LR_MAX = 1e4
 # lateral support
 
 
+# The neighbourhood functions, by name: the weight (0 .. 1) of the support at squared grid distance d2
+# from the winner for a reach `radius`. "disc" is the published support; "gaussian" is the Kohonen
+# map's (MiniSom's default), with radius as its standard deviation and no cut-off.
+NEIGHBOURHOODS = {
+    "disc": lambda d2, radius: (d2 <= radius**2 + RADIUS_EPS).to(d2.dtype),
+    "gaussian": lambda d2, radius: torch.exp(-d2 / (2 * radius**2)),
+}
+
+
 @dataclass(frozen=True)
 class Lateral:
     """Lateral support: the winner passes `gain` times its post-synaptic value to its grid neighbours.
 
-    grid=(rows, cols): 2D support. Neuron j sits at (j // cols, j % cols); every neuron at Euclidean
-        grid distance <= radius from the winner, the winner itself included, gets the term (so the
-        winner ends at (1 + gain) times its value). Compared as dist^2 <= radius^2 + 1e-6: radius 1
-        gives the winner and its 4 neighbours, radius 1.5 the 3x3 block. No wrap-around.
-    grid=(n,): 1D variant. Neurons k +- 1 .. k +- floor(radius) inside [0, n), the winner excluded.
+    grid=(rows, cols): 2D support. Neuron j sits at (j // cols, j % cols). With shape="disc" (the
+        published support) every neuron at Euclidean grid distance <= radius from the winner, the
+        winner itself included, gets the term (so the winner ends at (1 + gain) times its value).
+        Compared as dist^2 <= radius^2 + 1e-6: radius 1 gives the winner and its 4 neighbours,
+        radius 1.5 the 3x3 block. No wrap-around. With shape="gaussian" every neuron j gets
+        gain * exp(-dist^2 / (2 radius^2)) times the winner's value (radius is the Gaussian's
+        standard deviation, radius > 0), as a Kohonen map's neighbourhood.
+    grid=(n,): 1D variant (disc only). Neurons k +- 1 .. k +- floor(radius) inside [0, n), the winner
+        excluded. A Gaussian on one row: grid=(1, n).
     `grid` is stored as a checks.Grid (tuples are converted); a radius beyond the grid selects it all.
+    For a support that shrinks over training, see LateralSchedule.
     """
 
     grid: Grid
     radius: float = 1.0
     gain: float = 0.3
+    shape: str = "disc"
 
     def __post_init__(self):
         object.__setattr__(self, "grid", Grid.of(self.grid))
         object.__setattr__(self, "radius", finite_float("radius", self.radius, minimum=0, hint="a grid distance"))
         object.__setattr__(self, "gain", finite_float("gain", self.gain, hint="published: 0.3"))
+        _check_shape(self.shape, self.grid, self.radius)
 
     @property
     def is_1d(self) -> bool:
@@ -89,15 +111,19 @@ class Lateral:
     def n_neurons(self) -> int:
         return self.grid.n
 
+    def at(self, progress: float | None = None) -> "Lateral":
+        """The support at a point of training: a fixed support is the same throughout."""
+        return self
+
     def offsets(self, device: torch.device | str = "cpu") -> torch.Tensor:
-        """(K, 2) int64 (d_row, d_col) of the neighbourhood, relative to the winner; cached per device.
+        """(K, 2) int64 (d_row, d_col) of the disc neighbourhood, relative to the winner; cached per device.
 
         The 1D variant is a grid of one row whose offsets are (0, +-1 .. +-floor(radius)).
         """
         return _offsets(self.grid, self.radius, str(torch.device(device)))
 
     def neighbours(self, winners: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """For winners (B,) int64: neuron indices (B, K) of their neighbourhoods and a validity mask (B, K).
+        """For winners (B,) int64: neuron indices (B, K) of their disc neighbourhoods and a validity mask (B, K).
 
         Positions that fall off the grid are invalid; their index is the winner itself, so it
         stays a legal index for gather/scatter (add zero there).
@@ -108,6 +134,109 @@ class Lateral:
         valid = (row >= 0) & (row < self.rows) & (col >= 0) & (col < self.cols)
         index = torch.where(valid, row * self.cols + col, winners[:, None])
         return index, valid
+
+    @property
+    def gaussian_scale(self) -> float:
+        """-1 / (2 radius^2): the Gaussian's exponent per squared grid step, kept in [-1e30, 0].
+
+        A finite scale keeps d^2 * scale = 0 at the winner (h = 1) for a tiny radius (exp(-1e30) is
+        already 0 one step away), and a huge radius gives -0.0: h = 1 everywhere.
+        """
+        try:
+            scale = -1.0 / (2 * self.radius**2)
+        except (OverflowError, ZeroDivisionError):  # radius**2 past 1e308, or 2 radius^2 == 0
+            scale = -0.0 if self.radius > 1 else -math.inf
+        return max(scale, GAUSSIAN_SCALE_MIN)
+
+    def weights(self, winners: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """(B, N) the neighbourhood function around each winner (B,): what gain multiplies, per neuron.
+
+        2D: NEIGHBOURHOODS[shape] of the squared grid distance; the Gaussian is computed as a product
+        of a row and a column factor, as the Triton kernel does. 1D disc: 1 at k +- 1 .. floor(radius).
+        """
+        device = winners.device
+        if self.is_1d:
+            d = torch.arange(self.cols, device=device) - winners[:, None]  # (B, N)
+            return ((d != 0) & (d.abs() <= min(self.radius, self.cols))).to(dtype)
+        d_row = (torch.arange(self.rows, device=device) - winners[:, None] // self.cols).to(dtype)  # (B, rows)
+        d_col = (torch.arange(self.cols, device=device) - winners[:, None] % self.cols).to(dtype)  # (B, cols)
+        if self.shape == "gaussian":
+            scale = self.gaussian_scale
+            h = torch.exp(d_row.square() * scale)[:, :, None] * torch.exp(d_col.square() * scale)[:, None, :]
+        else:
+            radius = min(self.radius, float(self.rows + self.cols))
+            h = NEIGHBOURHOODS["disc"](d_row.square()[:, :, None] + d_col.square()[:, None, :], radius)
+        return h.reshape(len(winners), -1)  # (B, N)
+
+
+def _check_shape(shape, grid: Grid, radius: float) -> None:
+    if shape not in NEIGHBOURHOODS:
+        raise ValueError(f"shape={shape!r}: expected one of {sorted(NEIGHBOURHOODS)}")
+    if shape == "gaussian" and grid.one_d:
+        raise ValueError(f"shape='gaussian' needs a 2D grid, got the 1D grid {grid.shape}: "
+                         f"use grid=(1, {grid.cols}) for one row")
+    if shape == "gaussian" and radius <= 0:
+        raise ValueError(f"radius={radius!r}: the Gaussian's width must be > 0")
+
+
+# How a setting moves from its start to its end value as training progresses (p from 0 to 1).
+DECAYS = {
+    "linear": lambda start, end, p: start + (end - start) * p,
+    "geometric": lambda start, end, p: start * (end / start) ** p,  # both > 0: a constant ratio per step
+}
+
+
+@dataclass(frozen=True)
+class LateralSchedule:
+    """A lateral support that anneals over training, as a Kohonen map anneals its neighbourhood.
+
+    radius and gain are (start, end) pairs, or one number for a constant; at a point p of training
+    (0 = first step, 1 = last step) the support is Lateral(grid, DECAYS[decay](start, end, p), ...).
+    radius=None: from a quarter of the grid's longer side down to 1. The published fixed support is
+    Lateral(grid, 1.0, 0.3); this is what train_softhebb steps through when a layer is given one:
+
+        LateralSchedule((15, 30), radius=(7.5, 1.0), gain=(1.0, 0.3), shape="gaussian")
+    """
+
+    grid: Grid
+    radius: tuple[float, float] | float | None = None
+    gain: tuple[float, float] | float = 0.3
+    shape: str = "gaussian"
+    decay: str = "geometric"
+
+    def __post_init__(self):
+        grid = Grid.of(self.grid)
+        object.__setattr__(self, "grid", grid)
+        radius = (max(grid.rows, grid.cols) / 4, 1.0) if self.radius is None else self.radius
+        if self.decay not in DECAYS:
+            raise ValueError(f"decay={self.decay!r}: expected one of {sorted(DECAYS)}")
+        positive = self.decay == "geometric"
+        object.__setattr__(self, "radius", _pair("radius", radius, positive, "a grid distance, e.g. (7.5, 1.0)"))
+        object.__setattr__(self, "gain", _pair("gain", self.gain, positive, "e.g. (1.0, 0.3)"))
+        for r in self.radius:
+            _check_shape(self.shape, grid, r)
+
+    is_1d, rows, cols, n_neurons = Lateral.is_1d, Lateral.rows, Lateral.cols, Lateral.n_neurons
+
+    def at(self, progress: float) -> Lateral:
+        """The Lateral support at `progress` in [0, 1] of training."""
+        p = finite_float("progress", progress, minimum=0, maximum=1, hint="step / (total_steps - 1)")
+        decay = DECAYS[self.decay]
+        return Lateral(self.grid, decay(*self.radius, p), decay(*self.gain, p), self.shape)
+
+
+def _pair(name: str, value, positive: bool, hint: str) -> tuple[float, float]:
+    pair = value if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2:
+        raise ValueError(f"{name}={value!r}: expected (start, end) or one number ({hint})")
+    minimum = 0.0 if positive else None
+    out = tuple(finite_float(name, v, minimum=minimum, strict_minimum=positive, hint=hint) for v in pair)
+    return out
+
+
+def schedule_progress(step: int, total_steps: int) -> float:
+    """Where step (0-based) of total_steps lies in training: 0 at the first step, 1 at the last."""
+    return step / (total_steps - 1) if total_steps > 1 else 1.0
 
 
 @functools.lru_cache(maxsize=64)
@@ -164,9 +293,12 @@ def _post_synaptic(u, t_invert, lateral, legacy_batch_winner):
         y.scatter_(1, winners[:, None], soft.gather(1, winners[:, None]))
     if lateral is not None:
         w = y.gather(1, winners[:, None])  # (B, 1) the winner's value, before any lateral term
-        index, valid = lateral.neighbours(winners)  # (B, K)
-        # K distinct neighbours per row, so the scatter never adds twice to one element
-        y.scatter_add_(1, index, lateral.gain * w * valid.to(y.dtype))
+        if lateral.shape == "disc":
+            index, valid = lateral.neighbours(winners)  # (B, K)
+            # K distinct neighbours per row, so the scatter never adds twice to one element
+            y.scatter_add_(1, index, lateral.gain * w * valid.to(y.dtype))
+        else:  # a neighbourhood over the whole grid: (B, N) weights
+            y.add_(lateral.weights(winners, y.dtype) * (lateral.gain * w))
     return y, (y * u).sum(dim=0)
 
 
@@ -220,6 +352,9 @@ def softhebb_step(
     x = matrix("x", x, W.shape[1], dtype=W.dtype, finite=False, cols_name="W.shape[1]")
     t_invert, lr = _t_invert(t_invert), _lr(lr)
     lateral = _lateral(lateral, W.shape[0], "W.shape[0]")
+    if isinstance(lateral, LateralSchedule):
+        raise ValueError("lateral is a LateralSchedule: one step needs the support of that step, "
+                         "lateral.at(progress) with progress = schedule_progress(step, total_steps)")
     post_and_sums, apply_update = _step_functions(resolve_backend(backend, W.device))
     return _step(W, x, t_invert, lr, lateral, legacy_batch_winner, post_and_sums, apply_update)
 
@@ -261,7 +396,7 @@ class SoftHebbLinear(nn.Module):
         in_features: int,
         out_features: int,
         t_invert: float,
-        lateral: Lateral | None = None,
+        lateral: Lateral | LateralSchedule | None = None,
         legacy_batch_winner: bool = False,
         seed: int | None = None,
         device: torch.device | str | None = None,
@@ -307,7 +442,8 @@ class SoftHebbLinear(nn.Module):
         return self.bn(self._input("x", x, 2 if self.training else 0)) @ self.weight.T  # (B, N)
 
     @torch.no_grad()
-    def hebbian_step(self, x: torch.Tensor, lr: float, backend: str = "auto") -> torch.Tensor:
+    def hebbian_step(self, x: torch.Tensor, lr: float, backend: str = "auto",
+                     progress: float | None = None) -> torch.Tensor:
         """One training step on a raw batch x (B, in_features), B >= 2: returns u (B, N).
 
         BatchNorm normalises with the batch statistics and updates its running statistics,
@@ -315,18 +451,25 @@ class SoftHebbLinear(nn.Module):
         over the batch normalises to exactly 0: BatchNorm's float mean leaves rounding noise there
         (about 1e-7 of the value), which the max-normalised step would blow up into a full lr
         (a constant batch then does not move W at all). Other features are untouched, bit for bit.
+        With a LateralSchedule, `progress` (0 at the first step, 1 at the last; see
+        schedule_progress) picks the support of this step; a fixed Lateral ignores it.
         """
         x = self._input("x", x, 2)
-        return self._train_step(x, _lr(lr), _step_functions(resolve_backend(backend, self.weight.device)))
+        if isinstance(self.lateral, LateralSchedule) and progress is None:
+            raise ValueError("progress=None but the layer's lateral support is a LateralSchedule: pass "
+                             "progress=schedule_progress(step, total_steps), from 0 (first step) to 1 (last)")
+        progress = None if progress is None else finite_float("progress", progress, minimum=0, maximum=1)
+        return self._train_step(x, _lr(lr), _step_functions(resolve_backend(backend, self.weight.device)), progress)
 
-    def _train_step(self, x, lr, functions):
+    def _train_step(self, x, lr, functions, progress=None):
         was_training = self.bn.training
         self.bn.train()
         x_norm = self.bn(x)  # (B, D)
         self.bn.train(was_training)
         lo, hi = torch.aminmax(x, dim=0)  # (D,) each: equal where the feature is constant over the batch
         x_norm.masked_fill_(lo == hi, 0.0)
-        return _step(self.weight, x_norm, self.t_invert, lr, self.lateral, self.legacy_batch_winner, *functions)
+        lateral = None if self.lateral is None else self.lateral.at(progress)
+        return _step(self.weight, x_norm, self.t_invert, lr, lateral, self.legacy_batch_winner, *functions)
 
     @torch.no_grad()
     def responses(self, X: Any, batch_size: int = 4096) -> torch.Tensor:
@@ -415,7 +558,8 @@ def train_softhebb(
     snapshots[0] = layer.weight
 
     backend = resolve_backend(backend, device)
-    graphed = backend == "triton" and device.type == "cuda"
+    # the CUDA graph bakes the support's settings into the captured kernels: a schedule steps eagerly
+    graphed = backend == "triton" and device.type == "cuda" and not isinstance(layer.lateral, LateralSchedule)
     functions = _step_functions(backend)
     generator = torch.Generator(device=device)
     if seed is None:
@@ -443,7 +587,8 @@ def train_softhebb(
             bar.update(steps_per_epoch)
             continue
         for start in range(0, steps_per_epoch * batch_size, batch_size):
-            layer._train_step(data[order[start : start + batch_size]], lr, functions)
+            layer._train_step(data[order[start : start + batch_size]], lr, functions,
+                              schedule_progress(step, total_steps))
             step += 1
             if step % every == 0:
                 snapshots[n_taken] = layer.weight
@@ -487,8 +632,8 @@ def _lr(lr) -> float:
 
 
 def _lateral(lateral, n, what):
-    if lateral is not None and not isinstance(lateral, Lateral):
-        raise ValueError(f"lateral={lateral!r}: expected a Lateral(grid, radius, gain) or None")
+    if lateral is not None and not isinstance(lateral, (Lateral, LateralSchedule)):
+        raise ValueError(f"lateral={lateral!r}: expected a Lateral(grid, radius, gain), a LateralSchedule or None")
     if lateral is not None and lateral.n_neurons != n:
         raise ValueError(f"lateral grid {lateral.grid.shape} has {lateral.n_neurons} neurons but {what}={n}: "
                          f"use a grid with rows * cols = {n}")

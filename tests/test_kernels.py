@@ -25,7 +25,15 @@ from hebb_utils.kernels import (  # noqa: E402
 )
 from hebb_utils.kernels import epoch, update  # noqa: E402
 from hebb_utils.hebbian import sanger_step  # noqa: E402
-from hebb_utils.softhebb import Lateral, SoftHebbLinear, plastic_update, post_synaptic, train_softhebb  # noqa: E402
+from hebb_utils.softhebb import (  # noqa: E402
+    Lateral,
+    LateralSchedule,
+    SoftHebbLinear,
+    plastic_update,
+    post_synaptic,
+    softhebb_step,
+    train_softhebb,
+)
 
 # In the interpreter the kernels run on CPU tensors (TRITON_INTERPRET=1 wins even where CUDA exists)
 ON_GPU = torch.cuda.is_available() and not triton_interpreted()
@@ -76,6 +84,59 @@ def test_post_synaptic_matches_reference(B, N, grid, radius, legacy):
     assert y.shape == (B, N) and s.shape == (N,)
     torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(s, s_ref, rtol=1e-5, atol=1e-5 * float(s_ref.abs().max()))
+
+
+# The Gaussian neighbourhood (shape="gaussian"): every neuron gets gain * w_b * h(j, k_b), h = 1 at the
+# winner, computed as a row factor times a column factor in both the kernel and Lateral.weights.
+# Grids: a small one, the CIFAR layer's, one row; radii: narrower than a cell, the grid's scale, wider
+# than the grid (h ~ 1 everywhere); gains: published, large, negative (lateral inhibition).
+@pytest.mark.parametrize("legacy", [False, True], ids=["per_sample", "legacy"])
+@pytest.mark.parametrize("B", [1, 5, 64])
+@pytest.mark.parametrize("gain", [0.3, 3.0, -0.5])
+@pytest.mark.parametrize("radius", [0.5, 1.0, 3.7, 100.0])
+@pytest.mark.parametrize("grid", [(3, 4), (15, 30), (1, 7)], ids=["3x4", "15x30", "1x7"])
+def test_post_synaptic_gaussian_matches_reference(grid, radius, gain, B, legacy):
+    N = grid[0] * grid[1]
+    lateral = Lateral(grid, radius, gain, shape="gaussian")
+    u = make_u(B, N, seed=B * 7 + N, lateral=lateral)
+    y, s = post_synaptic_triton(u, 300.0, lateral, legacy)
+    y_ref, s_ref = reference(u, 300.0, lateral, legacy)
+    assert y.shape == (B, N) and s.shape == (N,)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(s, s_ref, rtol=1e-5, atol=1e-5 * float(s_ref.abs().max()))
+    # the same winners: the kernel's Gaussian term w_b h(j, k_b) peaks (h = 1) at torch's winner
+    # (radius 100: h = 0.99995 one cell away, far above the rounding of y - y_plain)
+    term = (y - post_synaptic(u, 300.0, None, legacy)) / gain
+    assert torch.equal(term.argmax(1), u.argmax(1))
+
+
+def test_post_synaptic_gaussian_hand_case():
+    """2 samples on a 2x3 grid, radius 1 (h = exp(-d^2 / 2)), gain 0.5, t_invert 1: winners 4 and 0."""
+    u = torch.zeros(2, 6)
+    u[0, 4] = 2.0
+    u[1, 0] = 1.0
+    y, s = post_synaptic_triton(u.to(DEVICE), 1.0, Lateral((2, 3), 1.0, 0.5, shape="gaussian"), False)
+    expected = torch.zeros(2, 6, dtype=torch.float64)
+    for b, (k, peak) in enumerate([(4, 2.0), (0, 1.0)]):
+        soft = torch.softmax(u[b].double(), 0)
+        expected[b] = -soft
+        expected[b, k] = soft[k]
+        for j in range(6):
+            d2 = (j // 3 - k // 3) ** 2 + (j % 3 - k % 3) ** 2
+            expected[b, j] += 0.5 * soft[k] * torch.exp(torch.tensor(-d2 / 2.0, dtype=torch.float64))
+    torch.testing.assert_close(y.cpu().double(), expected, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(s.cpu().double(), (expected * u.double()).sum(0), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("radius,disc_radius", [(1e-30, 0.0), (1e-200, 0.0), (1e300, 1e300)])
+def test_post_synaptic_gaussian_extreme_radii(radius, disc_radius):
+    """radius -> 0: the winner alone (as the disc of radius 0); radius -> inf: h = 1 on the whole grid (as a
+    disc past the grid). -1 / (2 radius^2) is kept within float32 (0 * -inf would be NaN at the winner)."""
+    u = make_u(5, 12, seed=4)
+    for gain in (0.3, -0.5):
+        y, s = post_synaptic_triton(u, 10.0, Lateral((3, 4), radius, gain, shape="gaussian"), True)
+        y_disc, s_disc = post_synaptic_triton(u, 10.0, Lateral((3, 4), disc_radius, gain), True)
+        assert torch.equal(y, y_disc) and torch.equal(s, s_disc)
 
 
 def test_post_synaptic_long_rows():
@@ -143,6 +204,8 @@ def test_post_synaptic_rejects_bad_input():
         post_synaptic_triton(torch.zeros(2, 9, device=DEVICE), 1.0, Lateral((2, 5)), False)
     with pytest.raises(ValueError, match="u: expected"):
         post_synaptic_triton(torch.zeros(9, device=DEVICE), 1.0, None, False)
+    with pytest.raises(ValueError, match="LateralSchedule"):
+        post_synaptic_triton(torch.zeros(2, 9, device=DEVICE), 1.0, LateralSchedule((3, 3), 1.0), False)
 
 
 @pytest.mark.parametrize("shape,max_parts", [((450, 64), 512), ((7, 3), 512), ((45, 300), 4)])
@@ -201,11 +264,11 @@ def test_sanger_step_matches_reference(m, D, B):
     torch.testing.assert_close(out.double(), exact, rtol=1e-5, atol=1e-6)
 
 
-def _train(backend, seed=0, steps=20, legacy=False):
+def _train(backend, seed=0, steps=20, legacy=False, lateral=Lateral((6, 10), 1.0, 0.3)):
     g = torch.Generator().manual_seed(123)
     centres = torch.randn(6, 32, generator=g) * 3
     data = centres[torch.randint(0, 6, (steps * 16,), generator=g)] + torch.randn(steps * 16, 32, generator=g)
-    layer = SoftHebbLinear(32, 60, t_invert=20.0, lateral=Lateral((6, 10), 1.0, 0.3),
+    layer = SoftHebbLinear(32, 60, t_invert=20.0, lateral=lateral,
                            legacy_batch_winner=legacy, seed=seed, device=DEVICE)
     layer, snaps = train_softhebb(layer, data, batch_size=16, lr=0.08, seed=seed, snapshot_every=5,
                                   device=DEVICE, backend=backend, progress=False)
@@ -224,6 +287,45 @@ def test_training_matches_torch_path(legacy):
     torch.testing.assert_close(layer_k.bn.running_var, layer_t.bn.running_var)
 
 
+# a shrinking Gaussian (as a Kohonen map), a fixed one, and a shrinking disc with lateral inhibition
+SCHEDULES = {
+    "gaussian_schedule": LateralSchedule((6, 10), radius=(3.0, 0.7), gain=(1.0, 0.3)),
+    "gaussian_fixed": Lateral((6, 10), 1.3, 0.5, shape="gaussian"),
+    "disc_schedule": LateralSchedule((6, 10), radius=(2.5, 1.0), gain=(-0.2, 0.3), shape="disc", decay="linear"),
+}
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["per_sample", "legacy"])
+@pytest.mark.parametrize("name", list(SCHEDULES))
+def test_training_with_a_schedule_matches_torch_path(name, legacy):
+    """train_softhebb steps a LateralSchedule eagerly (a fixed Gaussian: in CUDA graphs on a GPU)."""
+    layer_t, snaps_t, data = _train("torch", legacy=legacy, lateral=SCHEDULES[name])
+    layer_k, snaps_k, _ = _train("triton", legacy=legacy, lateral=SCHEDULES[name])
+    assert snaps_t.shape == snaps_k.shape == (5, 60, 32)
+    rel = (snaps_k - snaps_t).norm(dim=(1, 2)) / snaps_t.norm(dim=(1, 2))
+    assert float(rel.max()) < 1e-4, rel
+    assert torch.equal(layer_t(data).argmax(1), layer_k(data).argmax(1))
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["per_sample", "legacy"])
+def test_softhebb_step_gaussian_matches_torch(legacy):
+    """20 softhebb_step calls with a Gaussian support on a 15x30 grid: the same winners at every step,
+    weights within 1e-5 (relative)."""
+    g = torch.Generator().manual_seed(21)
+    centres = torch.randn(8, 48, generator=g) * 3
+    W0 = torch.randn(450, 48, generator=g) * (14.0 / 48**0.5)
+    W = {"torch": W0.clone().to(DEVICE), "triton": W0.clone().to(DEVICE)}
+    lateral = Lateral((15, 30), 2.5, 0.5, shape="gaussian")
+    for step in range(20):
+        x = centres[torch.randint(0, 8, (32,), generator=g)] + torch.randn(32, 48, generator=g)
+        x = ((x - x.mean(0)) / x.std(0)).to(DEVICE)
+        u = {b: softhebb_step(W[b], x, 30.0, 0.05, lateral, legacy, backend=b) for b in W}
+        assert torch.equal(u["torch"].argmax(1), u["triton"].argmax(1)), step
+    rel = float((W["triton"] - W["torch"]).norm() / W["torch"].norm())
+    assert rel < 1e-5, rel
+    torch.testing.assert_close(W["triton"], W["torch"], rtol=1e-4, atol=1e-5)
+
+
 def test_triton_training_is_bit_identical_for_a_seed():
     _, a, _ = _train("triton", seed=5)
     _, b, _ = _train("triton", seed=5)
@@ -234,8 +336,9 @@ def test_triton_training_is_bit_identical_for_a_seed():
 
 # last batch of 5 taken, of 1 skipped; 2 steps per graph: segments of 3 steps between snapshots
 # run as one 2-step replay and one 1-step replay
+@pytest.mark.parametrize("shape", ["disc", "gaussian"])
 @pytest.mark.parametrize("n,step0,per_graph", [(16 * 9 + 5, 0, 2), (16 * 9 + 1, 4, 16)])
-def test_device_side_epoch_matches_train_softhebb(n, step0, per_graph, monkeypatch):
+def test_device_side_epoch_matches_train_softhebb(n, step0, per_graph, shape, monkeypatch):
     """The steps the CUDA graphs capture (device-side batches, fused gather + BatchNorm, fused
     update), run eagerly on CPU: same weights, snapshots and BatchNorm statistics as
     train_softhebb's torch loop."""
@@ -243,8 +346,8 @@ def test_device_side_epoch_matches_train_softhebb(n, step0, per_graph, monkeypat
 
     g = torch.Generator().manual_seed(9)
     data = (torch.randn(n, 24, generator=g) * 2 + 1).to(DEVICE)
-    layers = [SoftHebbLinear(24, 40, t_invert=10.0, lateral=Lateral((5, 8), 1.5, 0.3), seed=1, device=DEVICE)
-              for _ in range(2)]
+    layers = [SoftHebbLinear(24, 40, t_invert=10.0, lateral=Lateral((5, 8), 1.5, 0.3, shape=shape), seed=1,
+                             device=DEVICE) for _ in range(2)]
     _, snaps_ref = train_softhebb(layers[0], data, batch_size=16, lr=0.1, seed=3, snapshot_every=3,
                                   backend="torch", progress=False)
     gen = torch.Generator(device=DEVICE).manual_seed(3)  # the order train_softhebb draws
@@ -284,13 +387,24 @@ def test_epoch_refuses_a_bad_order_before_any_step(case):
     assert torch.equal(layer.weight, before) and int(layer.bn.num_batches_tracked) == 0
 
 
+def test_epoch_refuses_a_lateral_schedule_before_any_step():
+    """The graphs hold one support: a LateralSchedule is refused at entry, the layer untouched."""
+    data = torch.randn(16 * 2 + 3, 24, generator=torch.Generator().manual_seed(0)).to(DEVICE)
+    layer = SoftHebbLinear(24, 40, t_invert=10.0, lateral=LateralSchedule((5, 8), (2.0, 1.0)), seed=1, device=DEVICE)
+    before = layer.weight.clone()
+    with pytest.raises(ValueError, match="LateralSchedule"):
+        train_epoch_graphed(layer, data, torch.arange(len(data), device=DEVICE), batch_size=16, lr=0.1,
+                            snapshot_every=3, use_graph=DEVICE == "cuda")
+    assert torch.equal(layer.weight, before) and int(layer.bn.num_batches_tracked) == 0
+
+
 # --- CUDA only: the whole-epoch CUDA-graph path ------------------------------------------------
 
-def _epoch(backend, n, D, grid, t_invert, lr, snapshot_every, epochs=1, legacy=False):
+def _epoch(backend, n, D, grid, t_invert, lr, snapshot_every, epochs=1, legacy=False, shape="disc"):
     g = torch.Generator().manual_seed(7)
     data = torch.rand(n, D, generator=g)
     N = grid[0] * grid[1]
-    layer = SoftHebbLinear(D, N, t_invert=t_invert, lateral=Lateral(grid, 1.0, 0.3),
+    layer = SoftHebbLinear(D, N, t_invert=t_invert, lateral=Lateral(grid, 1.0, 0.3, shape=shape),
                            legacy_batch_winner=legacy, seed=42, device="cuda")
     layer, snaps = train_softhebb(layer, data, epochs=epochs, batch_size=64, lr=lr, seed=42,
                                   snapshot_every=snapshot_every, device="cuda", backend=backend, progress=False)
@@ -298,11 +412,12 @@ def _epoch(backend, n, D, grid, t_invert, lr, snapshot_every, epochs=1, legacy=F
 
 
 @cuda_only
+@pytest.mark.parametrize("shape", ["disc", "gaussian"])
 @pytest.mark.parametrize("legacy", [False, True], ids=["per_sample", "legacy"])
-def test_graphed_epochs_match_eager_torch(legacy):
+def test_graphed_epochs_match_eager_torch(legacy, shape):
     # 2 epochs of 20 full batches + a partial one of 37 samples; snapshots every 7 steps
     kwargs = dict(n=64 * 20 + 37, D=300, grid=(9, 10), t_invert=30.0, lr=0.08, snapshot_every=7, epochs=2,
-                  legacy=legacy)
+                  legacy=legacy, shape=shape)
     layer_t, snaps_t, data = _epoch("torch", **kwargs)
     layer_g, snaps_g, _ = _epoch("triton", **kwargs)
     assert snaps_t.shape == snaps_g.shape == (1 + 42 // 7, 90, 300)
@@ -372,6 +487,8 @@ jobs = [  # (kernel, runtime argument types, constexprs): every branch compiled 
      dict(LEGACY=True, LATERAL=2, ACCURATE_EXP=True, BLOCK_B=32, BLOCK_N=64)),
     (post_synaptic._post_output_kernel, [P, P, P, "*i32", P, P, I, I, I, I, "fp32", "fp32", "fp32", I, I],
      dict(LEGACY=False, LATERAL=1, ACCURATE_EXP=True, BLOCK_B=32, BLOCK_N=64)),
+    (post_synaptic._post_output_kernel, [P, P, P, "*i32", P, P, I, I, I, I, "fp32", "fp32", "fp32", I, I],
+     dict(LEGACY=False, LATERAL=3, ACCURATE_EXP=True, BLOCK_B=32, BLOCK_N=64)),
     (update._absmax_partial_kernel, [P, P, P, P, I, I, I, "*i64", "*i64"], dict(HAS_S=True, COUNT=True, BLOCK=1024)),
     (update._apply_kernel, [P, P, P, P, I, I, I, "fp32"],
      dict(HAS_S=True, EPS=update.DW_EPS, BLOCK=1024, PART_BLOCK=512)),
@@ -401,4 +518,4 @@ def test_kernels_compile_for_an_h100():
     if done.returncode == 1 and "SKIP: " in done.stderr:
         pytest.skip(f"this Triton version lays out its compiler API differently: {done.stderr.strip()}")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("compiled") == 7, done.stdout
+    assert done.stdout.count("compiled") == 8, done.stdout

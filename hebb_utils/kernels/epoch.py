@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..checks import positive_int, vector
-from ..softhebb import snapshot_steps, training_steps
+from ..softhebb import Lateral, snapshot_steps, training_steps
 from ._triton import LAUNCH, cdiv, check_runnable, jit, next_pow2
 from .post_synaptic import post_synaptic_triton
 from .update import _normalised_update
@@ -108,7 +108,9 @@ def train_epoch_graphed(layer, data: torch.Tensor, order: torch.Tensor, batch_si
     (checked once, one host sync: a bad order raises ValueError before any step). Batch i is
     order[i*B : (i+1)*B]; the last partial batch is taken eagerly when training_steps counts it.
     The full batches replay steps captured in CUDA graphs (STEPS_PER_GRAPH steps per graph, and a
-    one-step graph for the rest): no host sync or copy per step. Updates layer.weight and the
+    one-step graph for the rest): no host sync or copy per step. The graphs hold the lateral
+    support's settings (disc or Gaussian): a layer with a LateralSchedule is refused, since its
+    support changes every step (train_softhebb steps it eagerly). Updates layer.weight and the
     BatchNorm running statistics in place. Returns (k, N, D) on the device: the weights after the
     steps of this epoch (global, from step0 + 1) that snapshot_steps schedules at multiples of
     snapshot_every; train_softhebb takes the initial and the final weights itself. use_graph=False
@@ -128,6 +130,10 @@ def train_epoch_graphed(layer, data: torch.Tensor, order: torch.Tensor, batch_si
     if not W.is_contiguous():
         raise ValueError("layer.weight: expected a contiguous tensor (it is updated in place)")
     check_runnable(W)
+    if layer.lateral is not None and not isinstance(layer.lateral, Lateral):
+        raise ValueError(f"layer.lateral is a {type(layer.lateral).__name__}: the CUDA graphs hold one fixed "
+                         "lateral support (a Lateral or None), a schedule changes it every step; train with "
+                         "train_softhebb, which steps a LateralSchedule eagerly")
     bn_state = _layer_state(layer)
     settings = (batch_size, layer.t_invert, layer.lateral, layer.legacy_batch_winner, float(lr))
     data = data.contiguous()

@@ -7,13 +7,13 @@ import torch
 
 from ..backend import triton_interpreted
 from ..checks import finite_float
-from ..softhebb import RADIUS_EPS
+from ..softhebb import RADIUS_EPS, Lateral
 from ._triton import LAUNCH, cdiv, check_runnable, jit, next_pow2
 
 tl = libdevice = None  # bound by _triton.jit at the first kernel call
 
-# The kernels take the lateral support as a code: none, the 1D variant or the 2D grid.
-LATERAL_NONE, LATERAL_1D, LATERAL_2D = 0, 1, 2
+# The kernels take the lateral support as a code: none, the 1D variant, the 2D grid's disc or its Gaussian.
+LATERAL_NONE, LATERAL_1D, LATERAL_2D, LATERAL_GAUSSIAN = 0, 1, 2, 3
 
 
 def _row_stats_kernel(u_ptr, winner_ptr, umax_ptr, denom_ptr, B, N, stride_u, t_invert,
@@ -59,13 +59,14 @@ def _row_stats_kernel(u_ptr, winner_ptr, umax_ptr, denom_ptr, B, N, stride_u, t_
 
 
 def _post_output_kernel(u_ptr, y_ptr, s_ptr, winner_ptr, umax_ptr, denom_ptr, B, N, stride_u,
-                        stride_y, t_invert, gain, radius2, radius_1d, grid_cols,
+                        stride_y, t_invert, gain, reach, radius_1d, grid_cols,
                         LEGACY: tl.constexpr, LATERAL: tl.constexpr, ACCURATE_EXP: tl.constexpr,
                         BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr):
     """y for a block of columns and all samples, and s_j = sum_b y_bj u_bj for those columns.
 
     One program per BLOCK_N columns, looping over the batch in a fixed order: the column sums
-    are deterministic without atomics.
+    are deterministic without atomics. reach: radius^2 + RADIUS_EPS for the disc (LATERAL 2), the
+    Gaussian's exponent scale -1 / (2 radius^2) for LATERAL 3.
     """
     cols = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     col_ok = cols < N
@@ -78,7 +79,7 @@ def _post_output_kernel(u_ptr, y_ptr, s_ptr, winner_ptr, umax_ptr, denom_ptr, B,
             k = tl.load(winner_ptr + rows, mask=rows < B, other=-1)
             hit = (k[:, None] == cols[None, :]).to(tl.int32)
             won_any = tl.maximum(won_any, tl.max(hit, axis=0))
-    if LATERAL == 2:  # grid coordinates of these columns
+    if LATERAL >= 2:  # grid coordinates of these columns
         col_r = cols // grid_cols
         col_c = cols % grid_cols
     s_acc = tl.zeros([BLOCK_N], tl.float32)
@@ -107,11 +108,20 @@ def _post_output_kernel(u_ptr, y_ptr, s_ptr, winner_ptr, umax_ptr, denom_ptr, B,
             if LATERAL == 1:  # k +- 1 .. k +- floor(radius), winner excluded; inside [0, N) by construction
                 d = cols[None, :] - k[:, None]
                 near = (d != 0) & (d <= radius_1d) & (d >= -radius_1d)
-            else:  # Euclidean grid distance <= radius, winner included, no wrap
+                y = tl.where(near, y + support, y)
+            elif LATERAL == 2:  # Euclidean grid distance <= radius, winner included, no wrap
                 dr = (col_r[None, :] - (k // grid_cols)[:, None]).to(tl.float32)
                 dc = (col_c[None, :] - (k % grid_cols)[:, None]).to(tl.float32)
-                near = dr * dr + dc * dc <= radius2
-            y = tl.where(near, y + support, y)
+                near = dr * dr + dc * dc <= reach
+                y = tl.where(near, y + support, y)
+            else:  # Gaussian over the whole grid, winner included (h = 1): a row times a column factor
+                dr = (col_r[None, :] - (k // grid_cols)[:, None]).to(tl.float32)
+                dc = (col_c[None, :] - (k % grid_cols)[:, None]).to(tl.float32)
+                if ACCURATE_EXP:
+                    h = libdevice.exp(dr * dr * reach) * libdevice.exp(dc * dc * reach)
+                else:
+                    h = tl.exp(dr * dr * reach) * tl.exp(dc * dc * reach)
+                y = y + support * h
         y = tl.where(ok, y, 0.0)
         tl.store(y_ptr + rows[:, None] * stride_y + cols[None, :], y, mask=ok)
         s_acc += tl.sum(y * u, axis=0)
@@ -119,12 +129,20 @@ def _post_output_kernel(u_ptr, y_ptr, s_ptr, winner_ptr, umax_ptr, denom_ptr, B,
 
 
 def _lateral_args(lateral, n: int):
-    """(code, radius^2 + RADIUS_EPS, floor(radius), grid columns, gain) for the kernels. A radius past
-    rows + cols reaches the whole grid as rows + cols does: cut there, 1e300 overflows neither."""
+    """(code, reach, floor(radius), grid columns, gain) for the kernels. reach: radius^2 + RADIUS_EPS
+    for the disc, where a radius past rows + cols reaches the whole grid as rows + cols does (cut
+    there, 1e300 overflows neither); Lateral.gaussian_scale = -1 / (2 radius^2) for the Gaussian."""
     if lateral is None:
         return LATERAL_NONE, 0.0, 0, 1, 0.0
+    if not isinstance(lateral, Lateral):
+        raise ValueError(f"lateral: expected a Lateral or None, got {type(lateral).__name__}; a LateralSchedule "
+                         "gives each step's support as lateral.at(progress)")
     if lateral.n_neurons != n:
         raise ValueError(f"lateral: grid {lateral.grid.shape} has {lateral.n_neurons} neurons, u has {n} columns")
+    if lateral.shape == "gaussian":  # Lateral refuses it on the 1D grid, and radius 0
+        return LATERAL_GAUSSIAN, lateral.gaussian_scale, 0, int(lateral.cols), float(lateral.gain)
+    if lateral.shape != "disc":
+        raise ValueError(f"lateral.shape={lateral.shape!r}: the kernels know 'disc' and 'gaussian'")
     radius = min(float(lateral.radius), lateral.rows + lateral.cols)
     if lateral.is_1d:
         return LATERAL_1D, 0.0, int(math.floor(radius)), 1, float(lateral.gain)
@@ -143,7 +161,7 @@ def post_synaptic_triton(u: torch.Tensor, t_invert: float, lateral=None, legacy_
     check_runnable(u)
     u = u.contiguous()
     B, N = u.shape
-    code, radius2, radius_1d, grid_cols, gain = _lateral_args(lateral, N)
+    code, reach, radius_1d, grid_cols, gain = _lateral_args(lateral, N)
     y = torch.empty_like(u)
     s = torch.empty(N, dtype=u.dtype, device=u.device)
     winner = torch.empty(B, dtype=torch.int32, device=u.device)
@@ -160,7 +178,7 @@ def post_synaptic_triton(u: torch.Tensor, t_invert: float, lateral=None, legacy_
     block_n = min(next_pow2(N), 64)
     block_b = min(next_pow2(B), 32)
     jit(_post_output_kernel)[(cdiv(N, block_n),)](
-        u, y, s, winner, umax, denom, B, N, u.stride(0), y.stride(0), float(t_invert), gain, radius2,
+        u, y, s, winner, umax, denom, B, N, u.stride(0), y.stride(0), float(t_invert), gain, reach,
         radius_1d, grid_cols, LEGACY=bool(legacy_batch_winner), LATERAL=code, ACCURATE_EXP=accurate,
         BLOCK_B=block_b, BLOCK_N=block_n, **LAUNCH)
     return y, s
