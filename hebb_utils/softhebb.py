@@ -5,11 +5,15 @@ For a batch x (B, D) of batch-normalised inputs and weights W (N, D):
     u = x W^T                                   (B, N)
     y = softmax(t_invert * u)                   over the N outputs, stably
     y = -y, then y[b, k_b] = +softmax[b, k_b]   k_b = argmax_j u_bj (per-sample winner)
-    y[b, j] += gain * y[b, k_b]                 for j in the grid neighbourhood of k_b
+    y[b, j] += gain * h(j, k_b) * y[b, k_b]     h: the neighbourhood of k_b on the grid (published:
+                                                1 on a disc of radius 1; or a Gaussian of the distance)
     dW = y^T x - s[:, None] * W                 s_j = sum_b y_bj u_bj
     W += lr * dW / (max |dW| + 1e-30)
 
-This file is the torch reference; the Triton kernels (hebb_utils/kernels.py) must match it.
+A LateralSchedule anneals the neighbourhood's width and gain over training, as a Kohonen map
+anneals its sigma; train_softhebb then uses schedule.at(step / (steps - 1)) at each step.
+
+This file is the torch reference; the Triton kernels (hebb_utils/kernels/) must match it.
 `legacy_batch_winner=True` reproduces the published flip `y[:, winners] = -y[:, winners]`, where a
 column that wins for any sample turns Hebbian for every sample of the batch.
 """
@@ -534,8 +538,10 @@ def train_softhebb(
     With snapshot_every=None: the initial and the final weights.
 
     The layer and the data move to `device` (default: the layer's). The layer comes back in eval
-    mode, so layer(x) uses the running statistics. On CUDA with the Triton backend each epoch runs
-    in hebb_utils.kernels.train_epoch_graphed (CUDA graphs). progress=False hides the tqdm bar
+    mode, so layer(x) uses the running statistics. A layer whose lateral support is a LateralSchedule
+    takes step t (0-based, over all epochs) with lateral.at(schedule_progress(t, total_steps)). On
+    CUDA with the Triton backend each epoch of a fixed support runs in
+    hebb_utils.kernels.train_epoch_graphed (CUDA graphs); a schedule steps eagerly. progress=False hides the tqdm bar
     (with progress=True, TQDM_DISABLE=1 still hides it).
     """
     if not isinstance(layer, SoftHebbLinear):

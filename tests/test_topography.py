@@ -329,3 +329,19 @@ def test_timings_under_a_seconds_key_are_not_compared():
     assert _is_timing("cifar / minisom / train_seconds")
     assert _is_timing("epoch_seconds / CIFAR-10, MiniSom (measured)")
     assert not _is_timing("cifar / minisom / topographic_error")
+
+
+def test_plot_sweep_draws_each_setting_with_its_interval():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from hebb_utils import plot_sweep
+
+    runs = {"a / x 1": _run({"te": [0.1, 0.2, 0.3]}), "a / x 2": _run({"te": [0.4, 0.4, 0.4]}),
+            "som": _run({"te": [0.05, 0.06, 0.07]})}
+    fig = plot_sweep(runs, ["a / x 1", "a / x 2"], {"te": "topographic error"}, reference={"MiniSom": runs["som"]})
+    ax = fig.axes[0]
+    line = ax.lines[0]
+    assert list(line.get_ydata()) == pytest.approx([0.2, 0.4])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["x 1", "x 2"]
+    assert any(l.get_label() == "MiniSom" for l in ax.lines)
