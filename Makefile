@@ -11,6 +11,9 @@
 #   make bench       the SoftHebb step benchmark (benchmarks/results/)
 #   make clean       remove results/smoke, activations, checkpoints and caches (not the committed results, not .venv)
 #
+# Without make or notebooks: `python -m hebb_utils extract|train|map --help` (hebb_utils/cli.py), also
+# under `torchrun --nproc_per_node N` (README, "Command line and multi-process").
+#
 # Offline: export HEBB_DATA_MIRROR=/path/to/mirror (laid out like shared/data; see README).
 
 SHELL        := /bin/bash
@@ -45,7 +48,8 @@ ACTS         := $(R)/activations/lm
 H            := hebb_utils
 COMMON       := $(H)/io.py $(H)/plots.py $(H)/report.py $(H)/seeds.py notebooks/nbconvert/offline/index.html.j2
 RULES        := $(H)/stream.py $(H)/schedule.py $(H)/hebbian.py $(H)/ica.py $(H)/checks.py $(H)/metrics.py $(H)/backend.py
-LAYER        := $(H)/softhebb.py $(H)/som.py $(H)/checks.py $(H)/metrics.py $(H)/analysis.py $(H)/backend.py $(wildcard $(H)/kernels/*.py)
+LAYER        := $(H)/softhebb.py $(H)/som.py $(H)/checks.py $(H)/metrics.py $(H)/analysis.py $(H)/backend.py $(wildcard $(H)/kernels/*.py) \
+                $(H)/shards.py
 
 # Parameters of the full offline run (2 CPU cores, < 20 min). See README "Choices".
 N_STORIES    ?= 3200
@@ -53,7 +57,7 @@ LM_LAYER     ?= 5
 
 .PHONY: reproduce update check activations test smoke bench clean venv help force
 help:
-	@sed -n '1,16p' Makefile
+	@sed -n '1,19p' Makefile
 
 # `make reproduce` passes FORCE=1: every notebook then counts as out of date (a checkout leaves
 # the committed results newer than their sources, so plain timestamps would skip some).

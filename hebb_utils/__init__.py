@@ -15,6 +15,10 @@ One file per idea:
     seeds.py       means and 95% intervals over seeds
     data.py        CIFAR-10, TinyStories and language models (Hub or the HEBB_DATA_MIRROR mirror)
     activations.py residual-stream extraction and the activation artifact
+    shards.py      the sharded activation store: fixed-size float32/float16 shards, resumable, streamed
+    distributed.py data-parallel SoftHebb and Sanger/Oja on torch.distributed (torchrun; NCCL or gloo)
+    lm_map.py      the map of words of a trained layer as files (figures, interactive page, metrics)
+    cli.py         `python -m hebb_utils extract|train|map` (__main__.py), calling the functions above
     plots.py, token_map.py, io.py, report.py, reproduce.py
 
 The core (checks, the rules, softhebb, metrics, kernels) imports with torch and numpy alone; datasets,
@@ -43,5 +47,10 @@ from .token_map import context_snippets, token_map_html
 from .softhebb import (Lateral, LateralSchedule, SoftHebbLinear, plastic_update, post_synaptic, schedule_progress,
                        snapshot_steps, softhebb_step, train_softhebb, training_steps)
 from .som import SOM, standardise, train_som
+
+from .shards import ShardedActivations, extract_to_shards, open_activations, write_shards
+from .distributed import (init_distributed, oja_parallel, rank_world, sanger_parallel, sanger_step_parallel,
+                          train_softhebb_parallel)
+from .lm_map import write_token_map
 
 __version__ = "0.1.0"

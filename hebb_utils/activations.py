@@ -44,6 +44,10 @@ class Activations:
     stories: list[str] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.acts.shape)
+
     def __repr__(self) -> str:
         return (f"Activations(acts={self.acts.dtype}{tuple(self.acts.shape)}, tokens={len(self.tokens)} rows, "
                 f"stories={len(self.stories)})")
@@ -264,8 +268,12 @@ def acts_checksum(acts: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(acts, dtype=np.float32).tobytes()).hexdigest()
 
 
-def load_activations(folder: str | os.PathLike, mmap: bool = False, verify: bool = False) -> Activations:
+def load_activations(folder: str | os.PathLike, mmap: bool = False, verify: bool = False, stream: bool = False):
     """Read a folder written by save_activations (mmap=True maps acts.npy instead of reading it).
+
+    A sharded store (shards.py, a folder with manifest.json) is read too: into memory as the same
+    Activations (float32), or with stream=True as a shards.ShardedActivations view that reads one
+    shard at a time (stream=True on the single-folder artifact gives a view of one shard).
 
     Refuses, naming the file, an artifact whose files do not agree: acts.npy not a float32 matrix,
     a token table without the columns TOKEN_COLUMNS, counts in meta.json (n_tokens, d_model,
@@ -276,6 +284,11 @@ def load_activations(folder: str | os.PathLike, mmap: bool = False, verify: bool
     """
     import pandas as pd
 
+    from .shards import is_sharded, open_activations
+
+    if stream or is_sharded(folder):
+        view = open_activations(folder, verify=verify)
+        return view if stream else view.to_activations()
     folder = Path(folder)
     hint = "run `make activations` or the notebook notebooks/01_extract_activations.ipynb to make it"
     if not folder.is_dir() and not recover_dir(folder):
@@ -323,7 +336,7 @@ def activations_source(data: Activations) -> dict:
     """What produced `data` (model, data source, counts) plus a one-line `label` for tables and
     figures, which starts with OFFLINE STAND-IN when the model is not the one the paper used."""
     model, counts = data.meta["model"], data.meta["counts"]
-    n_tokens, d_model = data.acts.shape
+    n_tokens, d_model = data.shape  # an Activations or a streamed shards.ShardedActivations
     label = (f"OFFLINE STAND-IN {model['name']} (not TinyStories-1M), " if model.get("offline_stand_in")
              else f"{model['name']}, ") + f"{n_tokens:,} tokens x {d_model} from {counts['n_stories']} TinyStories stories"
     return {"model": model, "data_source": data.meta.get("data_source"), "counts": counts, "label": label}

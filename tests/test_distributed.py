@@ -1,0 +1,154 @@
+"""Data-parallel training on torch.distributed: 2 real gloo processes (torchrun) against one process.
+
+The equivalence: 2 ranks with a global batch of 64 give the weights of one process with batch 64
+(to float tolerance: the sums are added in another order), with the same winner for every sample
+of every step, the same BatchNorm running statistics and the same winner counts."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from hebb_utils import Lateral, SoftHebbLinear, load_activations, oja, sanger, train_softhebb
+from hebb_utils.distributed import batch_slice, train_softhebb_parallel
+from hebb_utils.shards import write_shards
+
+N_ROWS, D, GRID, BATCH = 64 * 20 + 3, 16, (4, 6), 64  # 21 steps per epoch, the last of 3 rows split 2 + 1
+SETTINGS = dict(epochs=2, batch_size=BATCH, lr=0.1, seed=5)
+
+WORKER = textwrap.dedent("""
+    import sys, torch
+    from hebb_utils import Lateral, SoftHebbLinear, load_activations
+    from hebb_utils.distributed import init_distributed, oja_parallel, sanger_parallel, train_softhebb_parallel
+    sys.path.insert(0, sys.argv[2])
+    from test_distributed import SETTINGS, data, layer
+    rank, world = init_distributed()
+    assert world == 2 and torch.distributed.get_backend() == "gloo"
+    X = data()
+    out = {}
+    l, info = train_softhebb_parallel(layer(), X, progress=False, record_winners=True, **SETTINGS)
+    out["softhebb"] = (l.weight, l.bn.state_dict(), info["winners"], info["wins"])
+    view = load_activations(sys.argv[3], stream=True)  # the same rows as shards
+    for shuffle in ("global", "shard"):
+        l, info = train_softhebb_parallel(layer(), view, progress=False, record_winners=True, shuffle=shuffle, **SETTINGS)
+        out[shuffle] = (l.weight, l.bn.state_dict(), info["winners"], info["wins"])
+    out["sanger"] = sanger_parallel(X, 4, batch_size=64, steps=20, seed=1)
+    out["oja"] = oja_parallel(X, batch_size=64, steps=20, seed=1)
+    if rank == 0:
+        torch.save(out, sys.argv[1])
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
+""")
+
+
+def data() -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(N_ROWS, D, generator=g) * torch.linspace(0.5, 3, D) + 1.0
+    X[:, 3] = 2.0  # a constant feature: normalised to 0 over every global batch
+    return X
+
+
+def layer() -> SoftHebbLinear:
+    return SoftHebbLinear(D, GRID[0] * GRID[1], t_invert=20.0, lateral=Lateral(GRID, radius=1.0, gain=0.3), seed=3)
+
+
+def _one_process(X_or_view, shuffle="global"):
+    l, info = train_softhebb_parallel(layer(), X_or_view, progress=False, record_winners=True, shuffle=shuffle,
+                                      **SETTINGS)
+    return l.weight, l.bn.state_dict(), info["winners"], info["wins"]
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory):
+    """Runs the worker under torchrun with 2 gloo processes on the CPU; returns (rank 0's results, shards)."""
+    tmp = tmp_path_factory.mktemp("dp")
+    write_shards(tmp / "shards", data().numpy(), shard_rows=300)  # 5 shards, the last of 83 rows
+    (tmp / "worker.py").write_text(WORKER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(tmp / "worker.py"), str(tmp / "out.pt"), os.path.dirname(__file__), str(tmp / "shards")]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return torch.load(tmp / "out.pt", weights_only=False), tmp / "shards"
+
+
+def _same_run(a, b, atol=2e-5):
+    (Wa, bna, winners_a, wins_a), (Wb, bnb, winners_b, wins_b) = a, b
+    assert len(winners_a) == len(winners_b) == SETTINGS["epochs"] * 21
+    for step, (x, y) in enumerate(zip(winners_a, winners_b)):
+        assert torch.equal(x, y), f"winners differ at step {step}"
+    assert torch.equal(wins_a, wins_b)
+    torch.testing.assert_close(Wa, Wb, atol=atol, rtol=1e-4)
+    for key in ("running_mean", "running_var"):
+        torch.testing.assert_close(bna[key], bnb[key], atol=1e-5, rtol=1e-5)
+    assert int(bna["num_batches_tracked"]) == int(bnb["num_batches_tracked"]) == len(winners_a)
+
+
+def test_one_process_is_train_softhebb_exactly():
+    X = data()
+    ref, _ = train_softhebb(layer(), X, progress=False, **SETTINGS)
+    W, bn, winners, wins = _one_process(X)
+    assert torch.equal(W, ref.weight)
+    assert torch.equal(bn["running_var"], ref.bn.running_var)
+    assert int(wins.sum()) == SETTINGS["epochs"] * N_ROWS and len(winners) == 42
+
+
+def test_two_gloo_ranks_give_the_weights_of_one_process(two_ranks):
+    out, _ = two_ranks
+    one = _one_process(data())
+    _same_run(out["softhebb"], one)
+    diff = float((out["softhebb"][0] - one[0]).abs().max())
+    print(f"2 ranks vs 1 process, SoftHebb: max |dW| = {diff:.2e}")
+
+
+def test_two_ranks_streaming_from_shards(two_ranks):
+    out, shards = two_ranks
+    view = load_activations(shards, stream=True)
+    assert view.n_shards == 5
+    _same_run(out["global"], _one_process(data()))  # global shuffle from shards == in memory
+    _same_run(out["shard"], _one_process(view, shuffle="shard"))
+
+
+def test_two_ranks_sanger_and_oja(two_ranks):
+    out, _ = two_ranks
+    X = data()
+    torch.testing.assert_close(out["sanger"], sanger(X, 4, batch_size=64, steps=20, seed=1, backend="torch"),
+                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out["oja"], oja(X, batch_size=64, steps=20, seed=1, backend="torch"), atol=1e-5, rtol=1e-5)
+
+
+def test_batch_slice_splits_like_array_split():
+    for n in (0, 1, 3, 64, 65):
+        for world in (1, 2, 3, 8):
+            parts = [batch_slice(n, r, world) for r in range(world)]
+            expect = np.array_split(np.arange(n), world)
+            assert [list(range(a, b)) for a, b in parts] == [e.tolist() for e in expect]
+
+
+def test_shard_shuffle_reads_shards_in_order(tmp_path):
+    """shuffle='shard': every batch of an epoch comes from the shard being read (or the next one)."""
+    X = torch.arange(40, dtype=torch.float32)[:, None].repeat(1, 3) + torch.randn(40, 3) * 0.01
+    write_shards(tmp_path / "s", X.numpy(), shard_rows=10)
+    view = load_activations(tmp_path / "s", stream=True)
+    from hebb_utils.distributed import _Order
+
+    order = _Order(40, "shard", torch.Generator().manual_seed(0), view.offsets)
+    rows = torch.cat([order.rows(a, min(a + 8, 40)) for a in range(0, 40, 8)])
+    assert sorted(rows.tolist()) == list(range(40))
+    assert [sorted(rows[k * 10:(k + 1) * 10].tolist()) for k in range(4)] == [list(range(k * 10, k * 10 + 10)) for k in range(4)]
+
+
+def test_bad_inputs(tmp_path):
+    X = data()
+    with pytest.raises(ValueError, match="shuffle='sometimes'"):
+        train_softhebb_parallel(layer(), X, shuffle="sometimes")
+    with pytest.raises(ValueError, match="batch_size=1"):
+        train_softhebb_parallel(layer(), X, batch_size=1)
+    with pytest.raises(ValueError, match="layer: expected a SoftHebbLinear"):
+        train_softhebb_parallel(torch.nn.Linear(2, 2), X)
+    write_shards(tmp_path / "s", np.ones((10, 5), np.float32))
+    with pytest.raises(ValueError, match="5 features per row but the layer has in_features=16"):
+        train_softhebb_parallel(layer(), load_activations(tmp_path / "s", stream=True))
