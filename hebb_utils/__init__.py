@@ -34,12 +34,13 @@ from .data import (DataSourceError, cifar_inputs, default_cache_dir, load_cifar1
                    load_tokenizer, mirror_dir, resolve_device, resolve_source)
 from .io import atomic_path, atomic_replace_dir, atomic_torch_save, atomic_write_json, portable, recover_dir
 from .metrics import (amari_distance, component_cosines, dead_fraction, distance_correlation, grid_coordinates,
-                      label_selectivity, label_selectivity_from_winners, linear_probe, reconstruction_error, subspace_error, token_purity,
+                      effective_dimension, label_selectivity, label_selectivity_from_winners, linear_probe, neighbour_similarity,
+                      reconstruction_error, subspace_error, token_purity,
                       token_purity_from_top, topographic_error, topographic_error_from_winners, winner_counts)
 from .hebbian import (HebbResult, estimate_top_eigenvalue, hebb, hebb_with_decay, oja, recurrent_hebb, sanger, sanger_step,
                       top_eigenvectors)
 from .ica import hebbian_ica
-from .plots import (animate_weight_grid, busiest_window, plot_convergence, plot_sweep, plot_token_map, plot_weight_grid,
+from .plots import (animate_weight_grid, busiest_window, plot_convergence, plot_sweep, plot_token_map, plot_tradeoff, plot_weight_grid,
                     save_figure, show_images, weight_tiles)
 from .report import contrast, format_mean_ci, run_info, seed_table, write_results
 from .seeds import mean_ci, seed_list, summarise_seeds
@@ -51,6 +52,6 @@ from .som import SOM, standardise, train_som
 from .shards import ShardedActivations, extract_to_shards, open_activations, write_shards
 from .distributed import (init_distributed, oja_parallel, rank_world, sanger_parallel, sanger_step_parallel,
                           train_softhebb_parallel)
-from .lm_map import write_token_map
+from .lm_map import draw_token_map, write_token_map
 
 __version__ = "0.1.0"

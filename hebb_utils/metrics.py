@@ -27,6 +27,8 @@ __all__ = [
     "token_purity",
     "linear_probe",
     "reconstruction_error",
+    "neighbour_similarity",
+    "effective_dimension",
     "topographic_error_from_winners",
     "label_selectivity_from_winners",
     "token_purity_from_top",
@@ -220,6 +222,39 @@ def reconstruction_error(X, W, batch_size: int = 8192) -> float:
     if energy == 0:
         raise ValueError("X: every input is zero; the reconstruction error is undefined")
     return max(0.0, 1.0 - explained / energy)
+
+
+def neighbour_similarity(W, grid) -> float:
+    """Mean cosine similarity of the weight vectors of grid 8-neighbours (each pair once).
+
+    How alike a map's neighbouring units are: 1 when every unit copies its neighbours, about 0
+    for unrelated random directions. A topographic map needs it high; a dictionary whose units
+    should each add a new direction (a probe's features) wants it low.
+    """
+    W = matrix("W", W)
+    grid = Grid.of(grid, n=W.shape[0], what="rows of W")
+    V = W.double() / W.double().norm(dim=1, keepdim=True).clamp_min(1e-300)
+    cells = V.reshape(grid.rows, grid.cols, -1)
+    sims = [(cells[:, :-1] * cells[:, 1:]).sum(-1).flatten(),          # right
+            (cells[:-1, :] * cells[1:, :]).sum(-1).flatten(),          # down
+            (cells[:-1, :-1] * cells[1:, 1:]).sum(-1).flatten(),       # down-right
+            (cells[:-1, 1:] * cells[1:, :-1]).sum(-1).flatten()]       # down-left
+    sims = torch.cat(sims)
+    if sims.numel() == 0:
+        raise ValueError(f"grid={grid.shape}: a single unit has no neighbours")
+    return float(sims.mean())
+
+
+def effective_dimension(W) -> float:
+    """Participation ratio (sum s_i^2)^2 / sum s_i^4 of the singular values of W's unit-norm rows.
+
+    The number of directions the units spread over: N for N orthogonal units, 1 when all are
+    parallel. Scale-free (rows are normalised), so SoftHebb and SOM weights compare.
+    """
+    W = matrix("W", W)
+    V = W.double() / W.double().norm(dim=1, keepdim=True).clamp_min(1e-300)
+    power = torch.linalg.svdvals(V).square()
+    return float(power.sum().square() / power.square().sum())
 
 
 def winner_counts(u) -> torch.Tensor:

@@ -18,7 +18,7 @@ from .checks import Grid
 from .io import atomic_path
 
 __all__ = ["weight_tiles", "plot_weight_grid", "animate_weight_grid", "plot_token_map", "busiest_window",
-           "plot_convergence", "save_figure", "show_images", "plot_sweep"]
+           "plot_convergence", "save_figure", "show_images", "plot_sweep", "plot_tradeoff"]
 
 
 def _numpy(a) -> np.ndarray:
@@ -235,5 +235,31 @@ def plot_sweep(runs: dict, settings: Sequence[str], metrics: dict, reference: di
     axes[0][0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_tradeoff(runs: dict, names: Sequence[str], x: str, y: str, labels: dict | None = None,
+                  title: str | None = None):
+    """One point per run, `y` against `x`, with both 95% intervals over seeds: a trade-off curve.
+
+    names: the runs to draw (each a `summarise_seeds` entry in runs); labels: axis labels by metric.
+    """
+    import matplotlib.pyplot as plt
+
+    labels = labels or {}
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for k, name in enumerate(names):
+        run = runs[name]
+        mx, my = run["mean"][x], run["mean"][y]
+        (x_lo, x_hi), (y_lo, y_hi) = run["ci95"][x], run["ci95"][y]
+        ax.errorbar([mx], [my], xerr=[[mx - x_lo], [x_hi - mx]], yerr=[[my - y_lo], [y_hi - my]], fmt="o",
+                    capsize=3, color=f"C{k % 10}", label=name.split(" / ")[-1])
+    ax.set_xlabel(labels.get(x, x))
+    ax.set_ylabel(labels.get(y, y))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    if title:
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig

@@ -180,7 +180,8 @@ def results_tables(results_dir) -> str:
                 f"{config['cifar_cols']}, LM tokens {config['lm_rows']} x {config['lm_cols']} "
                 f"({topo['source']['lm'].get('label', '')}); train_seconds is one epoch on this machine "
                 "(MiniSom on LM tokens: one pass over its subsample). Sweep: "
-                "[`figures/topography_sweep.png`](figures/topography_sweep.png); maps: "
+                "[`figures/topography_sweep.png`](figures/topography_sweep.png); trade-off: "
+                "[`figures/topography_tradeoff.png`](figures/topography_tradeoff.png); maps: "
                 "[`figures/topography_cifar_minisom.png`](figures/topography_cifar_minisom.png), "
                 "[`figures/topography_cifar_annealed.png`](figures/topography_cifar_annealed.png).", ""]
         for prefix, cols in (("cifar / ", res["columns"]), ("lm / ", res["lm_columns"])):
@@ -284,6 +285,18 @@ def topography_findings(runs: dict, config: dict) -> str:
                      f"({ci(best_te, 'topographic_error')}, probe {ci(best_te, 'probe_triangle_test_acc')}); the "
                      f"best probe is `{best_probe}` ({ci(best_probe, 'probe_triangle_test_acc')}, topographic error "
                      f"{ci(best_probe, 'topographic_error')}).")
+        softhebb_runs = settings + [fixed]
+        rho = _spearman([mean(n, "topographic_error") for n in softhebb_runs],
+                        [mean(n, "probe_triangle_test_acc") for n in softhebb_runs])
+        lines.append(f"- the trade-off: over the {len(softhebb_runs)} SoftHebb runs (the sweep and the fixed support), "
+                     f"the rank correlation of topographic error with probe accuracy is {rho:+.2f}"
+                     + (" (the more topographic the map, the lower the probe)." if rho > 0 else "."))
+    if "neighbour_similarity" in runs[ann].get("mean", {}):
+        lines.append(f"- what limits it: neighbouring units' weights have a mean cosine of "
+                     f"{ci(ann, 'neighbour_similarity')} in the annealed map, {ci(som, 'neighbour_similarity')} in "
+                     f"MiniSom's and {ci(fixed, 'neighbour_similarity')} with the fixed support; the units spread "
+                     f"over {ci(ann, 'effective_dimension')}, {ci(som, 'effective_dimension')} and "
+                     f"{ci(fixed, 'effective_dimension')} directions (participation ratio).")
     lm_som = next((n for n in runs if n.startswith("lm / minisom")), None)
     if lm_som and "lm / softhebb annealed" in runs:
         la, lf = "lm / softhebb annealed", "lm / softhebb fixed support"
@@ -297,6 +310,14 @@ def topography_findings(runs: dict, config: dict) -> str:
                   f"{ci(lm_som, 'dead_fraction')}; token purity: annealed {ci(la, 'token_purity')}, MiniSom "
                   f"{ci(lm_som, 'token_purity')}, fixed {ci(lf, 'token_purity')}."]
     return "\n".join(lines)
+
+
+def _spearman(a: list[float], b: list[float]) -> float:
+    """Spearman rank correlation of two equal-length lists (ties share their average rank)."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(np.asarray(a), np.asarray(b)).statistic) if len(a) > 2 else float("nan")
 
 
 def update_readme(results_dir, readme) -> None:

@@ -345,3 +345,58 @@ def test_plot_sweep_draws_each_setting_with_its_interval():
     assert list(line.get_ydata()) == pytest.approx([0.2, 0.4])
     assert [t.get_text() for t in ax.get_xticklabels()] == ["x 1", "x 2"]
     assert any(l.get_label() == "MiniSom" for l in ax.lines)
+
+
+def test_neighbour_similarity_by_hand():
+    from hebb_utils import neighbour_similarity
+
+    # 2 x 2 grid: units 0 and 1 equal, 2 and 3 orthogonal to them and to each other
+    W = torch.tensor([[1.0, 0, 0], [2.0, 0, 0], [0, 1.0, 0], [0, 0, 3.0]])
+    # pairs: right (0,1)=1, (2,3)=0; down (0,2)=0, (1,3)=0; diagonals (0,3)=0, (1,2)=0
+    assert neighbour_similarity(W, (2, 2)) == pytest.approx(1 / 6)
+    assert neighbour_similarity(torch.ones(6, 4), (2, 3)) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="neurons"):
+        neighbour_similarity(W, (3, 3))
+
+
+def test_effective_dimension_by_hand():
+    from hebb_utils import effective_dimension
+
+    assert effective_dimension(torch.eye(5) * torch.arange(1.0, 6.0)[:, None]) == pytest.approx(5.0)  # scale-free
+    assert effective_dimension(torch.ones(7, 3)) == pytest.approx(1.0)
+    W = torch.randn(40, 10, generator=torch.Generator().manual_seed(0))
+    V = W.double() / W.double().norm(dim=1, keepdim=True)
+    lam = torch.linalg.eigvalsh(V @ V.T)  # the same spectrum as the singular values squared
+    assert effective_dimension(W) == pytest.approx(float(lam.sum() ** 2 / lam.square().sum()), rel=1e-9)
+
+
+def test_plot_tradeoff_places_each_run():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from hebb_utils import plot_tradeoff
+
+    runs = {"a / one": _run({"te": [0.1, 0.2, 0.3], "p": [0.4, 0.4, 0.4]}),
+            "a / two": _run({"te": [0.5, 0.5, 0.5], "p": [0.3, 0.31, 0.32]})}
+    fig = plot_tradeoff(runs, list(runs), "te", "p")
+    points = [(line.get_xdata()[0], line.get_ydata()[0]) for line in fig.axes[0].lines if len(line.get_xdata()) == 1]
+    assert any(abs(a - 0.2) < 1e-9 and abs(b - 0.4) < 1e-9 for a, b in points)
+    assert any(abs(a - 0.5) < 1e-9 and abs(b - 0.31) < 1e-9 for a, b in points)
+
+
+def test_topography_findings_read_the_tradeoff_off_the_sweep():
+    base = dict(distance_rho=[0.8] * 3, dead_fraction=[0.0] * 3, reconstruction_error=[0.5] * 3,
+                train_seconds=[5.0] * 3, neighbour_similarity=[0.9] * 3, effective_dimension=[20.0] * 3)
+    runs = {"cifar / minisom": _run({**base, "topographic_error": [0.05] * 3, "probe_triangle_test_acc": [0.39] * 3}),
+            "cifar / softhebb fixed support": _run({**base, "topographic_error": [0.65] * 3,
+                                                    "probe_triangle_test_acc": [0.43] * 3}),
+            "cifar / softhebb annealed": _run({**base, "topographic_error": [0.05] * 3,
+                                               "probe_triangle_test_acc": [0.36] * 3})}
+    for k, (te, probe) in enumerate([(0.1, 0.37), (0.3, 0.40), (0.2, 0.38)]):
+        runs[f"cifar / annealed s{k}"] = _run({**base, "topographic_error": [te] * 3, "probe_triangle_test_acc": [probe] * 3})
+    config = {"cifar_rows": 15, "cifar_cols": 30, "lm_rows": 30, "lm_cols": 60}
+    text = topography_findings(runs, config)
+    assert "rank correlation of topographic error with probe accuracy is +1.00 (the more topographic" in text
+    assert "lowest topographic error is `cifar / softhebb annealed`" in text
+    assert "best probe is `cifar / annealed s1`" in text
+    assert "mean cosine of 0.900" in text
