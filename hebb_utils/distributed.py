@@ -110,8 +110,10 @@ def _max_(t: torch.Tensor, world: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _parallel_step(layer, x: torch.Tensor, n: int, lr: float, functions, world: int) -> torch.Tensor:
-    """One step on the global batch of n rows, of which this rank holds x (b, D): returns the local u (b, N)."""
+def _parallel_step(layer, x: torch.Tensor, n: int, lr: float, functions, world: int,
+                   progress: float | None = None) -> torch.Tensor:
+    """One step on the global batch of n rows, of which this rank holds x (b, D): returns the local u (b, N).
+    progress: where this step lies in training, for a LateralSchedule (softhebb.schedule_progress)."""
     from .softhebb import _raw_update
 
     post_and_sums, apply_update = functions
@@ -138,7 +140,8 @@ def _parallel_step(layer, x: torch.Tensor, n: int, lr: float, functions, world: 
     x_norm.masked_fill_(-lohi[:D] == lohi[D:], 0.0)
     # the update: local rows, summed over the ranks, then the same normalised step on every rank
     u = x_norm @ W.T  # (b, N)
-    y, s = post_and_sums(u, layer.t_invert, layer.lateral, False)
+    lateral = None if layer.lateral is None else layer.lateral.at(progress)
+    y, s = post_and_sums(u, layer.t_invert, lateral, False)
     dW = _sum_(_raw_update(x_norm, W, y, s), world)  # (N, D) = sum over ranks of y^T x - s W
     apply_update(W, dW, lr)
     return u
@@ -194,7 +197,7 @@ def train_softhebb_parallel(layer, data, epochs: int = 1, batch_size: int = 64, 
 
     from .backend import resolve_backend
     from .shards import ShardedActivations
-    from .softhebb import SoftHebbLinear, _lr, _step_functions, training_steps
+    from .softhebb import SoftHebbLinear, _lr, _step_functions, schedule_progress, training_steps
 
     if not isinstance(layer, SoftHebbLinear):
         raise ValueError(f"layer: expected a SoftHebbLinear, got {type(layer).__name__}")
@@ -237,18 +240,20 @@ def train_softhebb_parallel(layer, data, epochs: int = 1, batch_size: int = 64, 
     bar = tqdm(total=epochs * steps_per_epoch, desc="softhebb" + (f" x{world}" if world > 1 else ""), unit="step",
                **({} if progress and rank == 0 else {"disable": True}))
     start_time = time.perf_counter()
-    for _ in range(epochs):
+    total = epochs * steps_per_epoch
+    for epoch in range(epochs):
         order = _Order(n_samples, shuffle, generator, offsets)
         for step in range(steps_per_epoch):
+            progress_t = schedule_progress(epoch * steps_per_epoch + step, total)  # a LateralSchedule's point
             a, b = step * batch_size, min((step + 1) * batch_size, n_samples)
             lo, hi = batch_slice(b - a, rank, world)
             x = fetch(order.rows(a + lo, a + hi))  # (b_local, D)
             if world == 1:
-                u = layer._train_step(x, lr, functions)
+                u = layer._train_step(x, lr, functions, progress_t)
             else:
                 if not isinstance(data, torch.Tensor):
                     check_finite("data", x)
-                u = _parallel_step(layer, x, b - a, lr, functions, world)
+                u = _parallel_step(layer, x, b - a, lr, functions, world, progress_t)
             won = u.argmax(dim=1)
             wins += torch.bincount(won, minlength=layer.out_features)
             if record_winners:
@@ -258,7 +263,6 @@ def train_softhebb_parallel(layer, data, epochs: int = 1, batch_size: int = 64, 
     seconds = time.perf_counter() - start_time
     bar.close()
     layer.eval()
-    total = epochs * steps_per_epoch
     info = {"steps": total, "world_size": world, "seconds": seconds, "wins": wins.cpu(),
             "samples_per_s": epochs * n_samples / seconds if seconds > 0 else float("inf"), "shuffle": shuffle}
     if record_winners:

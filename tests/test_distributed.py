@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from hebb_utils import Lateral, SoftHebbLinear, load_activations, oja, sanger, train_softhebb
+from hebb_utils import Lateral, LateralSchedule, SoftHebbLinear, load_activations, oja, sanger, train_softhebb
 from hebb_utils.distributed import batch_slice, train_softhebb_parallel
 from hebb_utils.shards import write_shards
 
@@ -24,7 +24,7 @@ WORKER = textwrap.dedent("""
     from hebb_utils import Lateral, SoftHebbLinear, load_activations
     from hebb_utils.distributed import init_distributed, oja_parallel, sanger_parallel, train_softhebb_parallel
     sys.path.insert(0, sys.argv[2])
-    from test_distributed import SETTINGS, data, layer
+    from test_distributed import SETTINGS, data, layer, annealed_layer
     rank, world = init_distributed()
     assert world == 2 and torch.distributed.get_backend() == "gloo"
     X = data()
@@ -35,6 +35,8 @@ WORKER = textwrap.dedent("""
     for shuffle in ("global", "shard"):
         l, info = train_softhebb_parallel(layer(), view, progress=False, record_winners=True, shuffle=shuffle, **SETTINGS)
         out[shuffle] = (l.weight, l.bn.state_dict(), info["winners"], info["wins"])
+    l, info = train_softhebb_parallel(annealed_layer(), X, progress=False, record_winners=True, **SETTINGS)
+    out["annealed"] = (l.weight, l.bn.state_dict(), info["winners"], info["wins"])
     out["sanger"] = sanger_parallel(X, 4, batch_size=64, steps=20, seed=1)
     out["oja"] = oja_parallel(X, batch_size=64, steps=20, seed=1)
     if rank == 0:
@@ -55,8 +57,14 @@ def layer() -> SoftHebbLinear:
     return SoftHebbLinear(D, GRID[0] * GRID[1], t_invert=20.0, lateral=Lateral(GRID, radius=1.0, gain=0.3), seed=3)
 
 
-def _one_process(X_or_view, shuffle="global"):
-    l, info = train_softhebb_parallel(layer(), X_or_view, progress=False, record_winners=True, shuffle=shuffle,
+def annealed_layer() -> SoftHebbLinear:
+    """An annealed Gaussian support (LateralSchedule): each step's support follows the global step."""
+    schedule = LateralSchedule(GRID, radius=(3.0, 0.8), gain=(2.0, 0.5), shape="gaussian")
+    return SoftHebbLinear(D, GRID[0] * GRID[1], t_invert=20.0, lateral=schedule, seed=3)
+
+
+def _one_process(X_or_view, shuffle="global", make_layer=layer):
+    l, info = train_softhebb_parallel(make_layer(), X_or_view, progress=False, record_winners=True, shuffle=shuffle,
                                       **SETTINGS)
     return l.weight, l.bn.state_dict(), info["winners"], info["wins"]
 
@@ -102,6 +110,14 @@ def test_two_gloo_ranks_give_the_weights_of_one_process(two_ranks):
     _same_run(out["softhebb"], one)
     diff = float((out["softhebb"][0] - one[0]).abs().max())
     print(f"2 ranks vs 1 process, SoftHebb: max |dW| = {diff:.2e}")
+
+
+def test_two_ranks_with_an_annealed_support(two_ranks):
+    out, _ = two_ranks
+    one = _one_process(data(), make_layer=annealed_layer)
+    _same_run(out["annealed"], one)
+    ref, _ = train_softhebb(annealed_layer(), data(), progress=False, **SETTINGS)  # one process is train_softhebb's
+    assert torch.equal(one[0], ref.weight)
 
 
 def test_two_ranks_streaming_from_shards(two_ranks):
