@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--lr", type=float, default=NOTEBOOK_05["lr"], help="step size (max-normalised update)")
     tr.add_argument("--radius", type=float, default=NOTEBOOK_05["radius"], help="lateral support radius (grid units)")
     tr.add_argument("--gain", type=float, default=NOTEBOOK_05["gain"], help="lateral support gain")
+    tr.add_argument("--shape", choices=("disc", "gaussian"), default="disc",
+                    help="the support's shape: the published disc, or a Gaussian of the grid distance")
+    tr.add_argument("--radius-end", type=float, default=None,
+                    help="anneal the radius from --radius to this over training (a LateralSchedule, as notebook 06)")
+    tr.add_argument("--gain-end", type=float, default=None, help="anneal the gain from --gain to this")
     tr.add_argument("--no-lateral", action="store_true", help="the ablation without lateral support")
     tr.add_argument("--epochs", type=int, default=NOTEBOOK_05["epochs"], help="passes over the activations")
     tr.add_argument("--batch-size", type=int, default=NOTEBOOK_05["batch_size"], help="the GLOBAL batch (all ranks)")
@@ -160,14 +165,19 @@ def _train(args) -> None:
     from .distributed import is_main, local_device, rank_world, train_softhebb_parallel
     from .io import atomic_torch_save
     from .lm_map import source_of
-    from .softhebb import Lateral, SoftHebbLinear
+    from .softhebb import SoftHebbLinear
 
     data = load_activations(args.activations, stream=True)
     device = local_device(args.device)
     n = 1
     for g in args.grid:
         n *= g
-    lateral = None if args.no_lateral else Lateral(args.grid, radius=args.radius, gain=args.gain)
+    config = {"grid": list(args.grid), "t_invert": args.t_invert, "lr": args.lr, "radius": args.radius,
+              "gain": args.gain, "shape": args.shape, "radius_end": args.radius_end, "gain_end": args.gain_end,
+              "lateral": not args.no_lateral, "epochs": args.epochs, "batch_size": args.batch_size,
+              "seed": args.seed, "shuffle": args.shuffle, "in_features": data.dim,
+              "activations": str(args.activations)}
+    lateral = lateral_of(config)
     layer = SoftHebbLinear(data.dim, n, args.t_invert, lateral=lateral, seed=args.seed, device=device)
     _, world = rank_world()
     source = source_of(data)
@@ -175,10 +185,7 @@ def _train(args) -> None:
          f"({world} process(es), global batch {args.batch_size})")
     layer, info = train_softhebb_parallel(layer, data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                           seed=args.seed, shuffle=args.shuffle, device=device, backend=args.backend)
-    config = {"grid": list(args.grid), "t_invert": args.t_invert, "lr": args.lr, "radius": args.radius,
-              "gain": args.gain, "lateral": not args.no_lateral, "epochs": args.epochs, "batch_size": args.batch_size,
-              "seed": args.seed, "shuffle": args.shuffle, "world_size": world, "in_features": data.dim,
-              "activations": str(args.activations)}
+    config["world_size"] = world
     if is_main():
         state = {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in layer.state_dict().items()}
         atomic_torch_save(args.out, {"state_dict": state,
@@ -189,11 +196,27 @@ def _train(args) -> None:
          f"{int((info['wins'] == 0).sum())} of {n} neurons never won")
 
 
+def lateral_of(config: dict):
+    """The lateral support a `train` config describes: none, the fixed Lateral, or a LateralSchedule
+    when an end radius or gain is given (settings of checkpoints written before these existed: the disc)."""
+    from .softhebb import Lateral, LateralSchedule
+
+    if not config.get("lateral", True):
+        return None
+    grid, shape = tuple(config["grid"]), config.get("shape", "disc")
+    radius_end, gain_end = config.get("radius_end"), config.get("gain_end")
+    if radius_end is None and gain_end is None:
+        return Lateral(grid, radius=config["radius"], gain=config["gain"], shape=shape)
+    radius = (config["radius"], config["radius"] if radius_end is None else radius_end)
+    gain = (config["gain"], config["gain"] if gain_end is None else gain_end)
+    return LateralSchedule(grid, radius=radius, gain=gain, shape=shape)
+
+
 def load_checkpoint(path, device="cpu"):
     """The SoftHebbLinear of a `train` checkpoint (built from its config, then its state_dict) and the file's dict."""
     import torch
 
-    from .softhebb import Lateral, SoftHebbLinear
+    from .softhebb import SoftHebbLinear
 
     path = Path(path)
     if not path.is_file():
@@ -202,7 +225,7 @@ def load_checkpoint(path, device="cpu"):
     if not isinstance(saved, dict) or "config" not in saved or "state_dict" not in saved:
         raise ValueError(f"{path}: not a checkpoint of `python -m hebb_utils train` (no config / state_dict)")
     c = saved["config"]
-    lateral = Lateral(tuple(c["grid"]), radius=c["radius"], gain=c["gain"]) if c.get("lateral", True) else None
+    lateral = lateral_of(c)
     n = 1
     for g in c["grid"]:
         n *= g

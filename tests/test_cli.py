@@ -101,3 +101,22 @@ def test_notebook_5_map_from_the_command_line(tmp_path):
     layer2, saved2 = load_checkpoint(tmp_path / "layer2.pt")
     assert saved2["config"]["world_size"] == 2 and torch.equal(saved2["wins"], saved["wins"])
     torch.testing.assert_close(layer2.weight, layer.weight, atol=5e-5, rtol=1e-4)
+
+
+def test_train_with_an_annealed_support(tmp_path):
+    """--shape gaussian --radius-end: the layer trains with a LateralSchedule, as notebook 06's runs."""
+    from hebb_utils import LateralSchedule, SoftHebbLinear, train_softhebb
+
+    X = np.random.default_rng(1).standard_normal((300, 6)).astype(np.float32)
+    write_shards(tmp_path / "acts", X)
+    run = cli("train", "--activations", tmp_path / "acts", "--grid", "3x4", "--shape", "gaussian", "--radius", 2.0,
+              "--radius-end", 0.8, "--gain", 3.0, "--lr", 0.05, "--out", tmp_path / "l.pt")
+    assert run.returncode == 0, run.stderr[-3000:]
+    layer, saved = load_checkpoint(tmp_path / "l.pt")
+    assert isinstance(layer.lateral, LateralSchedule) and layer.lateral.radius == (2.0, 0.8)
+    ref = SoftHebbLinear(6, 12, 100.0, lateral=LateralSchedule((3, 4), radius=(2.0, 0.8), gain=3.0, shape="gaussian"),
+                         seed=42)
+    train_softhebb(ref, torch.from_numpy(X), lr=0.05, seed=42, progress=False)
+    assert torch.equal(layer.weight, ref.weight)
+    run = cli("train", "--activations", tmp_path / "acts", "--grid", "3x4", "--radius-end", 0, "--out", tmp_path / "b.pt")
+    assert run.returncode == 2 and "radius" in run.stderr and "Traceback" not in run.stderr
