@@ -81,6 +81,22 @@ def _model_facts(model) -> tuple[int, bool, int | None]:
     return int(config.num_hidden_layers), _is_causal(config), getattr(config, "max_position_embeddings", None)
 
 
+def _check_texts_and_layer(model, texts, layer):
+    """(texts as a list, layer, _model_facts(model)) after the checks every extraction makes."""
+    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+        raise ValueError("texts: expected a list of strings (one story each)")
+    texts = list(texts)
+    if not texts:
+        raise ValueError("texts: expected at least one story, got none")
+    facts = _model_facts(model)
+    n_layers = facts[0]
+    where = f"0 <= layer < {n_layers}: this model has {n_layers} blocks; layer 5 = hidden_states[6]"
+    layer = positive_int("layer", layer, minimum=0, hint=where)
+    if layer >= n_layers:
+        raise ValueError(f"layer={layer!r}: expected an integer block index ({where})")
+    return texts, layer, facts
+
+
 def _tokenize(tokenizer, texts: list[str], is_causal: bool):
     """Per story: token ids (int64) and a mask of special tokens, with the model's own specials."""
     if is_causal:
@@ -120,16 +136,7 @@ def extract_activations(model, tokenizer, texts, layer: int = 5, center: bool = 
 
     from .data import resolve_device
 
-    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-        raise ValueError("texts: expected a list of strings (one story each)")
-    texts = list(texts)
-    if not texts:
-        raise ValueError("texts: expected at least one story, got none")
-    n_layers, is_causal, max_positions = _model_facts(model)
-    where = f"0 <= layer < {n_layers}: this model has {n_layers} blocks; layer 5 = hidden_states[6]"
-    layer = positive_int("layer", layer, minimum=0, hint=where)
-    if layer >= n_layers:
-        raise ValueError(f"layer={layer!r}: expected an integer block index ({where})")
+    texts, layer, (n_layers, is_causal, max_positions) = _check_texts_and_layer(model, texts, layer)
     batch_size = positive_int("batch_size", batch_size)
     if max_tokens is not None:
         max_tokens = positive_int("max_tokens", max_tokens, hint="or None: tokens per story")

@@ -184,9 +184,13 @@ def results_tables(results_dir) -> str:
                 "[`figures/topography_tradeoff.png`](figures/topography_tradeoff.png); maps: "
                 "[`figures/topography_cifar_minisom.png`](figures/topography_cifar_minisom.png), "
                 "[`figures/topography_cifar_annealed.png`](figures/topography_cifar_annealed.png).", ""]
+        # the baselines, then the annealed run, then the sweep around it (the JSON's keys are sorted)
+        first = ["cifar / minisom", "cifar / softhebb fixed support", *res.get("sweep", []),
+                 *(n for n in runs if n.startswith("lm / minisom")), "lm / softhebb fixed support", "lm / softhebb annealed"]
+        order = [n for n in first if n in runs] + [n for n in runs if n not in first]
         for prefix, cols in (("cifar / ", res["columns"]), ("lm / ", res["lm_columns"])):
-            rows = [(run, *(format_mean_ci(entry, c) for c in cols), _seed_count(entry))
-                    for run, entry in runs.items() if run.startswith(prefix)]
+            rows = [(run, *(format_mean_ci(runs[run], c) for c in cols), _seed_count(runs[run]))
+                    for run in order if run.startswith(prefix)]
             out += _table(("run", *cols, "seeds"), rows) + [""]
         out += [topography_findings(runs, config), ""]
     findings = _findings(load("04_cifar_softhebb"), load("05_lm_softhebb"))

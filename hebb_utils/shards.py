@@ -209,19 +209,11 @@ def extract_to_shards(model, tokenizer, texts, out: str | os.PathLike, layer: in
     import pandas as pd
     from tqdm import tqdm
 
-    from .activations import _model_facts, _versions, extract_activations
+    from .activations import _check_texts_and_layer, _versions, extract_activations
     from .data import resolve_device
     from .distributed import rank_world
 
-    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-        raise ValueError("texts: expected a list of strings (one story each)")
-    texts = list(texts)
-    if not texts:
-        raise ValueError("texts: expected at least one story, got none")
-    n_layers, is_causal, max_positions = _model_facts(model)
-    layer = positive_int("layer", layer, minimum=0, hint=f"0 <= layer < {n_layers}")
-    if layer >= n_layers:
-        raise ValueError(f"layer={layer!r}: this model has {n_layers} blocks; expected 0 <= layer < {n_layers}")
+    texts, layer, (n_layers, is_causal, max_positions) = _check_texts_and_layer(model, texts, layer)
     batch_size, shard_rows = positive_int("batch_size", batch_size), positive_int("shard_rows", shard_rows)
     chunk_stories, dtype = positive_int("chunk_stories", chunk_stories), _dtype(dtype)
     if max_tokens is not None:

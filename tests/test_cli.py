@@ -78,9 +78,15 @@ def test_notebook_5_map_from_the_command_line(tmp_path):
     # notebook 05's code path on the same activations
     data = load_activations(acts)
     X = torch.from_numpy(data.acts.astype("float32"))
-    layers, _, _ = train_ablations(X, grid, settings["t_invert"], lr=settings["lr"], radius=settings["radius"],
-                                   gain=settings["gain"], epochs=settings["epochs"], batch_size=settings["batch_size"],
-                                   seed=settings["seed"], device="cpu", progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the command line ran with OMP_NUM_THREADS=1: the same float code path
+    try:
+        layers, _, _ = train_ablations(X, grid, settings["t_invert"], lr=settings["lr"], radius=settings["radius"],
+                                       gain=settings["gain"], epochs=settings["epochs"],
+                                       batch_size=settings["batch_size"], seed=settings["seed"], device="cpu",
+                                       progress=False)
+    finally:
+        torch.set_num_threads(threads)
     layer, saved = load_checkpoint(ckpt)
     assert saved["config"]["world_size"] == 1
     assert torch.equal(layer.weight, layers["lateral support"].weight)
@@ -116,7 +122,12 @@ def test_train_with_an_annealed_support(tmp_path):
     assert isinstance(layer.lateral, LateralSchedule) and layer.lateral.radius == (2.0, 0.8)
     ref = SoftHebbLinear(6, 12, 100.0, lateral=LateralSchedule((3, 4), radius=(2.0, 0.8), gain=3.0, shape="gaussian"),
                          seed=42)
-    train_softhebb(ref, torch.from_numpy(X), lr=0.05, seed=42, progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the command line (OMP_NUM_THREADS=1)
+    try:
+        train_softhebb(ref, torch.from_numpy(X), lr=0.05, seed=42, progress=False)
+    finally:
+        torch.set_num_threads(threads)
     assert torch.equal(layer.weight, ref.weight)
     run = cli("train", "--activations", tmp_path / "acts", "--grid", "3x4", "--radius-end", 0, "--out", tmp_path / "b.pt")
     assert run.returncode == 2 and "radius" in run.stderr and "Traceback" not in run.stderr

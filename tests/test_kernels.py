@@ -78,12 +78,18 @@ CASES = [
 @pytest.mark.parametrize("B,N,grid,radius", CASES)
 def test_post_synaptic_matches_reference(B, N, grid, radius, legacy):
     lateral = None if grid is None else Lateral(grid, radius, gain=0.3)
+    _matches_reference(B, N, lateral, legacy)
+
+
+def _matches_reference(B, N, lateral, legacy):
+    """post_synaptic_triton against the torch reference on one batch of u; returns (u, y)."""
     u = make_u(B, N, seed=B * 7 + N, lateral=lateral)
     y, s = post_synaptic_triton(u, 300.0, lateral, legacy)
     y_ref, s_ref = reference(u, 300.0, lateral, legacy)
     assert y.shape == (B, N) and s.shape == (N,)
     torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(s, s_ref, rtol=1e-5, atol=1e-5 * float(s_ref.abs().max()))
+    return u, y
 
 
 # The Gaussian neighbourhood (shape="gaussian"): every neuron gets gain * w_b * h(j, k_b), h = 1 at the
@@ -96,14 +102,7 @@ def test_post_synaptic_matches_reference(B, N, grid, radius, legacy):
 @pytest.mark.parametrize("radius", [0.5, 1.0, 3.7, 100.0])
 @pytest.mark.parametrize("grid", [(3, 4), (15, 30), (1, 7)], ids=["3x4", "15x30", "1x7"])
 def test_post_synaptic_gaussian_matches_reference(grid, radius, gain, B, legacy):
-    N = grid[0] * grid[1]
-    lateral = Lateral(grid, radius, gain, shape="gaussian")
-    u = make_u(B, N, seed=B * 7 + N, lateral=lateral)
-    y, s = post_synaptic_triton(u, 300.0, lateral, legacy)
-    y_ref, s_ref = reference(u, 300.0, lateral, legacy)
-    assert y.shape == (B, N) and s.shape == (N,)
-    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(s, s_ref, rtol=1e-5, atol=1e-5 * float(s_ref.abs().max()))
+    u, y = _matches_reference(B, grid[0] * grid[1], Lateral(grid, radius, gain, shape="gaussian"), legacy)
     # the same winners: the kernel's Gaussian term w_b h(j, k_b) peaks (h = 1) at torch's winner
     # (radius 100: h = 0.99995 one cell away, far above the rounding of y - y_plain)
     term = (y - post_synaptic(u, 300.0, None, legacy)) / gain
