@@ -62,12 +62,16 @@ LR_MAX = 1e4
 # lateral support
 
 
-# The neighbourhood functions, by name: the weight (0 .. 1) of the support at squared grid distance d2
-# from the winner for a reach `radius`. "disc" is the published support; "gaussian" is the Kohonen
-# map's (MiniSom's default), with radius as its standard deviation and no cut-off.
+# The neighbourhood functions, by name: the weight (0 .. 1) of the support from the squared row and
+# column distances to the winner, d_row2 (B, rows, 1) and d_col2 (B, 1, cols), for a Lateral.
+# "disc" is the published support (dist^2 <= radius^2, cut at the grid's size); "gaussian" is the
+# Kohonen map's (MiniSom's default), radius its standard deviation, no cut-off, a product of a row
+# and a column factor as the Triton kernel computes it.
 NEIGHBOURHOODS = {
-    "disc": lambda d2, radius: (d2 <= radius**2 + RADIUS_EPS).to(d2.dtype),
-    "gaussian": lambda d2, radius: torch.exp(-d2 / (2 * radius**2)),
+    "disc": lambda d_row2, d_col2, lateral: (
+        d_row2 + d_col2 <= min(lateral.radius, float(lateral.rows + lateral.cols)) ** 2 + RADIUS_EPS).to(d_row2.dtype),
+    "gaussian": lambda d_row2, d_col2, lateral: (
+        torch.exp(d_row2 * lateral.gaussian_scale) * torch.exp(d_col2 * lateral.gaussian_scale)),
 }
 
 
@@ -155,8 +159,8 @@ class Lateral:
     def weights(self, winners: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """(B, N) the neighbourhood function around each winner (B,): what gain multiplies, per neuron.
 
-        2D: NEIGHBOURHOODS[shape] of the squared grid distance; the Gaussian is computed as a product
-        of a row and a column factor, as the Triton kernel does. 1D disc: 1 at k +- 1 .. floor(radius).
+        2D: NEIGHBOURHOODS[shape] of the squared row and column distances. 1D disc: 1 at
+        k +- 1 .. floor(radius).
         """
         device = winners.device
         if self.is_1d:
@@ -164,12 +168,7 @@ class Lateral:
             return ((d != 0) & (d.abs() <= min(self.radius, self.cols))).to(dtype)
         d_row = (torch.arange(self.rows, device=device) - winners[:, None] // self.cols).to(dtype)  # (B, rows)
         d_col = (torch.arange(self.cols, device=device) - winners[:, None] % self.cols).to(dtype)  # (B, cols)
-        if self.shape == "gaussian":
-            scale = self.gaussian_scale
-            h = torch.exp(d_row.square() * scale)[:, :, None] * torch.exp(d_col.square() * scale)[:, None, :]
-        else:
-            radius = min(self.radius, float(self.rows + self.cols))
-            h = NEIGHBOURHOODS["disc"](d_row.square()[:, :, None] + d_col.square()[:, None, :], radius)
+        h = NEIGHBOURHOODS[self.shape](d_row.square()[:, :, None], d_col.square()[:, None, :], self)  # (B, rows, cols)
         return h.reshape(len(winners), -1)  # (B, N)
 
 
