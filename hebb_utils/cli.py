@@ -20,6 +20,8 @@ import time
 import warnings
 from pathlib import Path
 
+from .checks import Grid
+
 __all__ = ["main", "build_parser", "parse_grid"]
 
 NOTEBOOK_05 = dict(t_invert=100.0, lr=0.2, radius=1.0, gain=0.3, epochs=1, batch_size=64, seed=42)
@@ -169,9 +171,7 @@ def _train(args) -> None:
 
     data = load_activations(args.activations, stream=True)
     device = local_device(args.device)
-    n = 1
-    for g in args.grid:
-        n *= g
+    n = Grid.of(args.grid).n
     config = {"grid": list(args.grid), "t_invert": args.t_invert, "lr": args.lr, "radius": args.radius,
               "gain": args.gain, "shape": args.shape, "radius_end": args.radius_end, "gain_end": args.gain_end,
               "lateral": not args.no_lateral, "epochs": args.epochs, "batch_size": args.batch_size,
@@ -226,9 +226,7 @@ def load_checkpoint(path, device="cpu"):
         raise ValueError(f"{path}: not a checkpoint of `python -m hebb_utils train` (no config / state_dict)")
     c = saved["config"]
     lateral = lateral_of(c)
-    n = 1
-    for g in c["grid"]:
-        n *= g
+    n = Grid.of(tuple(c["grid"])).n
     layer = SoftHebbLinear(c["in_features"], n, c["t_invert"], lateral=lateral, seed=c["seed"], device=device)
     layer.load_state_dict(saved["state_dict"])
     return layer.eval(), saved

@@ -197,7 +197,7 @@ def train_softhebb_parallel(layer, data, epochs: int = 1, batch_size: int = 64, 
 
     from .backend import resolve_backend
     from .shards import ShardedActivations
-    from .softhebb import SoftHebbLinear, _lr, _step_functions, schedule_progress, training_steps
+    from .softhebb import SoftHebbLinear, _lr, _step_functions, schedule_progress, seeded_generator, training_steps
 
     if not isinstance(layer, SoftHebbLinear):
         raise ValueError(f"layer: expected a SoftHebbLinear, got {type(layer).__name__}")
@@ -229,11 +229,7 @@ def train_softhebb_parallel(layer, data, epochs: int = 1, batch_size: int = 64, 
     n_samples = int(offsets[-1])
     steps_per_epoch = training_steps(n_samples, batch_size)
     functions = _step_functions(resolve_backend(backend, device))
-    generator = torch.Generator(device=gen_device)
-    if seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(seed)
+    generator = seeded_generator(seed, gen_device)
 
     wins = torch.zeros(layer.out_features, dtype=torch.int64, device=device)
     winners = []
@@ -302,22 +298,15 @@ def sanger_parallel(X, n_components: int, **options) -> torch.Tensor:
     included, so they agree without communication) and takes its slice of each global batch; the
     batch terms are all-reduced. Options as hebbian.sanger (RunConfig; batch_size is global).
     """
-    from .hebbian import _prepare, _random_rows, _start, fix_signs
-    from .schedule import RunConfig
+    from .hebbian import _sanger_run
 
-    k = positive_int("n_components", n_components)
-    cfg = RunConfig.of("sanger", options)
-    data, run = _start("sanger", X, cfg, k)
     rank, world = rank_world()
-    W = _random_rows(k, data.dim, run.gen, data.device)  # (k, D)
-    mean, lam = _prepare(data, cfg, run.gen)
-    run.log(W)
-    for xb in run:
-        lo, hi = batch_slice(xb.shape[0], rank, world)
-        W = sanger_step_parallel(W, xb[lo:hi] - mean, run.lr / lam, xb.shape[0])
-        run.watch(W)
-    run.finish(W)
-    return fix_signs(W / W.norm(dim=1, keepdim=True))
+
+    def step(W, x, eta):  # x: the whole global batch, centred; this rank steps on its slice
+        lo, hi = batch_slice(x.shape[0], rank, world)
+        return sanger_step_parallel(W, x[lo:hi], eta, x.shape[0])
+
+    return _sanger_run(X, n_components, options, lambda data: step)
 
 
 def oja_parallel(X, **options) -> torch.Tensor:

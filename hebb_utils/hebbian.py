@@ -254,13 +254,23 @@ def sanger(X, n_components: int, *, backend: str = "auto", **options) -> torch.T
     of ``hebb_utils.kernels``), or "auto" (Triton on CUDA when available).
     Raises RuntimeError if the weights stop being finite (lr too large).
     """
+    def step_of(data):
+        if resolve_backend(backend, data.device) == "triton":
+            from .kernels import sanger_step_triton  # lazy: needs triton
+
+            return sanger_step_triton
+        return sanger_step
+
+    return _sanger_run(X, n_components, options, step_of)
+
+
+def _sanger_run(X, n_components: int, options: dict, step_of) -> torch.Tensor:
+    """Sanger's schedule and run loop; step_of(data) gives step(W, x_centred (B, D), eta) -> W, the
+    one place the single-process and the data-parallel rules (hebb_utils.distributed) differ."""
     k = positive_int("n_components", n_components)
     cfg = RunConfig.of("sanger", options)
     data, run = _start("sanger", X, cfg, k)
-    if resolve_backend(backend, data.device) == "triton":
-        from .kernels import sanger_step_triton as step  # lazy: needs triton
-    else:
-        step = sanger_step
+    step = step_of(data)
     W = _random_rows(k, data.dim, run.gen, data.device)  # (k, D)
     mean, lam = _prepare(data, cfg, run.gen)
     run.log(W)

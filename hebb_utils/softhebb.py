@@ -414,11 +414,7 @@ class SoftHebbLinear(nn.Module):
         self.seed = seed if seed is None else positive_int("seed", seed, minimum=0)
         device = device if device is None else device_of("device", device)
         self.bn = nn.BatchNorm1d(self.in_features, affine=False, device=device, dtype=dtype)
-        generator = torch.Generator()
-        if seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(self.seed)
+        generator = seeded_generator(self.seed)
         weight = torch.randn(self.out_features, self.in_features, generator=generator) * (14.0 / math.sqrt(in_features))
         self.register_buffer("weight", weight.to(device=device, dtype=dtype))
 
@@ -566,11 +562,7 @@ def train_softhebb(
     # the CUDA graph bakes the support's settings into the captured kernels: a schedule steps eagerly
     graphed = backend == "triton" and device.type == "cuda" and not isinstance(layer.lateral, LateralSchedule)
     functions = _step_functions(backend)
-    generator = torch.Generator(device=device)
-    if seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(seed)
+    generator = seeded_generator(seed, device)
     bar = tqdm(total=total_steps, desc="softhebb", unit="step", **({} if progress else {"disable": True}))
     n_taken, step = 1, 0
     for _ in range(epochs):
@@ -606,6 +598,16 @@ def train_softhebb(
     assert n_taken == n_snapshots, (n_taken, n_snapshots)
     layer.eval()
     return layer, snapshots.cpu()
+
+
+def seeded_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
+    """A torch.Generator on `device` seeded with `seed` (None: a fresh random seed, so runs differ)."""
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return generator
 
 
 def training_steps(n_samples: int, batch_size: int, epochs: int = 1) -> int:
