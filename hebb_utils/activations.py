@@ -97,6 +97,15 @@ def _check_texts_and_layer(model, texts, layer):
     return texts, layer, facts
 
 
+def _token_limit(special: list[np.ndarray], max_tokens: int | None, max_positions: int | None) -> float:
+    """Real tokens a story keeps at most: max_tokens, and what fits the model's positions beside the
+    batch's special tokens (np.inf: no limit). shards.py plans its shards with the same number."""
+    limit = max_tokens if max_tokens is not None else np.inf
+    if max_positions:
+        limit = min(limit, max_positions - max(int(s.sum()) for s in special))
+    return limit
+
+
 def _tokenize(tokenizer, texts: list[str], is_causal: bool):
     """Per story: token ids (int64) and a mask of special tokens, with the model's own specials."""
     if is_causal:
@@ -145,10 +154,7 @@ def extract_activations(model, tokenizer, texts, layer: int = 5, center: bool = 
 
     # tokenise, then truncate each story to `limit` real tokens (specials are kept)
     ids, special = _tokenize(tokenizer, texts, is_causal)
-    n_special = max(int(s.sum()) for s in special)
-    limit = max_tokens if max_tokens is not None else np.inf
-    if max_positions:
-        limit = min(limit, max_positions - n_special)
+    limit = _token_limit(special, max_tokens, max_positions)
     n_real = np.array([int((~s).sum()) for s in special])
     n_truncated = int((n_real > limit).sum())
     if n_truncated:

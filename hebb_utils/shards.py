@@ -182,12 +182,10 @@ def write_shards(folder: str | os.PathLike, acts, tokens=None, stories: list[str
 
 def _kept_counts(tokenizer, texts: list[str], is_causal: bool, max_tokens, max_positions) -> np.ndarray:
     """Real tokens each story keeps, as extract_activations counts them for this chunk of stories."""
-    from .activations import _tokenize
+    from .activations import _token_limit, _tokenize
 
     _, special = _tokenize(tokenizer, texts, is_causal)
-    limit = max_tokens if max_tokens is not None else np.inf
-    if max_positions:
-        limit = min(limit, max_positions - max(int(s.sum()) for s in special))
+    limit = _token_limit(special, max_tokens, max_positions)
     return np.array([min(int((~s).sum()), limit) for s in special], dtype=np.int64)
 
 
