@@ -46,10 +46,9 @@ F            := figures
 ACTS         := $(R)/activations/lm
 # what each notebook's results depend on in hebb_utils (beyond the notebook itself)
 H            := hebb_utils
-COMMON       := $(H)/io.py $(H)/plots.py $(H)/report.py $(H)/seeds.py notebooks/nbconvert/offline/index.html.j2
-RULES        := $(H)/stream.py $(H)/schedule.py $(H)/hebbian.py $(H)/ica.py $(H)/checks.py $(H)/metrics.py $(H)/backend.py
-LAYER        := $(H)/softhebb.py $(H)/som.py $(H)/checks.py $(H)/metrics.py $(H)/analysis.py $(H)/backend.py $(wildcard $(H)/kernels/*.py) \
-                $(H)/shards.py
+COMMON       := $(H)/io.py $(H)/checks.py $(wildcard $(H)/report/*.py) $(H)/measure/seeds.py notebooks/nbconvert/offline/index.html.j2
+RULES        := $(wildcard $(H)/rules/*.py) $(H)/backend.py $(H)/parallel.py $(H)/measure/metrics.py $(wildcard $(H)/kernels/*.py)
+LAYER        := $(RULES) $(wildcard $(H)/measure/*.py) $(wildcard $(H)/data/*.py)
 
 # Parameters of the full offline run (2 CPU cores, < 20 min). See README "Choices".
 N_STORIES    ?= 3200
@@ -81,7 +80,7 @@ define run_notebook
 endef
 
 # 1. activations of the language model (TinyStories-1M; offline: the MiniLM stand-in)
-$(ACTS)/meta.json: notebooks/01_extract_activations.ipynb $(H)/data.py $(H)/activations.py $(H)/io.py $(ALWAYS) | $(STAMP)
+$(ACTS)/meta.json: notebooks/01_extract_activations.ipynb $(wildcard $(H)/data/*.py) $(H)/io.py $(ALWAYS) | $(STAMP)
 	$(call run_notebook,01_extract_activations,$(R),-p output_dir $(ACTS) -p results_dir $(R) -p n_stories $(N_STORIES) -p layer $(LM_LAYER),$(EXTRACT_ENV))
 
 activations: $(ACTS)/meta.json
@@ -96,22 +95,22 @@ $(R)/03_pca_family.json: notebooks/03_pca_family.ipynb $(ACTS)/meta.json $(RULES
 	$(call run_notebook,03_pca_family,$(R),-p results_dir $(R) -p figures_dir $(F) -p activations_dir $(ACTS))
 
 # 4. CIFAR-10 SoftHebb with 2D lateral support, and its ablations
-$(R)/04_cifar_softhebb.json: notebooks/04_cifar_softhebb.ipynb $(H)/data.py $(LAYER) $(COMMON) $(ALWAYS) | $(STAMP)
+$(R)/04_cifar_softhebb.json: notebooks/04_cifar_softhebb.ipynb $(LAYER) $(COMMON) $(ALWAYS) | $(STAMP)
 	$(call run_notebook,04_cifar_softhebb,$(R),-p results_dir $(R) -p figures_dir $(F))
 
 # 5. LM-token SoftHebb: the 2D neuron map of words
-$(R)/05_lm_softhebb.json: notebooks/05_lm_softhebb.ipynb $(ACTS)/meta.json $(LAYER) $(H)/token_map.py $(COMMON) $(ALWAYS) | $(STAMP)
+$(R)/05_lm_softhebb.json: notebooks/05_lm_softhebb.ipynb $(ACTS)/meta.json $(LAYER) $(COMMON) $(ALWAYS) | $(STAMP)
 	$(call run_notebook,05_lm_softhebb,$(R),-p results_dir $(R) -p figures_dir $(F) -p activations_dir $(ACTS))
 
 # 6. topography: MiniSom against SoftHebb with the fixed and the annealed lateral support, CIFAR-10 and LM tokens
-$(R)/06_topography.json: notebooks/06_topography.ipynb $(H)/data.py $(ACTS)/meta.json $(LAYER) $(COMMON) $(ALWAYS) | $(STAMP)
+$(R)/06_topography.json: notebooks/06_topography.ipynb $(ACTS)/meta.json $(LAYER) $(COMMON) $(ALWAYS) | $(STAMP)
 	$(call run_notebook,06_topography,$(R),-p results_dir $(R) -p figures_dir $(F) -p activations_dir $(ACTS))
 
 RESULTS_JSON := $(R)/01_extract_activations.json $(R)/02_foundations.json $(R)/03_pca_family.json $(R)/04_cifar_softhebb.json $(R)/05_lm_softhebb.json $(R)/06_topography.json
 
 # the README's results table is generated from the JSON files, so it cannot drift
-README.md: $(ACTS)/meta.json $(RESULTS_JSON) hebb_utils/report.py $(ALWAYS) | $(STAMP)
-	$(PY) -c "import sys; from hebb_utils.report import main; main(sys.argv[1:])" --results $(R) --readme README.md
+README.md: $(ACTS)/meta.json $(RESULTS_JSON) $(H)/report/tables.py $(ALWAYS) | $(STAMP)
+	$(PY) -m hebb_utils.report --results $(R) --readme README.md
 
 update: README.md
 
@@ -122,7 +121,7 @@ reproduce: | $(STAMP)
 
 # results/*.json against the versions committed in git (HEAD); tolerances from the seed spread
 check: | $(STAMP)
-	$(PY) -m hebb_utils.reproduce --results $(R)
+	$(PY) -m hebb_utils.report.reproduce --results $(R)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

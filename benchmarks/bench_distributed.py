@@ -6,7 +6,7 @@
 
 For each process count P it launches `torchrun --standalone --nproc_per_node P` on this file in worker
 mode; every rank trains a SoftHebb layer with 2D lateral support with
-hebb_utils.distributed.train_softhebb_parallel on synthetic standard-normal data (a step's cost does not
+hebb_utils.train_softhebb_parallel on synthetic standard-normal data (a step's cost does not
 depend on the values) for a warm-up run, then for `--steps` timed steps of the GLOBAL batch; rank 0
 reports samples/s (global samples per wall-clock second). The JSON records the CPU affinity, the
 threads per process and the load average, because other work on the machine shows in the numbers.
@@ -32,8 +32,9 @@ SHAPES = {
 def worker(args) -> None:
     import torch
 
-    from hebb_utils.distributed import init_distributed, local_device, train_softhebb_parallel
-    from hebb_utils.softhebb import Lateral, SoftHebbLinear
+    from hebb_utils import init_distributed, train_softhebb_parallel
+    from hebb_utils.parallel import local_device
+    from hebb_utils import Lateral, SoftHebbLinear
 
     rank, world = init_distributed()
     device = local_device(args.device)

@@ -16,7 +16,7 @@ Paths:
       winner flip `y[:, winners] = -y[:, winners]`, lateral term `y - coef * y_winner * mask` with
       coef = -0.3; optionally (--host-copy) a full copy of W to the host after every step.
       Batches are drawn like ours (one device permutation per epoch) so only the step differs.
-  (b) ours, torch: hebb_utils.softhebb.train_softhebb(backend="torch").
+  (b) ours, torch: hebb_utils.train_softhebb(backend="torch").
   (c) ours, Triton + CUDA graphs: train_softhebb(backend="triton") on CUDA, which runs the epoch
       in hebb_utils.kernels.train_epoch_graphed. Only with CUDA.
 Each path runs a short warm-up epoch first (not timed); with --repeats the timed epochs of the
@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from hebb_utils.io import atomic_write_json
-from hebb_utils.softhebb import Lateral, SoftHebbLinear, train_softhebb
+from hebb_utils import Lateral, SoftHebbLinear, train_softhebb
 
 SHAPES = {
     "cifar": dict(D=3072, grid=(15, 30), t_invert=300.0, lr=0.08, n_samples=50_000),

@@ -8,31 +8,18 @@ reason, and "auto" means torch on that device from then on. The verdict is cache
 """
 from __future__ import annotations
 
-import functools
-import os
 import warnings
 
 import torch
 
-__all__ = ["resolve_backend", "triton_available"]
+from .kernels.launch import triton_available, triton_interpreted
+from .rules.lateral import Lateral
+from .rules import softhebb as reference  # looked up at call time: tests may replace its functions
+
+__all__ = ["resolve_backend", "step_functions", "triton_available", "triton_interpreted"]
 
 BACKENDS = ("auto", "torch", "triton")
 _SELF_CHECK: dict[str, bool] = {}  # str(device) -> did the Triton kernels pass there
-
-
-@functools.lru_cache(maxsize=None)
-def triton_available() -> bool:
-    try:
-        import triton  # noqa: F401
-        import triton.language  # noqa: F401
-    except Exception:  # ImportError, or a broken install that fails on import
-        return False
-    return True
-
-
-def triton_interpreted() -> bool:
-    """True when TRITON_INTERPRET=1: the kernels then run on CPU tensors (slowly), for tests."""
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 def resolve_backend(backend: str, device: torch.device | str) -> str:
@@ -75,6 +62,14 @@ def _check_device(device: torch.device) -> torch.device:
     return device
 
 
+def step_functions(backend: str):
+    """(post_synaptic_and_sums, apply_update) of a resolved backend: the Triton kernels or the torch
+    reference (rules/softhebb.py), with the same signatures."""
+    if backend == "triton":
+        return _triton_functions()
+    return reference.post_synaptic_sums, reference.apply_update
+
+
 def _triton_functions():
     from .kernels import apply_update_triton, post_synaptic_triton
 
@@ -83,23 +78,21 @@ def _triton_functions():
 
 def _self_check(device: torch.device, steps: int = 4) -> str | None:
     """Why the Triton SoftHebb step disagrees with the torch reference on `device`, or None."""
-    from . import softhebb as sh
-
     try:
         post_triton, apply_triton = _triton_functions()
         g = torch.Generator().manual_seed(0)
         W0 = torch.randn(12, 16, generator=g)  # (N, D) on a 3 x 4 grid
         xs = torch.randn(steps, 8, 16, generator=g).to(device)  # (steps, B, D)
         W = {"triton": W0.to(device), "torch": W0.clone().to(device)}
-        fns = {"triton": (post_triton, apply_triton), "torch": (sh._post_synaptic, sh._apply_update)}
-        lateral = sh.Lateral((3, 4), radius=1.0, gain=0.3)
+        fns = {"triton": (post_triton, apply_triton), "torch": (reference.post_synaptic_sums, reference.apply_update)}
+        lateral = Lateral((3, 4), radius=1.0, gain=0.3)
         for x in xs:
             winners = {}
             for name, (post, apply) in fns.items():
                 u = x @ W[name].T  # (B, N)
                 y, s = post(u, 5.0, lateral, False)
                 winners[name] = u.argmax(dim=1)
-                apply(W[name], sh._raw_update(x, W[name], y, s), 0.1)
+                apply(W[name], reference.raw_update(x, W[name], y, s), 0.1)
             if not torch.equal(winners["triton"], winners["torch"]):
                 return "the winners differ from the torch reference"
         err = float((W["triton"] - W["torch"]).abs().max())

@@ -118,18 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _say(*args) -> None:
-    from .distributed import is_main
+    from .parallel import is_main
 
     if is_main():
         print(*args, flush=True)
 
 
 def _extract(args) -> None:
-    from .activations import default_center
-    from .data import load_language_model, load_tinystories, resolve_source
-    from .distributed import local_device, rank_world
+    from .data.activations import default_center
+    from .data.sources import load_language_model, load_tinystories, resolve_source
+    from .parallel import local_device, rank_world
     from .io import portable
-    from .shards import DEFAULT_CHUNK_STORIES, DEFAULT_SHARD_ROWS, extract_to_shards
+    from .data.shards import DEFAULT_CHUNK_STORIES, DEFAULT_SHARD_ROWS, extract_to_shards
 
     device = str(local_device(args.device))
     model, tokenizer, info = load_language_model(args.model, device=device)
@@ -163,11 +163,12 @@ def _extract(args) -> None:
 def _train(args) -> None:
     import torch
 
-    from .activations import load_activations
-    from .distributed import is_main, local_device, rank_world, train_softhebb_parallel
+    from .data.activations import load_activations
+    from .parallel import is_main, local_device, rank_world
+    from .rules.training import train_softhebb_parallel
     from .io import atomic_torch_save
-    from .lm_map import source_of
-    from .softhebb import SoftHebbLinear
+    from .report.lm_map import source_of
+    from .rules.layer import SoftHebbLinear
 
     data = load_activations(args.activations, stream=True)
     device = local_device(args.device)
@@ -199,7 +200,7 @@ def _train(args) -> None:
 def lateral_of(config: dict):
     """The lateral support a `train` config describes: none, the fixed Lateral, or a LateralSchedule
     when an end radius or gain is given (settings of checkpoints written before these existed: the disc)."""
-    from .softhebb import Lateral, LateralSchedule
+    from .rules.lateral import Lateral, LateralSchedule
 
     if not config.get("lateral", True):
         return None
@@ -216,7 +217,7 @@ def load_checkpoint(path, device="cpu"):
     """The SoftHebbLinear of a `train` checkpoint (built from its config, then its state_dict) and the file's dict."""
     import torch
 
-    from .softhebb import SoftHebbLinear
+    from .rules.layer import SoftHebbLinear
 
     path = Path(path)
     if not path.is_file():
@@ -233,9 +234,9 @@ def load_checkpoint(path, device="cpu"):
 
 
 def _map(args) -> None:
-    from .activations import load_activations
-    from .distributed import is_main, local_device
-    from .lm_map import write_token_map
+    from .data.activations import load_activations
+    from .parallel import is_main, local_device
+    from .report.lm_map import write_token_map
 
     if not is_main():
         return
@@ -253,8 +254,8 @@ def _map(args) -> None:
 
 
 def main(argv=None) -> int:
-    from .data import DataSourceError
-    from .distributed import init_distributed
+    from .data.sources import DataSourceError
+    from .parallel import DistributedError, init_distributed
 
     parser = build_parser()
     args = parser.parse_args(argv)  # a bad option: argparse's usage line and exit code 2
@@ -263,7 +264,7 @@ def main(argv=None) -> int:
         if args.command != "map":
             init_distributed()
         run(args)
-    except (ValueError, FileNotFoundError, DataSourceError) as e:
+    except (ValueError, FileNotFoundError, DataSourceError, DistributedError) as e:
         print(f"python -m hebb_utils {args.command}: error: {e}", file=sys.stderr, flush=True)
         return 2
     finally:

@@ -9,7 +9,7 @@ import torch
 from hebb_utils import (Lateral, SoftHebbLinear, atomic_path, atomic_replace_dir, calibrate_normalisation,
                         label_selectivity, neuron_summary, softhebb_metrics, token_purity, top_distinct_tokens,
                         topographic_error, train_ablations, train_softhebb, triangle_activation, weight_tiles)
-from hebb_utils.report import results_tables, update_readme, write_results
+from hebb_utils.report.tables import results_tables, update_readme, write_results
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +194,7 @@ def test_analysis_refuses_bad_inputs_clearly(trained):
 
 def test_plots_take_the_shared_grid():
     from hebb_utils.checks import Grid
-    from hebb_utils.plots import busiest_window
+    from hebb_utils.report.plots import busiest_window
 
     W = torch.randn(6, 3 * 2 * 2)
     assert np.array_equal(weight_tiles(W, Grid(2, 3), (3, 2, 2)), weight_tiles(W, (2, 3), (3, 2, 2)))

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import hebb_utils.backend as backend
-import hebb_utils.softhebb as sh
+import hebb_utils.rules.softhebb as sh
 
 
 @pytest.fixture
@@ -29,19 +29,19 @@ def broken_compile(*args):
 
 
 def wrong_post(u, t_invert, lateral, legacy):
-    y, s = sh._post_synaptic(u, t_invert, lateral, legacy)
+    y, s = sh.post_synaptic_sums(u, t_invert, lateral, legacy)
     return y, s * 1.5
 
 
 def wrong_winner_post(u, t_invert, lateral, legacy):
-    return sh._post_synaptic(-u, t_invert, lateral, legacy)
+    return sh.post_synaptic_sums(-u, t_invert, lateral, legacy)
 
 
 @pytest.mark.parametrize("post, apply, reason", [
-    (broken_compile, sh._apply_update, "CompilationError"),
-    (sh._post_synaptic, broken_compile, "CompilationError"),
-    (wrong_post, sh._apply_update, "weights differ"),
-    (wrong_winner_post, sh._apply_update, "weights differ|winners"),
+    (broken_compile, sh.apply_update, "CompilationError"),
+    (sh.post_synaptic_sums, broken_compile, "CompilationError"),
+    (wrong_post, sh.apply_update, "weights differ"),
+    (wrong_winner_post, sh.apply_update, "weights differ|winners"),
 ])
 def test_a_failing_kernel_warns_once_and_auto_uses_torch(fake_gpu, post, apply, reason):
     fake_gpu(post, apply)
@@ -58,9 +58,9 @@ def test_a_passing_kernel_makes_auto_choose_triton(fake_gpu):
 
     def post(*args):
         calls.append(1)
-        return sh._post_synaptic(*args)
+        return sh.post_synaptic_sums(*args)
 
-    fake_gpu(post, sh._apply_update)
+    fake_gpu(post, sh.apply_update)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert backend.resolve_backend("auto", "cuda:0") == "triton"
@@ -71,10 +71,10 @@ def test_a_passing_kernel_makes_auto_choose_triton(fake_gpu):
 
 
 def test_cached_per_device(fake_gpu):
-    fake_gpu(broken_compile, sh._apply_update)
+    fake_gpu(broken_compile, sh.apply_update)
     with pytest.warns(RuntimeWarning):
         backend.resolve_backend("auto", "cuda:0")
-    fake_gpu(sh._post_synaptic, sh._apply_update)
+    fake_gpu(sh.post_synaptic_sums, sh.apply_update)
     assert backend.resolve_backend("auto", "cuda:1") == "triton"
     assert backend.resolve_backend("auto", "cuda:0") == "torch"
 

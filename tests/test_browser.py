@@ -175,8 +175,8 @@ def test_page_opens_offline(open_page, path):
 @pytest.fixture(scope="module")
 def small_map(tmp_path_factory) -> Path:
     """A page written by token_map_html from a tiny GPT-2-style token table (independent of results/)."""
-    from hebb_utils.analysis import top_distinct_tokens
-    from hebb_utils.token_map import context_snippets, token_map_html
+    from hebb_utils.measure.analysis import top_distinct_tokens
+    from hebb_utils.report.token_map import context_snippets, token_map_html
 
     stories = [["Once", " upon", " a", " time", ",", " a", " dragon", " slept", "."],
                ["Lily", " saw", " a", " big", " </script>", " tree", ".", "\n", "The", " end", "."],
@@ -218,7 +218,7 @@ def _check_map(o: Opened, label: str):
     page = o.page
     if page.query_selector("#map-data") is None:
         pytest.fail(f"{label} is not the interactive token map (no embedded data): re-run notebook 05, which "
-                    f"writes it with hebb_utils.token_map.token_map_html", pytrace=False)
+                    f"writes it with hebb_utils.report.token_map.token_map_html", pytrace=False)
     if o.blocked:
         pytest.fail(f"{label} tried to reach the network: {o.blocked}", pytrace=False)
     data = page.evaluate("() => JSON.parse(document.getElementById('map-data').textContent)")

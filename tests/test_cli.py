@@ -13,7 +13,7 @@ import torch
 
 from hebb_utils import load_activations, neuron_summary, top_distinct_tokens, train_ablations
 from hebb_utils.cli import load_checkpoint, parse_grid
-from hebb_utils.shards import write_shards
+from hebb_utils import write_shards
 
 MIRROR = os.environ.get("HEBB_DATA_MIRROR", "").strip()
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}

@@ -13,7 +13,7 @@ import torch
 import pytest
 
 from hebb_utils import DataSourceError, default_cache_dir, load_cifar10, load_tinystories, resolve_source
-import hebb_utils.data as data
+import hebb_utils.data.sources as data
 
 MIRROR = os.environ.get("HEBB_DATA_MIRROR", "").strip()
 needs_mirror = pytest.mark.skipif(not MIRROR, reason="HEBB_DATA_MIRROR is not set: these tests read the "
@@ -263,7 +263,7 @@ def test_no_source_in_process(monkeypatch):
 
 
 NO_SOURCE_SCRIPT = """
-import hebb_utils.data as d
+import hebb_utils.data.sources as d
 for call in (lambda: d.load_cifar10(), lambda: d.load_tinystories(3), lambda: d.load_language_model()):
     try:
         call()
@@ -286,7 +286,7 @@ def test_no_source_subprocess_fails_fast_and_clearly(tmp_path):
     assert run.returncode == 1, run.stdout + run.stderr
     assert run.stdout.count("ERROR:") == 3 and run.stdout.count("HEBB_DATA_MIRROR") >= 3, run.stdout
     last = run.stderr.strip().splitlines()[-1]
-    assert last.startswith("hebb_utils.data.DataSourceError:") and "HEBB_DATA_MIRROR" in last, run.stderr
+    assert last.startswith("hebb_utils.data.sources.DataSourceError:") and "HEBB_DATA_MIRROR" in last, run.stderr
     assert "During handling of the above exception" not in run.stderr  # one error, not a chain of retries
     assert elapsed < 10, f"took {elapsed:.1f} s"
 

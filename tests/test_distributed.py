@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from hebb_utils import Lateral, LateralSchedule, SoftHebbLinear, load_activations, oja, sanger, train_softhebb
-from hebb_utils.distributed import batch_slice, train_softhebb_parallel
-from hebb_utils.shards import write_shards
+from hebb_utils import train_softhebb_parallel
+from hebb_utils.parallel import batch_slice
+from hebb_utils import write_shards
 
 N_ROWS, D, GRID, BATCH = 64 * 20 + 3, 16, (4, 6), 64  # 21 steps per epoch, the last of 3 rows split 2 + 1
 SETTINGS = dict(epochs=2, batch_size=BATCH, lr=0.1, seed=5)
@@ -22,7 +23,7 @@ SETTINGS = dict(epochs=2, batch_size=BATCH, lr=0.1, seed=5)
 WORKER = textwrap.dedent("""
     import sys, torch
     from hebb_utils import Lateral, SoftHebbLinear, load_activations
-    from hebb_utils.distributed import init_distributed, oja_parallel, sanger_parallel, train_softhebb_parallel
+    from hebb_utils import init_distributed, oja_parallel, sanger_parallel, train_softhebb_parallel
     sys.path.insert(0, sys.argv[2])
     from test_distributed import SETTINGS, data, layer, annealed_layer
     rank, world = init_distributed()
@@ -149,7 +150,7 @@ def test_shard_shuffle_reads_shards_in_order(tmp_path):
     X = torch.arange(40, dtype=torch.float32)[:, None].repeat(1, 3) + torch.randn(40, 3) * 0.01
     write_shards(tmp_path / "s", X.numpy(), shard_rows=10)
     view = load_activations(tmp_path / "s", stream=True)
-    from hebb_utils.distributed import _Order
+    from hebb_utils.rules.training import _Order
 
     order = _Order(40, "shard", torch.Generator().manual_seed(0), view.offsets)
     rows = torch.cat([order.rows(a, min(a + 8, 40)) for a in range(0, 40, 8)])

@@ -1,5 +1,5 @@
-"""The Hebbian rules (PAPER.md rules 1-3, hebb_utils.hebbian) against exact linear algebra; the run
-schedule and history (hebb_utils.schedule) and the data stream (hebb_utils.stream)."""
+"""The Hebbian rules (PAPER.md rules 1-3, hebb_utils.rules.hebbian) against exact linear algebra; the run
+schedule and history (hebb_utils.rules.schedule) and the data stream (hebb_utils.rules.stream)."""
 import numpy as np
 import pytest
 import torch
@@ -277,7 +277,7 @@ def test_options_not_of_the_rule_are_refused(data):
 
 
 def test_lr_at_and_history_schedule():
-    from hebb_utils.schedule import lr_at
+    from hebb_utils.rules.schedule import lr_at
 
     assert lr_at(0, 0.5, 100) == 0.5 and lr_at(50, 0.5, 100) == 0.25 and lr_at(100, 0.5, 100) == 0.0
     assert lr_at(70, 0.5, 100, decay=False) == 0.5

@@ -1,4 +1,4 @@
-"""Hebbian ICA (PAPER.md rule 4, hebb_utils.ica) against FastICA."""
+"""Hebbian ICA (PAPER.md rule 4, hebb_utils.rules.ica) against FastICA."""
 import numpy as np
 import pytest
 import torch

@@ -24,8 +24,8 @@ from hebb_utils.kernels import (  # noqa: E402
     train_epoch_graphed,
 )
 from hebb_utils.kernels import epoch, update  # noqa: E402
-from hebb_utils.hebbian import sanger_step  # noqa: E402
-from hebb_utils.softhebb import (  # noqa: E402
+from hebb_utils.rules.hebbian import sanger_step  # noqa: E402
+from hebb_utils import (  # noqa: E402
     Lateral,
     LateralSchedule,
     SoftHebbLinear,
@@ -477,7 +477,7 @@ try:
     from triton.compiler import ASTSource, compile
 except ImportError as e:  # these are Triton internals; a future version may move them
     sys.exit(f"SKIP: {e}")
-from hebb_utils.kernels import _triton, epoch, post_synaptic, sanger, update
+from hebb_utils.kernels import launch, epoch, post_synaptic, sanger, update
 P, I = "*fp32", "i32"
 jobs = [  # (kernel, runtime argument types, constexprs): every branch compiled in
     (post_synaptic._row_stats_kernel, [P, "*i32", P, P, I, I, I, "fp32"],
@@ -496,7 +496,7 @@ jobs = [  # (kernel, runtime argument types, constexprs): every branch compiled 
      dict(BLOCK_B=64, BLOCK_D=64)),
 ]
 for kernel, types, constants in jobs:
-    fn = _triton.jit(kernel)  # a JITFunction (no TRITON_INTERPRET here); binds the file's `tl`
+    fn = launch.jit(kernel)  # a JITFunction (no TRITON_INTERPRET here); binds the file's `tl`
     name = kernel.__name__
     runtime = [a for a in fn.arg_names if a not in constants]
     assert len(runtime) == len(types), name

@@ -201,7 +201,7 @@ def test_linear_probe_on_separable_blobs():
 
 
 def test_streaming_variants_agree_with_the_response_versions():
-    from hebb_utils.metrics import label_selectivity_from_winners, token_purity_from_top, topographic_error_from_winners
+    from hebb_utils.measure.metrics import label_selectivity_from_winners, token_purity_from_top, topographic_error_from_winners
 
     g = torch.Generator().manual_seed(0)
     u = torch.randn(200, 12, generator=g)

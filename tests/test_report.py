@@ -8,8 +8,8 @@ import pytest
 from markdown_it import MarkdownIt
 
 from hebb_utils.io import portable
-from hebb_utils.report import contrast, format_mean_ci, results_tables
-from hebb_utils.seeds import summarise_seeds
+from hebb_utils.report.tables import contrast, format_mean_ci, results_tables
+from hebb_utils.measure.seeds import summarise_seeds
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,8 +5,8 @@ import subprocess
 
 import pytest
 
-from hebb_utils.reproduce import compare_results, flatten_results, main, reference_from_git
-from hebb_utils.seeds import difference_tolerance, mean_ci, seed_list, summarise_seeds
+from hebb_utils.report.reproduce import compare_results, flatten_results, main, reference_from_git
+from hebb_utils.measure.seeds import difference_tolerance, mean_ci, seed_list, summarise_seeds
 
 
 def test_mean_ci_by_hand():

@@ -15,7 +15,7 @@ import torch
 
 from hebb_utils import (Activations, activations_source, load_activations, load_language_model, load_tinystories,
                         save_activations)
-from hebb_utils.shards import ShardedActivations, extract_to_shards, write_shards
+from hebb_utils.data.shards import ShardedActivations, extract_to_shards, write_shards
 
 MIRROR = os.environ.get("HEBB_DATA_MIRROR", "").strip()
 needs_mirror = pytest.mark.skipif(not MIRROR, reason="HEBB_DATA_MIRROR is not set: reads the offline mirror (CI sets it)")
@@ -100,7 +100,7 @@ def test_damaged_or_missing_stores_are_named(tmp_path):
 EXTRACT = dict(layer=5, batch_size=4, max_tokens=32, shard_rows=150, chunk_stories=3)
 KILLED = textwrap.dedent("""
     import os, signal, sys
-    import hebb_utils.shards as shards
+    import hebb_utils.data.shards as shards
     from hebb_utils import load_language_model, load_tinystories
     save, written = shards._save_npy, []
     def save_then_die(path, array):
@@ -175,7 +175,7 @@ def test_killed_extraction_resumes_bit_identical(stand_in, tmp_path):
 STREAM = textwrap.dedent("""
     import resource, sys, torch
     from hebb_utils import Lateral, SoftHebbLinear, load_activations
-    from hebb_utils.distributed import train_softhebb_parallel
+    from hebb_utils import train_softhebb_parallel
     folder, mode, budget = sys.argv[1], sys.argv[2], int(sys.argv[3])
     def layer():
         return SoftHebbLinear(256, 16, 20.0, lateral=Lateral((4, 4)), seed=0)

@@ -1,4 +1,4 @@
-"""SoftHebb with lateral support (hebb_utils.softhebb), the torch reference of the Triton kernels.
+"""SoftHebb with lateral support (hebb_utils.rules: lateral, softhebb, layer, training), the torch reference of the Triton kernels.
 
 Hand-computed small cases, a float64 recomputation, a per-sample loop reference under
 hypothesis, the layer's BatchNorm bookkeeping, and short training runs on synthetic data where
@@ -22,7 +22,7 @@ from hebb_utils import (
     topographic_error,
     train_softhebb,
 )
-from hebb_utils.softhebb import _apply_update, _post_synaptic
+from hebb_utils.rules.softhebb import apply_update, post_synaptic_sums
 
 
 def softmax_row(values, t_invert):
@@ -185,11 +185,11 @@ def test_softhebb_step_is_the_update_rule(legacy):
     expected = W0 + 0.05 * plastic_update(x, W0, u0, post_synaptic(u0, 2.0, lateral, legacy_batch_winner=legacy))
     torch.testing.assert_close(W, expected, rtol=1e-6, atol=1e-7)
     # the torch helpers Triton is compared with: (y, s) and the normalised in-place update
-    y, s = _post_synaptic(u0, 2.0, lateral, legacy)
+    y, s = post_synaptic_sums(u0, 2.0, lateral, legacy)
     torch.testing.assert_close(y, post_synaptic(u0, 2.0, lateral, legacy_batch_winner=legacy))
     torch.testing.assert_close(s, (y * u0).sum(0))
     W1 = W0.clone()
-    _apply_update(W1, 3.0 * plastic_update(x, W0, u0, y), 0.05)  # the helper normalises again
+    apply_update(W1, 3.0 * plastic_update(x, W0, u0, y), 0.05)  # the helper normalises again
     torch.testing.assert_close(W1, expected, rtol=1e-6, atol=1e-7)
 
 
@@ -637,7 +637,7 @@ def test_state_dict_of_another_t_invert_or_grid_is_refused():
 
 
 def test_progress_bar_is_tqdm(monkeypatch):
-    import hebb_utils.softhebb as sh
+    import hebb_utils.rules.training as sh
 
     seen = []
     real = sh.tqdm
@@ -655,14 +655,16 @@ def test_progress_bar_is_tqdm(monkeypatch):
 
 
 def test_public_functions_are_what_training_runs(monkeypatch):
-    import hebb_utils.softhebb as sh
+    import hebb_utils.rules.softhebb as sh
 
     calls = []
-    real = sh._post_synaptic
-    monkeypatch.setattr(sh, "_post_synaptic", lambda *a: calls.append("post") or real(*a))
+    real = sh.post_synaptic_sums
+    monkeypatch.setattr(sh, "post_synaptic_sums", lambda *a: calls.append("post") or real(*a))
     layer = SoftHebbLinear(6, 4, 5.0, seed=0)
     layer.hebbian_step(torch.randn(8, 6), 0.1, backend="torch")
     post_synaptic(torch.randn(3, 4), 2.0)
     assert calls == ["post", "post"]
     # training's torch step runs the very core the public post_synaptic wraps (no second copy)
-    assert sh._step_functions("torch") == (sh._post_synaptic, sh._apply_update)
+    from hebb_utils.backend import step_functions
+
+    assert step_functions("torch") == (sh.post_synaptic_sums, sh.apply_update)

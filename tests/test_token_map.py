@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from hebb_utils.token_map import context_snippets, token_map_html
+from hebb_utils.report.token_map import context_snippets, token_map_html
 
 
 def table(stories):

@@ -1,5 +1,5 @@
 """Issue 10: the annealed lateral support (Gaussian neighbourhood, LateralSchedule), the MiniSom
-baseline (hebb_utils.som), the fair reconstruction error, and the metrics of a SOM.
+baseline (hebb_utils.rules.som), the fair reconstruction error, and the metrics of a SOM.
 
 Hand-computed neighbourhoods and schedules, MiniSom's own numbers as the reference for the
 wrapper, a brute-force reconstruction error, and a short run where annealing must order a map
@@ -14,9 +14,9 @@ import torch
 from hebb_utils import (SOM, Lateral, LateralSchedule, SoftHebbLinear, map_metrics, methods_over_seeds,
                         post_synaptic, reconstruction_error, schedule_progress, softhebb_step, standardise,
                         topographic_error, train_softhebb, train_som)
-from hebb_utils.report import topography_findings
-from hebb_utils.reproduce import _is_timing
-from hebb_utils.softhebb import DECAYS, NEIGHBOURHOODS
+from hebb_utils.report.tables import topography_findings
+from hebb_utils.report.reproduce import _is_timing
+from hebb_utils.rules.lateral import DECAYS, NEIGHBOURHOODS
 
 # -----------------------------------------------------------------------------
 # the Gaussian neighbourhood, by hand

@@ -4,10 +4,11 @@ from __future__ import annotations
 import torch
 
 from ..checks import positive_int, vector
-from ..softhebb import Lateral, snapshot_steps, training_steps
-from ._triton import LAUNCH, cdiv, check_runnable, jit, next_pow2
+from ..rules.lateral import Lateral
+from ..rules.schedule import snapshot_steps, training_steps
+from .launch import LAUNCH, cdiv, check_runnable, jit, next_pow2
 from .post_synaptic import post_synaptic_triton
-from .update import _normalised_update
+from .update import normalised_update
 
 tl = None  # bound by _triton.jit at the first kernel call
 
@@ -75,7 +76,7 @@ def _device_step(data, order, step, bn_state, W, batch_size, t_invert, lateral, 
         BLOCK_B=block_b, BLOCK_D=block_d, **LAUNCH)
     u = x @ W.T  # (B, N) cuBLAS
     y, s = post_synaptic_triton(u, t_invert, lateral, legacy)
-    _normalised_update(W, y.T @ x, s, lr, counters=(step, n_tracked))  # y^T x on cuBLAS, the rest fused
+    normalised_update(W, y.T @ x, s, lr, counters=(step, n_tracked))  # y^T x on cuBLAS, the rest fused
 
 
 def _layer_state(layer):

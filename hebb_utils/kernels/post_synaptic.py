@@ -5,10 +5,9 @@ import math
 
 import torch
 
-from ..backend import triton_interpreted
 from ..checks import finite_float
-from ..softhebb import RADIUS_EPS, Lateral
-from ._triton import LAUNCH, cdiv, check_runnable, jit, next_pow2
+from ..rules.lateral import RADIUS_EPS, Lateral
+from .launch import LAUNCH, cdiv, check_runnable, jit, next_pow2, triton_interpreted
 
 tl = libdevice = None  # bound by _triton.jit at the first kernel call
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ._triton import LAUNCH, cdiv, check_runnable, jit, next_pow2
+from .launch import LAUNCH, cdiv, check_runnable, jit, next_pow2
 
 tl = None  # bound by _triton.jit at the first kernel call
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 
 from ..checks import finite_float
-from ..softhebb import DW_EPS
-from ._triton import LAUNCH, cdiv, check_runnable, jit, next_pow2
+from ..rules.softhebb import DW_EPS
+from .launch import LAUNCH, cdiv, check_runnable, jit, next_pow2
 
 tl = None  # bound by _triton.jit at the first kernel call
 
@@ -50,7 +50,7 @@ def _apply_kernel(w_ptr, g_ptr, s_ptr, part_ptr, n_parts, numel, D, lr,
     tl.store(w_ptr + offs, w + lr * tl.div_rn(d, scale), mask=ok)  # IEEE division, like torch
 
 
-def _normalised_update(W, G, s, lr, counters=None):
+def normalised_update(W, G, s, lr, counters=None):
     numel = W.numel()
     D = W.shape[1] if W.ndim == 2 else max(numel, 1)
     n_blocks = cdiv(numel, _UPDATE_BLOCK)
@@ -80,7 +80,7 @@ def apply_update_triton(W: torch.Tensor, dW: torch.Tensor, lr: float) -> None:
     """In place: W += lr * dW / (max|dW| + DW_EPS). The scale stays on the device (no host sync)."""
     _check_update_args(W, dW, lr, "dW")
     if W.numel():
-        _normalised_update(W, dW, None, lr)
+        normalised_update(W, dW, None, lr)
 
 
 def softhebb_update_triton(W: torch.Tensor, yx: torch.Tensor, s: torch.Tensor, lr: float) -> None:
@@ -92,4 +92,4 @@ def softhebb_update_triton(W: torch.Tensor, yx: torch.Tensor, s: torch.Tensor, l
     if W.ndim != 2 or s.shape != (W.shape[0],) or s.dtype != torch.float32:
         raise ValueError(f"s: expected float32 of shape ({W.shape[0]},), got {s.dtype} {tuple(s.shape)}")
     if W.numel():
-        _normalised_update(W, yx, s.contiguous(), lr)
+        normalised_update(W, yx, s.contiguous(), lr)

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checks import positive_int
-from .io import atomic_path, atomic_write_json, portable
+from ..checks import positive_int
+from ..io import atomic_path, atomic_write_json, portable
 
 __all__ = ["ShardedActivations", "open_activations", "extract_to_shards", "write_shards", "is_sharded",
            "MANIFEST", "DTYPES"]
@@ -208,8 +208,8 @@ def extract_to_shards(model, tokenizer, texts, out: str | os.PathLike, layer: in
     from tqdm import tqdm
 
     from .activations import _check_texts_and_layer, _versions, extract_activations
-    from .data import resolve_device
-    from .distributed import rank_world
+    from .sources import resolve_device
+    from ..parallel import rank_world
 
     texts, layer, (n_layers, is_causal, max_positions) = _check_texts_and_layer(model, texts, layer)
     batch_size, shard_rows = positive_int("batch_size", batch_size), positive_int("shard_rows", shard_rows)
@@ -437,7 +437,7 @@ def open_activations(folder: str | os.PathLike, verify: bool = False, max_open: 
     """A ShardedActivations of `folder`: a sharded store, or the single-folder artifact as one shard."""
     folder = Path(folder)
     if not folder.is_dir() and not is_sharded(folder):
-        from .io import recover_dir
+        from ..io import recover_dir
 
         if not recover_dir(folder):
             raise FileNotFoundError(f"no activations at {folder}: make them with `python -m hebb_utils extract "

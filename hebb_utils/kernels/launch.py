@@ -1,13 +1,28 @@
-"""What the kernel files share: Triton, loaded at the first kernel call, and the launch helpers."""
+"""What the kernel files share: whether Triton is there, Triton loaded at the first kernel call, and
+the launch helpers."""
 from __future__ import annotations
 
 import functools
-
-from ..backend import triton_interpreted
+import os
 
 # FMA contraction off: the kernels round like the unfused torch reference, and the choice does
 # not depend on Triton's default (which changes in 3.10)
 LAUNCH = dict(enable_fp_fusion=False)
+
+
+@functools.lru_cache(maxsize=None)
+def triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+        import triton.language  # noqa: F401
+    except Exception:  # ImportError, or a broken install that fails on import
+        return False
+    return True
+
+
+def triton_interpreted() -> bool:
+    """True when TRITON_INTERPRET=1: the kernels then run on CPU tensors (slowly), for tests."""
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 @functools.lru_cache(maxsize=None)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from .checks import matrix, positive_int
+from ..checks import matrix, positive_int
 
 MOMENT_CHUNK = 8192  # rows per chunk when a tensor is summed in float64
 

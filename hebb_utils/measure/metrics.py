@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from .checks import Grid, matrix, positive_int, vector
+from ..checks import Grid, matrix, positive_int, vector
 
 __all__ = [
     "grid_coordinates",

@@ -35,8 +35,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from .checks import positive_int
-from .io import atomic_path, portable
+from ..checks import positive_int
+from ..io import atomic_path, portable
 
 __all__ = ["DataSourceError", "mirror_dir", "resolve_source", "resolve_device", "default_cache_dir", "load_cifar10",
            "cifar_inputs", "load_tinystories", "load_tokenizer", "load_language_model"]

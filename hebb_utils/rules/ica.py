@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from .checks import positive_int
+from ..checks import positive_int
 from .hebbian import fix_signs, sanger
-from .metrics import amari_distance
+from ..measure.metrics import amari_distance
 from .schedule import Run, RunConfig, reference_of
 from .stream import MOMENT_CHUNK, Stream, mean_of, moments
 

@@ -13,13 +13,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .checks import Grid, matrix, positive_int
+from ..checks import Grid, matrix, positive_int
 from .seeds import summarise_seeds
-from .metrics import (dead_fraction, distance_correlation, label_selectivity_from_winners, token_purity_from_top,
-                      topographic_error_from_winners)
-from .io import atomic_torch_save
-from .softhebb import Lateral, SoftHebbLinear, train_softhebb
-from .som import SOM
+from .metrics import dead_fraction, distance_correlation, label_selectivity_from_winners, token_purity_from_top, topographic_error_from_winners
+from ..io import atomic_torch_save
+from ..rules.lateral import Lateral
+from ..rules.layer import SoftHebbLinear
+from ..rules.training import train_softhebb
+from ..rules.som import SOM
 
 __all__ = ["calibrate_normalisation", "train_ablations", "ablations_over_seeds", "neuron_summary", "top_distinct_tokens",
            "softhebb_metrics", "map_metrics", "methods_over_seeds", "triangle_activation"]
@@ -143,7 +144,7 @@ def neuron_summary(layer: SoftHebbLinear | SOM, X, top: int = 50, batch_size: in
     X stays where it is (often the CPU); each batch moves to the layer's device and dtype. X may
     also be a streamed store (shards.ShardedActivations): it is then read one shard at a time.
     """
-    from .shards import ShardedActivations
+    from ..data.shards import ShardedActivations
 
     in_features, N, device, respond = _responder(layer)
     top, batch_size = positive_int("top", top), positive_int("batch_size", batch_size)

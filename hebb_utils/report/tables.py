@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .io import atomic_path, atomic_write_json, portable
+from ..io import atomic_path, atomic_write_json, portable
 
 __all__ = ["run_info", "write_results", "results_tables", "update_readme", "format_mean_ci", "seed_table", "contrast",
            "topography_findings"]

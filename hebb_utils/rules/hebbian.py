@@ -21,14 +21,15 @@ from typing import NamedTuple
 
 import torch
 
-from .backend import resolve_backend
-from .checks import finite_float, matrix, positive_int, vector
-from .metrics import component_cosines, subspace_error
+from ..backend import resolve_backend
+from ..checks import finite_float, matrix, positive_int, vector
+from ..measure.metrics import component_cosines, subspace_error
+from ..parallel import all_sum, batch_slice, rank_world
 from .schedule import Run, RunConfig, reference_of
 from .stream import Stream, mean_of, moments
 
 __all__ = ["HebbResult", "hebb", "hebb_with_decay", "recurrent_hebb", "oja", "sanger", "sanger_step",
-           "top_eigenvectors", "estimate_top_eigenvalue"]
+           "top_eigenvectors", "estimate_top_eigenvalue", "sanger_parallel", "oja_parallel", "sanger_step_parallel"]
 
 
 def fix_signs(W: torch.Tensor) -> torch.Tensor:
@@ -256,7 +257,7 @@ def sanger(X, n_components: int, *, backend: str = "auto", **options) -> torch.T
     """
     def step_of(data):
         if resolve_backend(backend, data.device) == "triton":
-            from .kernels import sanger_step_triton  # lazy: needs triton
+            from ..kernels import sanger_step_triton  # lazy: needs triton
 
             return sanger_step_triton
         return sanger_step
@@ -287,6 +288,38 @@ def oja(X, *, backend: str = "auto", **options) -> torch.Tensor:
     every option is as in :func:`sanger`; the history's "norm" shows |w| converging to 1 by itself.
     """
     return sanger(X, 1, backend=backend, **options)[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# Sanger and Oja, data-parallel (torchrun): the batch terms are all-reduced
+
+
+def sanger_step_parallel(W: torch.Tensor, x: torch.Tensor, lr: float, n: int) -> torch.Tensor:
+    """One Sanger step on a global batch of n rows of which this rank holds x (b, D), IN PLACE:
+    W += lr * (sum over all ranks of y^T x - tril(y^T y) W) / n. With one process: hebbian.sanger_step."""
+    dW = all_sum(_sanger_terms(W, x), rank_world()[1])  # (k, D)
+    return W.add_(dW / n, alpha=lr)
+
+
+def sanger_parallel(X, n_components: int, **options) -> torch.Tensor:
+    """hebbian.sanger, data-parallel: the top principal components as (k, D) rows.
+
+    Every rank runs the same schedule on the same data stream (the mean and lambda_hat passes
+    included, so they agree without communication) and takes its slice of each global batch; the
+    batch terms are all-reduced. Options as hebbian.sanger (RunConfig; batch_size is global).
+    """
+    rank, world = rank_world()
+
+    def step(W, x, eta):  # x: the whole global batch, centred; this rank steps on its slice
+        lo, hi = batch_slice(x.shape[0], rank, world)
+        return sanger_step_parallel(W, x[lo:hi], eta, x.shape[0])
+
+    return _sanger_run(X, n_components, options, lambda data: step)
+
+
+def oja_parallel(X, **options) -> torch.Tensor:
+    """hebbian.oja, data-parallel: the first principal component, a unit (D,) vector."""
+    return sanger_parallel(X, 1, **options)[0]
 
 
 def top_eigenvectors(X, k: int, *, center: bool = True, return_eigenvalues: bool = False,

@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .io import atomic_path
+from ..io import atomic_path
 
 __all__ = ["context_snippets", "token_map_html"]
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .checks import Grid, finite_float, matrix, positive_int
+from ..checks import Grid, finite_float, matrix, positive_int
 
 __all__ = ["SOM", "train_som", "standardise"]
 

@@ -23,7 +23,7 @@ __all__ = ["write_token_map", "draw_token_map", "source_of"]
 def source_of(data) -> dict:
     """activations.activations_source of `data`, or for a store made without a model record
     (shards.write_shards of your own matrix) a plain label of its size."""
-    from .activations import activations_source
+    from ..data.activations import activations_source
 
     if "model" in data.meta:
         return activations_source(data)
@@ -38,9 +38,9 @@ def write_token_map(layer, data, out_dir: str | os.PathLike, *, top_tokens: int 
     """Map figures, interactive page, token table and metrics of `layer` (with lateral support) on
     `data` (an Activations or a shards.ShardedActivations with its token table). Returns the metrics.
     """
-    from .analysis import _layer, neuron_summary, softhebb_metrics
-    from .checks import positive_int
-    from .report import write_results
+    from ..measure.analysis import _layer, neuron_summary, softhebb_metrics
+    from ..checks import positive_int
+    from .tables import write_results
 
     layer = _layer(layer)
     if layer.lateral is None:
@@ -71,9 +71,9 @@ def draw_token_map(summary: dict, tokens, grid, out_dir: str | os.PathLike, *, t
     Notebook 05 and `python -m hebb_utils map` both draw their map with it."""
     import pandas as pd
 
-    from .analysis import top_distinct_tokens
-    from .checks import Grid
-    from .io import atomic_path
+    from ..measure.analysis import top_distinct_tokens
+    from ..checks import Grid
+    from ..io import atomic_path
     from .plots import busiest_window, plot_token_map, save_figure
     from .token_map import context_snippets, token_map_html
 

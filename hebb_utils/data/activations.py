@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checks import positive_int
-from .io import atomic_replace_dir, atomic_write_json, portable, recover_dir
+from ..checks import positive_int
+from ..io import atomic_replace_dir, atomic_write_json, portable, recover_dir
 
 __all__ = ["Activations", "extract_activations", "save_activations", "load_activations", "block_modules",
            "default_center", "activations_source", "acts_checksum"]
@@ -75,7 +75,7 @@ def default_center(model_info: dict) -> bool:
 
 
 def _model_facts(model) -> tuple[int, bool, int | None]:
-    from .data import _is_causal
+    from .sources import _is_causal
 
     config = model.config
     return int(config.num_hidden_layers), _is_causal(config), getattr(config, "max_position_embeddings", None)
@@ -143,7 +143,7 @@ def extract_activations(model, tokenizer, texts, layer: int = 5, center: bool = 
     import pandas as pd
     from tqdm import tqdm  # text bar: stays readable in executed notebooks and their HTML
 
-    from .data import resolve_device
+    from .sources import resolve_device
 
     texts, layer, (n_layers, is_causal, max_positions) = _check_texts_and_layer(model, texts, layer)
     batch_size = positive_int("batch_size", batch_size)

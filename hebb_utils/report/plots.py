@@ -14,8 +14,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .checks import Grid
-from .io import atomic_path
+from ..checks import Grid
+from ..io import atomic_path
 
 __all__ = ["weight_tiles", "plot_weight_grid", "animate_weight_grid", "plot_token_map", "busiest_window",
            "plot_convergence", "save_figure", "show_images", "plot_sweep", "plot_tradeoff"]

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from .checks import check_finite, finite_float, positive_int
+from ..checks import check_finite, finite_float, positive_int
 from .stream import Stream
 
 DEFAULT_MIN_STEPS = 2000  # updates made when neither epochs nor steps is given
@@ -168,3 +168,38 @@ class Run:
         problem = self.check(W)
         if problem is not None:
             raise RuntimeError(f"{self.rule}: {problem} at step {self.step}; {self.hint}")
+
+
+
+def schedule_progress(step: int, total_steps: int) -> float:
+    """Where step (0-based) of total_steps lies in training: 0 at the first step, 1 at the last."""
+    return step / (total_steps - 1) if total_steps > 1 else 1.0
+
+
+
+def seeded_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
+    """A torch.Generator on `device` seeded with `seed` (None: a fresh random seed, so runs differ)."""
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return generator
+
+
+def training_steps(n_samples: int, batch_size: int, epochs: int = 1) -> int:
+    """Steps train_softhebb takes: every batch of `batch_size`, and a last partial batch unless it
+    holds a single sample (BatchNorm needs two). 50,000 CIFAR images at batch 64 give 782 steps."""
+    return int(epochs) * (int(n_samples) // int(batch_size) + (int(n_samples) % int(batch_size) >= 2))
+
+
+def snapshot_steps(total_steps: int, every: int | None) -> list[int]:
+    """The step after which each of train_softhebb's snapshots was taken: 0 (the initial weights),
+    every `every`-th step, and the last step (not twice). every=None: [0, total_steps]."""
+    every = int(every or total_steps)
+    steps = list(range(0, total_steps + 1, every))
+    return steps if steps[-1] == total_steps else steps + [total_steps]
+
+
+# -----------------------------------------------------------------------------
+# settings

@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .seeds import difference_tolerance
+from ..measure.seeds import difference_tolerance
 
 __all__ = ["Comparison", "flatten_results", "compare_results", "reference_from_git", "verdict_table", "main"]
 

@@ -1,0 +1,107 @@
+"""The process group of data-parallel training (torchrun): joining it, this rank's device, its rows.
+
+    torchrun --nproc_per_node N -m hebb_utils train --activations DIR --grid 40x80 ...
+
+NCCL on GPUs, gloo on CPU. Without WORLD_SIZE > 1 nothing is started and every helper is the
+one-process identity, so the same code runs in one process and in N.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+
+import torch
+import torch.distributed as dist
+
+from .checks import device_of
+
+__all__ = ["init_distributed", "rank_world", "is_main", "batch_slice", "local_device", "all_sum", "all_max",
+           "DistributedError"]
+
+DEFAULT_TIMEOUT_S = 6 * 3600  # ranks wait at collectives for the slowest rank's shards / epoch
+# every process must have joined within this (HEBB_JOIN_TIMEOUT_S overrides it): a missing peer is an
+# error in a minute, not a hang until the collective timeout
+JOIN_TIMEOUT_S = 60.0
+
+
+class DistributedError(RuntimeError):
+    """The process group could not be formed (a peer missing, an unreachable master)."""
+
+
+def rank_world() -> tuple[int, int]:
+    """(rank, world size) of the initialised process group, else (0, 1)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def is_main() -> bool:
+    return rank_world()[0] == 0
+
+
+def init_distributed(backend: str | None = None, timeout_s: float | None = None) -> tuple[int, int]:
+    """Join the process group that torchrun describes (WORLD_SIZE, RANK, MASTER_ADDR, ...).
+
+    backend None: NCCL when there is a GPU (each rank on cuda:LOCAL_RANK), gloo otherwise. Without
+    WORLD_SIZE > 1 nothing is started and (0, 1) comes back. Returns (rank, world size). Every
+    process must join within JOIN_TIMEOUT_S (60 s; the environment variable HEBB_JOIN_TIMEOUT_S
+    overrides it), else DistributedError says who is missing; collectives then wait up to
+    `timeout_s` (6 h) for the slowest rank.
+    """
+    if dist.is_available() and dist.is_initialized():
+        return rank_world()
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        return 0, 1
+    if not dist.is_available():
+        raise RuntimeError("WORLD_SIZE > 1 but this PyTorch has no torch.distributed")
+    backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+    if backend not in ("nccl", "gloo"):
+        raise ValueError(f"backend={backend!r}: expected 'nccl' (GPUs) or 'gloo' (CPU)")
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    join_s = float(os.environ.get("HEBB_JOIN_TIMEOUT_S", "") or JOIN_TIMEOUT_S)
+    rank = os.environ.get("RANK", "?")
+    where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+    try:  # the rendezvous alone, with the short timeout: rank 0's store waits for all WORLD_SIZE processes
+        store, _, _ = next(dist.rendezvous("env://", timeout=datetime.timedelta(seconds=join_s)))
+    except (RuntimeError, ValueError, TimeoutError) as e:  # DistStoreError is a RuntimeError
+        raise DistributedError(
+            f"rank {rank} of WORLD_SIZE={world}: the process group did not form within {join_s:g} s at {where} "
+            f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); start all {world} processes "
+            "(torchrun --nproc_per_node N starts them), or unset WORLD_SIZE for one process") from None
+    timeout = datetime.timedelta(seconds=timeout_s or DEFAULT_TIMEOUT_S)
+    store.set_timeout(timeout)
+    dist.init_process_group(backend, store=store, rank=int(os.environ["RANK"]), world_size=world, timeout=timeout)
+    return rank_world()
+
+
+def local_device(device=None) -> torch.device:
+    """The device of this rank: `device` if given, else cuda:LOCAL_RANK under NCCL (or with a GPU), else cpu."""
+    if device not in (None, "auto"):
+        return device_of("device", device)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def batch_slice(n: int, rank: int, world: int) -> tuple[int, int]:
+    """Positions [start, stop) of a global batch of n rows that `rank` of `world` takes:
+    contiguous, in rank order, sizes differing by at most one (numpy.array_split's split)."""
+    base, extra = divmod(int(n), int(world))
+    start = rank * base + min(rank, extra)
+    return start, start + base + (rank < extra)
+
+
+def all_sum(t: torch.Tensor, world: int) -> torch.Tensor:
+    """t summed over the ranks, in place (the identity with one process)."""
+    if world > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def all_max(t: torch.Tensor, world: int) -> torch.Tensor:
+    """t's elementwise maximum over the ranks, in place (the identity with one process)."""
+    if world > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t

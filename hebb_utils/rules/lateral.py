@@ -1,0 +1,228 @@
+"""The lateral (topographic) support of SoftHebb: which neighbours of the winner share its update.
+
+`Lateral` is a fixed support (the published disc of radius 1 and gain 0.3, or a Gaussian of the grid
+distance); `LateralSchedule` anneals its width and gain over training, as a Kohonen map anneals its
+sigma. Neighbourhood shapes and decays are chosen by name from the dicts NEIGHBOURHOODS and DECAYS.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..checks import Grid, finite_float
+
+__all__ = ["Lateral", "LateralSchedule", "NEIGHBOURHOODS", "DECAYS", "check_lateral", "RADIUS_EPS"]
+
+# Grid distances are compared as dist^2 <= radius^2 + RADIUS_EPS: the squared distances are
+# integers, so radius 1.5 (2.25) or radius sqrt(2) (2.0000000000000004) select the 3x3 block
+# whatever the rounding of radius^2.
+RADIUS_EPS = 1e-6
+# The Gaussian's exponent scale is kept >= this (see Lateral.gaussian_scale).
+GAUSSIAN_SCALE_MIN = -1e30
+
+
+# The neighbourhood functions, by name: the weight (0 .. 1) of the support from the squared row and
+# column distances to the winner, d_row2 (B, rows, 1) and d_col2 (B, 1, cols), for a Lateral.
+# "disc" is the published support (dist^2 <= radius^2, cut at the grid's size); "gaussian" is the
+# Kohonen map's (MiniSom's default), radius its standard deviation, no cut-off, a product of a row
+# and a column factor as the Triton kernel computes it.
+NEIGHBOURHOODS = {
+    "disc": lambda d_row2, d_col2, lateral: (
+        d_row2 + d_col2 <= min(lateral.radius, float(lateral.rows + lateral.cols)) ** 2 + RADIUS_EPS).to(d_row2.dtype),
+    "gaussian": lambda d_row2, d_col2, lateral: (
+        torch.exp(d_row2 * lateral.gaussian_scale) * torch.exp(d_col2 * lateral.gaussian_scale)),
+}
+
+
+@dataclass(frozen=True)
+class Lateral:
+    """Lateral support: the winner passes `gain` times its post-synaptic value to its grid neighbours.
+
+    grid=(rows, cols): 2D support. Neuron j sits at (j // cols, j % cols). With shape="disc" (the
+        published support) every neuron at Euclidean grid distance <= radius from the winner, the
+        winner itself included, gets the term (so the winner ends at (1 + gain) times its value).
+        Compared as dist^2 <= radius^2 + 1e-6: radius 1 gives the winner and its 4 neighbours,
+        radius 1.5 the 3x3 block. No wrap-around. With shape="gaussian" every neuron j gets
+        gain * exp(-dist^2 / (2 radius^2)) times the winner's value (radius is the Gaussian's
+        standard deviation, radius > 0), as a Kohonen map's neighbourhood.
+    grid=(n,): 1D variant (disc only). Neurons k +- 1 .. k +- floor(radius) inside [0, n), the winner
+        excluded. A Gaussian on one row: grid=(1, n).
+    `grid` is stored as a checks.Grid (tuples are converted); a radius beyond the grid selects it all.
+    For a support that shrinks over training, see LateralSchedule.
+    """
+
+    grid: Grid
+    radius: float = 1.0
+    gain: float = 0.3
+    shape: str = "disc"
+
+    def __post_init__(self):
+        object.__setattr__(self, "grid", Grid.of(self.grid))
+        object.__setattr__(self, "radius", finite_float("radius", self.radius, minimum=0, hint="a grid distance"))
+        object.__setattr__(self, "gain", finite_float("gain", self.gain, hint="published: 0.3"))
+        _check_shape(self.shape, self.grid, self.radius)
+
+    @property
+    def is_1d(self) -> bool:
+        return self.grid.one_d
+
+    @property
+    def rows(self) -> int:
+        return self.grid.rows
+
+    @property
+    def cols(self) -> int:
+        return self.grid.cols
+
+    @property
+    def n_neurons(self) -> int:
+        return self.grid.n
+
+    def at(self, progress: float | None = None) -> "Lateral":
+        """The support at a point of training: a fixed support is the same throughout."""
+        return self
+
+    def offsets(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """(K, 2) int64 (d_row, d_col) of the disc neighbourhood, relative to the winner; cached per device.
+
+        The 1D variant is a grid of one row whose offsets are (0, +-1 .. +-floor(radius)).
+        """
+        return _offsets(self.grid, self.radius, str(torch.device(device)))
+
+    def neighbours(self, winners: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For winners (B,) int64: neuron indices (B, K) of their disc neighbourhoods and a validity mask (B, K).
+
+        Positions that fall off the grid are invalid; their index is the winner itself, so it
+        stays a legal index for gather/scatter (add zero there).
+        """
+        off = self.offsets(winners.device)  # (K, 2)
+        row = winners[:, None] // self.cols + off[:, 0]  # (B, K)
+        col = winners[:, None] % self.cols + off[:, 1]  # (B, K)
+        valid = (row >= 0) & (row < self.rows) & (col >= 0) & (col < self.cols)
+        index = torch.where(valid, row * self.cols + col, winners[:, None])
+        return index, valid
+
+    @property
+    def gaussian_scale(self) -> float:
+        """-1 / (2 radius^2): the Gaussian's exponent per squared grid step, kept in [-1e30, 0].
+
+        A finite scale keeps d^2 * scale = 0 at the winner (h = 1) for a tiny radius (exp(-1e30) is
+        already 0 one step away), and a huge radius gives -0.0: h = 1 everywhere.
+        """
+        try:
+            scale = -1.0 / (2 * self.radius**2)
+        except (OverflowError, ZeroDivisionError):  # radius**2 past 1e308, or 2 radius^2 == 0
+            scale = -0.0 if self.radius > 1 else -math.inf
+        return max(scale, GAUSSIAN_SCALE_MIN)
+
+    def weights(self, winners: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """(B, N) the neighbourhood function around each winner (B,): what gain multiplies, per neuron.
+
+        2D: NEIGHBOURHOODS[shape] of the squared row and column distances. 1D disc: 1 at
+        k +- 1 .. floor(radius).
+        """
+        device = winners.device
+        if self.is_1d:
+            d = torch.arange(self.cols, device=device) - winners[:, None]  # (B, N)
+            return ((d != 0) & (d.abs() <= min(self.radius, self.cols))).to(dtype)
+        d_row = (torch.arange(self.rows, device=device) - winners[:, None] // self.cols).to(dtype)  # (B, rows)
+        d_col = (torch.arange(self.cols, device=device) - winners[:, None] % self.cols).to(dtype)  # (B, cols)
+        h = NEIGHBOURHOODS[self.shape](d_row.square()[:, :, None], d_col.square()[:, None, :], self)  # (B, rows, cols)
+        return h.reshape(len(winners), -1)  # (B, N)
+
+
+def _check_shape(shape, grid: Grid, radius: float) -> None:
+    if shape not in NEIGHBOURHOODS:
+        raise ValueError(f"shape={shape!r}: expected one of {sorted(NEIGHBOURHOODS)}")
+    if shape == "gaussian" and grid.one_d:
+        raise ValueError(f"shape='gaussian' needs a 2D grid, got the 1D grid {grid.shape}: "
+                         f"use grid=(1, {grid.cols}) for one row")
+    if shape == "gaussian" and radius <= 0:
+        raise ValueError(f"radius={radius!r}: the Gaussian's width must be > 0")
+
+
+# How a setting moves from its start to its end value as training progresses (p from 0 to 1).
+DECAYS = {
+    "linear": lambda start, end, p: start + (end - start) * p,
+    "geometric": lambda start, end, p: start * (end / start) ** p,  # both > 0: a constant ratio per step
+}
+
+
+@dataclass(frozen=True)
+class LateralSchedule:
+    """A lateral support that anneals over training, as a Kohonen map anneals its neighbourhood.
+
+    radius and gain are (start, end) pairs, or one number for a constant; at a point p of training
+    (0 = first step, 1 = last step) the support is Lateral(grid, DECAYS[decay](start, end, p), ...).
+    radius=None: from a quarter of the grid's longer side down to 1. The published fixed support is
+    Lateral(grid, 1.0, 0.3); this is what train_softhebb steps through when a layer is given one:
+
+        LateralSchedule((15, 30), radius=(7.5, 1.0), gain=(1.0, 0.3), shape="gaussian")
+    """
+
+    grid: Grid
+    radius: tuple[float, float] | float | None = None
+    gain: tuple[float, float] | float = 0.3
+    shape: str = "gaussian"
+    decay: str = "geometric"
+
+    def __post_init__(self):
+        grid = Grid.of(self.grid)
+        object.__setattr__(self, "grid", grid)
+        radius = (max(grid.rows, grid.cols) / 4, 1.0) if self.radius is None else self.radius
+        if self.decay not in DECAYS:
+            raise ValueError(f"decay={self.decay!r}: expected one of {sorted(DECAYS)}")
+        positive = self.decay == "geometric"
+        object.__setattr__(self, "radius", _pair("radius", radius, positive, "a grid distance, e.g. (7.5, 1.0)"))
+        object.__setattr__(self, "gain", _pair("gain", self.gain, positive, "e.g. (1.0, 0.3)"))
+        for r in self.radius:
+            _check_shape(self.shape, grid, r)
+
+    is_1d, rows, cols, n_neurons = Lateral.is_1d, Lateral.rows, Lateral.cols, Lateral.n_neurons
+
+    def at(self, progress: float) -> Lateral:
+        """The Lateral support at `progress` in [0, 1] of training."""
+        p = finite_float("progress", progress, minimum=0, maximum=1, hint="step / (total_steps - 1)")
+        decay = DECAYS[self.decay]
+        return Lateral(self.grid, decay(*self.radius, p), decay(*self.gain, p), self.shape)
+
+
+def _pair(name: str, value, positive: bool, hint: str) -> tuple[float, float]:
+    pair = value if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2:
+        raise ValueError(f"{name}={value!r}: expected (start, end) or one number ({hint})")
+    minimum = 0.0 if positive else None
+    out = tuple(finite_float(name, v, minimum=minimum, strict_minimum=positive, hint=hint) for v in pair)
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _offsets(grid: Grid, radius: float, device: str) -> torch.Tensor:
+    # no neighbour is farther than rows + cols: a larger radius selects the same (1e300**2 overflows)
+    radius = min(radius, float(grid.rows + grid.cols))
+    if grid.one_d:
+        reach = min(math.floor(radius), grid.cols - 1)
+        d_col = [d for d in range(-reach, reach + 1) if d != 0]
+        pairs = [(0, d) for d in d_col]
+    else:
+        reach = min(math.floor(math.sqrt(radius**2 + RADIUS_EPS)), max(grid.rows, grid.cols) - 1)
+        pairs = [
+            (dr, dc)
+            for dr in range(-reach, reach + 1)
+            for dc in range(-reach, reach + 1)
+            if dr * dr + dc * dc <= radius**2 + RADIUS_EPS
+        ]
+    return torch.tensor(pairs, dtype=torch.int64, device=device).reshape(-1, 2)
+
+
+def check_lateral(lateral, n: int, what: str):
+    """`lateral` (a Lateral, a LateralSchedule or None) checked against a layer of n neurons, named `what`."""
+    if lateral is not None and not isinstance(lateral, (Lateral, LateralSchedule)):
+        raise ValueError(f"lateral={lateral!r}: expected a Lateral(grid, radius, gain), a LateralSchedule or None")
+    if lateral is not None and lateral.n_neurons != n:
+        raise ValueError(f"lateral grid {lateral.grid.shape} has {lateral.n_neurons} neurons but {what}={n}: "
+                         f"use a grid with rows * cols = {n}")
+    return lateral
