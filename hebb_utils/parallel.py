@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 
 import torch
 import torch.distributed as dist
@@ -64,8 +65,10 @@ def init_distributed(backend: str | None = None, timeout_s: float | None = None)
     rank = os.environ.get("RANK", "?")
     where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
     try:  # the rendezvous alone, with the short timeout: rank 0's store waits for all WORLD_SIZE processes
+        if os.environ.get("RANK", "0") != "0":
+            _wait_for_master(os.environ.get("MASTER_ADDR", ""), os.environ.get("MASTER_PORT", ""), join_s)
         store, _, _ = next(dist.rendezvous("env://", timeout=datetime.timedelta(seconds=join_s)))
-    except (RuntimeError, ValueError, TimeoutError) as e:  # DistStoreError is a RuntimeError
+    except (RuntimeError, ValueError, TimeoutError, OSError) as e:  # DistStoreError is a RuntimeError
         raise DistributedError(
             f"rank {rank} of WORLD_SIZE={world}: the process group did not form within {join_s:g} s at {where} "
             f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); start all {world} processes "
@@ -74,6 +77,22 @@ def init_distributed(backend: str | None = None, timeout_s: float | None = None)
     store.set_timeout(timeout)
     dist.init_process_group(backend, store=store, rank=int(os.environ["RANK"]), world_size=world, timeout=timeout)
     return rank_world()
+
+
+def _wait_for_master(addr: str, port: str, seconds: float) -> None:
+    """Poll the master's port until it accepts a connection (c10d's own client, on a timeout, prints a
+    C++ stack trace to stderr before raising)."""
+    import socket
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection((addr, int(port)), timeout=1.0).close()
+            return
+        except (OSError, ValueError):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no master listening at {addr}:{port}") from None
+            time.sleep(0.2)
 
 
 def local_device(device=None) -> torch.device:

@@ -169,3 +169,78 @@ def test_bad_inputs(tmp_path):
     write_shards(tmp_path / "s", np.ones((10, 5), np.float32))
     with pytest.raises(ValueError, match="5 features per row but the layer has in_features=16"):
         train_softhebb_parallel(layer(), load_activations(tmp_path / "s", stream=True))
+
+
+# ------------------------------------------------------------------------------------------------
+# ranks that cannot train together: a clear error on every rank, never a hang or a silent drift
+
+THREE_RANKS = textwrap.dedent("""
+    import sys, torch
+    from hebb_utils import SoftHebbLinear, Lateral, init_distributed, train_softhebb_parallel
+    rank, world = init_distributed()
+    assert world == 3
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(300, 6, generator=g)
+    def make():
+        return SoftHebbLinear(6, 20, 20.0, lateral=Lateral((4, 5)), seed=1)
+    out = {}
+    # 300 rows at a global batch of 149: the last batch has 2 rows for 3 ranks, one rank holds none
+    l, info = train_softhebb_parallel(make(), X, batch_size=149, lr=0.1, progress=False, record_winners=True)
+    out["short"] = (l.weight.clone(), info["winners"])
+    for name, kwargs, data in (("lr", dict(lr=0.1 if rank else 0.2), X),
+                               ("batch_size", dict(batch_size=64 + rank), X),
+                               ("rows of data", {}, X[: 300 - rank]),
+                               ("data", {}, X + (rank == 2))):
+        kwargs = {"lr": 0.1, "batch_size": 64, **kwargs}
+        try:
+            train_softhebb_parallel(make(), data, progress=False, **kwargs)
+            out[name] = "trained"
+        except ValueError as e:
+            out[name] = str(e)
+    torch.save(out, sys.argv[1] + f".{rank}")
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
+""")
+
+
+def test_three_ranks_short_last_batch_and_disagreeing_settings(tmp_path):
+    (tmp_path / "worker.py").write_text(THREE_RANKS)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "3",
+           str(tmp_path / "worker.py"), str(tmp_path / "out.pt")]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    outs = [torch.load(tmp_path / f"out.pt.{r}", weights_only=False) for r in range(3)]
+    # the short last batch: every rank ends with the weights of one process with the same global batch
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(300, 6, generator=g)
+    one, info = train_softhebb_parallel(SoftHebbLinear(6, 20, 20.0, lateral=Lateral((4, 5)), seed=1), X,
+                                        batch_size=149, lr=0.1, progress=False, record_winners=True)
+    assert len(info["winners"]) == 3 and [len(w) for w in info["winners"]] == [149, 149, 2]
+    for out in outs:
+        torch.testing.assert_close(out["short"][0], one.weight, atol=2e-5, rtol=1e-4)
+        assert all(torch.equal(a, b) for a, b in zip(out["short"][1], info["winners"]))
+    # a rank started with other settings or data: every rank says which, and what each rank had
+    for name in ("lr", "batch_size", "rows of data", "data"):
+        for out in outs:
+            assert out[name].startswith(f"the 3 ranks disagree on {name}: rank 0 has"), (name, out[name])
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_missing_peer_fails_fast_with_a_message(tmp_path, rank):
+    """WORLD_SIZE=2 with one process: rank 0 waits for a client, rank 1 for a master; both give up."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    write_shards(tmp_path / "acts", np.random.default_rng(0).standard_normal((50, 4)).astype(np.float32))
+    env = {**os.environ, "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(port), "HEBB_JOIN_TIMEOUT_S": "3", "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    run = subprocess.run([sys.executable, "-m", "hebb_utils", "train", "--activations", str(tmp_path / "acts"),
+                          "--grid", "2x3", "--out", str(tmp_path / "l.pt")], capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert f"rank {rank} of WORLD_SIZE=2: the process group did not form within 3 s" in run.stderr
+    assert not (tmp_path / "l.pt").exists()
