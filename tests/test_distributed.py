@@ -244,3 +244,25 @@ def test_a_missing_peer_fails_fast_with_a_message(tmp_path, rank):
     assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
     assert f"rank {rank} of WORLD_SIZE=2: the process group did not form within 3 s" in run.stderr
     assert not (tmp_path / "l.pt").exists()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 1e30])
+@pytest.mark.parametrize("entry", ["train_softhebb", "train_softhebb_parallel"])
+def test_streamed_batches_are_checked(tmp_path, bad, entry):
+    """A store is read batch by batch: each batch is checked as in-memory data are, before BatchNorm."""
+    write_shards(tmp_path / "s", data().numpy(), shard_rows=300)
+    view = load_activations(tmp_path / "s", stream=True)
+    real_take = view.take
+
+    def take(rows):  # what a shard damaged after its hash was taken would give
+        x = real_take(rows).clone()
+        if len(x) and 200 in rows:
+            x[0, 2] = bad
+        return x
+
+    view.take = take
+    train = train_softhebb if entry == "train_softhebb" else train_softhebb_parallel
+    l0 = layer()
+    with pytest.raises(ValueError, match=r"data \(the store .*\) (contains 1 NaN or inf|holds values up to)"):
+        train(l0, view, progress=False, shuffle="none", batch_size=64, lr=0.1)
+    assert torch.isfinite(l0.weight).all()
