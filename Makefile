@@ -44,11 +44,19 @@ NBCONVERT    := $(PY) -m jupyter nbconvert --to html --log-level WARN \
 R            := results
 F            := figures
 ACTS         := $(R)/activations/lm
-# what each notebook's results depend on in hebb_utils (beyond the notebook itself)
+# What each notebook's results depend on in hebb_utils is derived, not listed: tools/import_graph.py
+# (standard library only, so it runs before .venv exists) reads what the notebook imports and closes
+# over the package's import graph. One call for every notebook and the README's generator prints
+# `FILE=dep,dep,...`; deps_of(FILE) picks FILE's list. `python3 tools/import_graph.py FILE` shows one.
 H            := hebb_utils
-COMMON       := $(H)/io.py $(H)/checks.py $(wildcard $(H)/report/*.py) $(H)/measure/seeds.py notebooks/nbconvert/offline/index.html.j2
-RULES        := $(wildcard $(H)/rules/*.py) $(H)/backend.py $(H)/parallel.py $(H)/measure/metrics.py $(wildcard $(H)/kernels/*.py)
-LAYER        := $(RULES) $(wildcard $(H)/measure/*.py) $(wildcard $(H)/data/*.py)
+comma        := ,
+PKG_DEPS     := $(shell $(PYTHON_SYS) tools/import_graph.py --make $(sort $(wildcard notebooks/*.ipynb)) $(H)/report/__main__.py)
+deps_of       = $(or $(subst $(comma), ,$(patsubst $(1)=%,%,$(filter $(1)=%,$(PKG_DEPS)))),$(error tools/import_graph.py \
+                 gave no hebb_utils files for $(1): run `$(PYTHON_SYS) tools/import_graph.py $(1)` to see why))
+# the HTML template every notebook is rendered with
+TEMPLATE     := $(wildcard notebooks/nbconvert/offline/*)
+# notebook_deps(name): what notebook `name`'s artifacts are made from (beyond the data it reads)
+notebook_deps = notebooks/$(1).ipynb $(call deps_of,notebooks/$(1).ipynb) $(TEMPLATE) $(ALWAYS)
 
 # Parameters of the full offline run (2 CPU cores, < 20 min). See README "Choices".
 N_STORIES    ?= 3200
@@ -80,36 +88,36 @@ define run_notebook
 endef
 
 # 1. activations of the language model (TinyStories-1M; offline: the MiniLM stand-in)
-$(ACTS)/meta.json: notebooks/01_extract_activations.ipynb $(wildcard $(H)/data/*.py) $(H)/io.py $(ALWAYS) | $(STAMP)
+$(ACTS)/meta.json: $(call notebook_deps,01_extract_activations) | $(STAMP)
 	$(call run_notebook,01_extract_activations,$(R),-p output_dir $(ACTS) -p results_dir $(R) -p n_stories $(N_STORIES) -p layer $(LM_LAYER),$(EXTRACT_ENV))
 
 activations: $(ACTS)/meta.json
 $(R)/01_extract_activations.json: $(ACTS)/meta.json
 
 # 2. foundations on synthetic data
-$(R)/02_foundations.json: notebooks/02_foundations.ipynb $(RULES) $(COMMON) $(ALWAYS) | $(STAMP)
+$(R)/02_foundations.json: $(call notebook_deps,02_foundations) | $(STAMP)
 	$(call run_notebook,02_foundations,$(R),-p results_dir $(R) -p figures_dir $(F))
 
 # 3. the PCA family on the activations
-$(R)/03_pca_family.json: notebooks/03_pca_family.ipynb $(ACTS)/meta.json $(RULES) $(COMMON) $(ALWAYS) | $(STAMP)
+$(R)/03_pca_family.json: $(ACTS)/meta.json $(call notebook_deps,03_pca_family) | $(STAMP)
 	$(call run_notebook,03_pca_family,$(R),-p results_dir $(R) -p figures_dir $(F) -p activations_dir $(ACTS))
 
 # 4. CIFAR-10 SoftHebb with 2D lateral support, and its ablations
-$(R)/04_cifar_softhebb.json: notebooks/04_cifar_softhebb.ipynb $(LAYER) $(COMMON) $(ALWAYS) | $(STAMP)
+$(R)/04_cifar_softhebb.json: $(call notebook_deps,04_cifar_softhebb) | $(STAMP)
 	$(call run_notebook,04_cifar_softhebb,$(R),-p results_dir $(R) -p figures_dir $(F))
 
 # 5. LM-token SoftHebb: the 2D neuron map of words
-$(R)/05_lm_softhebb.json: notebooks/05_lm_softhebb.ipynb $(ACTS)/meta.json $(LAYER) $(COMMON) $(ALWAYS) | $(STAMP)
+$(R)/05_lm_softhebb.json: $(ACTS)/meta.json $(call notebook_deps,05_lm_softhebb) | $(STAMP)
 	$(call run_notebook,05_lm_softhebb,$(R),-p results_dir $(R) -p figures_dir $(F) -p activations_dir $(ACTS))
 
 # 6. topography: MiniSom against SoftHebb with the fixed and the annealed lateral support, CIFAR-10 and LM tokens
-$(R)/06_topography.json: notebooks/06_topography.ipynb $(ACTS)/meta.json $(LAYER) $(COMMON) $(ALWAYS) | $(STAMP)
+$(R)/06_topography.json: $(ACTS)/meta.json $(call notebook_deps,06_topography) | $(STAMP)
 	$(call run_notebook,06_topography,$(R),-p results_dir $(R) -p figures_dir $(F) -p activations_dir $(ACTS))
 
 RESULTS_JSON := $(R)/01_extract_activations.json $(R)/02_foundations.json $(R)/03_pca_family.json $(R)/04_cifar_softhebb.json $(R)/05_lm_softhebb.json $(R)/06_topography.json
 
 # the README's results table is generated from the JSON files, so it cannot drift
-README.md: $(ACTS)/meta.json $(RESULTS_JSON) $(H)/report/tables.py $(ALWAYS) | $(STAMP)
+README.md: $(ACTS)/meta.json $(RESULTS_JSON) $(call deps_of,$(H)/report/__main__.py) $(ALWAYS) | $(STAMP)
 	$(PY) -m hebb_utils.report --results $(R) --readme README.md
 
 update: README.md

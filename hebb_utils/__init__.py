@@ -20,12 +20,14 @@ gathers the public names):
     kernels/           Triton kernels, one op family per file, and the CUDA-graph epoch (lazy; needs triton)
     data/
         sources.py     CIFAR-10, TinyStories and language models (Hub or the HEBB_DATA_MIRROR mirror)
-        activations.py residual-stream extraction and the single-folder activation artifact
-        shards.py      the sharded activation store: fixed-size float32/float16 shards, resumable, streamed
+        extract.py     residual-stream extraction (runs the model), into one folder or a sharded store
+        store.py       the two artifact formats, written atomically and checked on opening: the single
+                       folder and the sharded store (fixed-size float32/float16 shards, resumable, streamed)
     measure/
         metrics.py     topographic error, distance correlation, Amari distance, purity, probes
         analysis.py    one streaming pass over many samples for the metrics of a trained map; runs over seeds
         seeds.py       means and 95% intervals over seeds
+        topography.py  notebook 06's experiments: SoftHebb (fixed, annealed) against MiniSom on one grid
     report/
         plots.py, token_map.py (the interactive map page), lm_map.py (the map of words as files),
         tables.py (results JSON and the README's tables), reproduce.py (the check against the committed numbers)
@@ -36,9 +38,9 @@ transformers, pandas, scikit-learn and matplotlib are imported inside the functi
 """
 from .backend import resolve_backend, triton_available
 from .checks import Grid
-from .data.activations import (Activations, activations_source, acts_checksum, default_center, extract_activations,
-                               load_activations, save_activations)
-from .data.shards import ShardedActivations, extract_to_shards, open_activations, write_shards
+from .data.extract import default_center, extract_activations, extract_to_shards
+from .data.store import (Activations, ShardedActivations, activations_source, acts_checksum, load_activations,
+                         open_activations, save_activations, write_shards)
 from .data.sources import (DataSourceError, cifar_inputs, default_cache_dir, load_cifar10, load_language_model,
                            load_tinystories, load_tokenizer, mirror_dir, resolve_device, resolve_source)
 from .io import atomic_path, atomic_replace_dir, atomic_torch_save, atomic_write_json, portable, recover_dir

@@ -5,16 +5,22 @@
     python -m hebb_utils map --activations DIR --checkpoint layer.pt --out figures/
 
 Each subcommand calls the package functions the notebooks call (data.load_language_model,
-data.load_tinystories, shards.extract_to_shards around activations.extract_activations,
+data.load_tinystories, data.extract.extract_to_shards around data.extract.extract_activations,
 distributed.train_softhebb_parallel around SoftHebbLinear's step, lm_map.write_token_map around
 analysis/plots/token_map): no second implementation. The defaults are notebook 05's settings.
 Under `torchrun --nproc_per_node N` extract and train run data-parallel (NCCL on GPUs, gloo on
 CPU); map runs on rank 0. A bad argument or input ends with one line on stderr and exit code 2.
+
+Outputs never replace inputs: `extract --out` refuses a folder that holds anything but a store of
+the same settings (which it resumes) unless --force; `train --out` refuses an existing file unless
+--force, and any path inside an activation folder always.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 import time
 import warnings
@@ -25,6 +31,86 @@ from .checks import Grid
 __all__ = ["main", "build_parser", "parse_grid"]
 
 NOTEBOOK_05 = dict(t_invert=100.0, lr=0.2, radius=1.0, gain=0.3, epochs=1, batch_size=64, seed=42)
+# a negative number, also in scientific notation (argparse takes "-1e-3" for an option), or -inf / -nan
+NEGATIVE_NUMBER = re.compile(r"-(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|-(?:inf|infinity|nan)", re.IGNORECASE)
+
+
+def _numbers_as_values(argv: list[str]) -> list[str]:
+    """'--gain -1e-3' -> '--gain=-1e-3', so that argparse reads a negative number as the option's value
+    (the setting then decides whether it is allowed)."""
+    out: list[str] = []
+    for arg in argv:
+        prev = out[-1] if out else ""
+        if NEGATIVE_NUMBER.fullmatch(arg) and prev.startswith("--") and prev != "--" and "=" not in prev:
+            out[-1] = f"{prev}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
+def _is_activation_folder(folder: Path) -> bool:
+    """A sharded store (manifest.json) or the single-folder artifact (meta.json beside acts.npy)."""
+    return (folder / "manifest.json").is_file() or ((folder / "meta.json").is_file() and (folder / "acts.npy").exists())
+
+
+def _check_out_path(out: Path, name: str = "--out") -> None:
+    """No regular file on the way to `out`, and its first existing folder writable."""
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{name} {out}: {parent} is a file, not a folder, so nothing can be written under it")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise ValueError(f"{name} {out}: cannot write in {parent} (permission denied)")
+            return
+
+
+def _check_train_out(out: Path, activations: Path, force: bool) -> None:
+    """The checkpoint path: never the activations or inside an activation folder; never an existing
+    folder; an existing file only with --force."""
+    where, acts = out.resolve(), activations.resolve()
+    if where == acts or acts in where.parents:
+        raise ValueError(f"--out {out}: is {'the --activations path' if where == acts else 'inside the --activations folder'}; "
+                         "a checkpoint there would overwrite or damage the activations: write it elsewhere")
+    inside = next((f for f in (where, *where.parents) if f.is_dir() and _is_activation_folder(f)), None)
+    if inside is not None:
+        place = "an activation folder" if inside == where else f"inside the activation folder {inside}"
+        raise ValueError(f"--out {out}: is {place}; a checkpoint there would damage it: write it elsewhere")
+    _check_out_path(out)
+    if out.is_dir():
+        raise ValueError(f"--out {out}: is a folder; give the checkpoint's file name, e.g. {out / 'layer.pt'}")
+    if out.exists() and not force:
+        raise ValueError(f"--out {out}: exists; pass --force to replace it (train never replaces a file without it)")
+
+
+def _check_extract_out(out: Path, force: bool) -> None:
+    """The store's folder: not a file, not inside another activation folder; a folder that holds
+    something other than a store (the single-folder artifact, other files) only with --force."""
+    from .data.store import store_state
+
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file, not a folder; give the folder of the store")
+    _check_out_path(out)
+    inside = next((f for f in out.resolve().parents if f.is_dir() and _is_activation_folder(f)), None)
+    if inside is not None:
+        raise ValueError(f"--out {out}: is inside the activation folder {inside}; choose a folder outside it")
+    kind, what = store_state(out)
+    if kind == "other" and not force:
+        raise ValueError(f"--out {out}: {what}; pass --force to replace it, or choose another folder")
+
+
+def _plain(obj):
+    """Nested dicts/lists of Python numbers, strings and tensors (what torch.load(weights_only=True) reads)."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain(v) for v in obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
 
 
 def parse_grid(text: str) -> tuple[int, ...]:
@@ -73,7 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="stored precision")
     ex.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (auto: this rank's GPU if any)")
     ex.add_argument("--no-verify", action="store_true", help="on resume, trust complete shards without hashing them")
-    ex.add_argument("--out", required=True, help="the store's folder")
+    ex.add_argument("--out", required=True, help="the store's folder: new or empty, or a store of the same settings "
+                    "(resumed); anything else is refused without --force")
+    ex.add_argument("--force", action="store_true", help="replace what --out holds (a store of other settings, a "
+                    "single-folder artifact): its activation files are deleted and every shard made again")
 
     tr = sub.add_parser("train", formatter_class=d, help="train the SoftHebb layer (data-parallel under torchrun)",
                         description="Train a SoftHebb layer with 2D lateral support on stored activations "
@@ -99,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", default="auto", help="cpu, cuda ... (auto: this rank's GPU if any)")
     tr.add_argument("--backend", choices=("auto", "torch", "triton"), default="auto",
                     help="auto: the Triton kernels on a GPU that passes their self-check")
-    tr.add_argument("--out", required=True, help="checkpoint file (.pt) to write")
+    tr.add_argument("--out", required=True, help="checkpoint file (.pt) to write; never inside an activation folder; "
+                    "an existing file is refused without --force")
+    tr.add_argument("--force", action="store_true", help="replace an existing --out file")
 
     mp = sub.add_parser("map", formatter_class=d, help="the map figures and the interactive page",
                         description="Read a trained layer on every token and write the map of words: "
@@ -125,12 +216,20 @@ def _say(*args) -> None:
 
 
 def _extract(args) -> None:
-    from .data.activations import default_center
+    from .checks import positive_int
+    from .data.extract import default_center, extract_to_shards
     from .data.sources import load_language_model, load_tinystories, resolve_source
+    from .data.store import DEFAULT_CHUNK_STORIES, DEFAULT_SHARD_ROWS, StoreExistsError
     from .parallel import local_device, rank_world
     from .io import portable
-    from .data.shards import DEFAULT_CHUNK_STORIES, DEFAULT_SHARD_ROWS, extract_to_shards
 
+    # the settings and the folder first: a misuse costs no model load
+    positive_int("layer", args.layer, minimum=0, hint="the block after which the residual stream is kept")
+    for name in ("n_stories", "batch_size", "shard_rows", "chunk_stories", "max_tokens"):
+        if getattr(args, name) is not None:
+            positive_int(name, getattr(args, name))
+    out = Path(args.out)
+    _check_extract_out(out, args.force)
     device = str(local_device(args.device))
     model, tokenizer, info = load_language_model(args.model, device=device)
     if info["offline_stand_in"]:
@@ -144,11 +243,16 @@ def _extract(args) -> None:
                             "n_stories_requested": args.n_stories, "n_stories": len(stories)})
     center = default_center(info) if args.center == "auto" else args.center == "on"
     start = time.perf_counter()
-    out = extract_to_shards(model, tokenizer, stories, args.out, layer=args.layer, center=center,
-                            batch_size=args.batch_size, max_tokens=args.max_tokens, device=device,
-                            shard_rows=args.shard_rows or DEFAULT_SHARD_ROWS,
-                            chunk_stories=args.chunk_stories or DEFAULT_CHUNK_STORIES, dtype=args.dtype,
-                            meta={"model": info, "data_source": data_source}, verify=not args.no_verify)
+    try:
+        out = extract_to_shards(model, tokenizer, stories, out, layer=args.layer, center=center,
+                                batch_size=args.batch_size, max_tokens=args.max_tokens, device=device,
+                                shard_rows=DEFAULT_SHARD_ROWS if args.shard_rows is None else args.shard_rows,
+                                chunk_stories=DEFAULT_CHUNK_STORIES if args.chunk_stories is None else args.chunk_stories,
+                                dtype=args.dtype, meta={"model": info, "data_source": data_source},
+                                verify=not args.no_verify, force=args.force)
+    except StoreExistsError as e:
+        raise ValueError(f"--out {args.out}: {e.reason}; run with the same settings to resume it, pass --force to "
+                         "replace it, or choose another folder") from None
     if rank_world()[1] > 1:
         import torch.distributed as dist
 
@@ -163,13 +267,14 @@ def _extract(args) -> None:
 def _train(args) -> None:
     import torch
 
-    from .data.activations import load_activations
+    from .data.store import load_activations
     from .parallel import is_main, local_device, rank_world
     from .rules.training import train_softhebb_parallel
     from .io import atomic_torch_save
     from .report.lm_map import source_of
     from .rules.layer import SoftHebbLinear
 
+    _check_train_out(Path(args.out), Path(args.activations), args.force)
     data = load_activations(args.activations, stream=True)
     device = local_device(args.device)
     n = Grid.of(args.grid).n
@@ -189,10 +294,11 @@ def _train(args) -> None:
     config["world_size"] = world
     if is_main():
         state = {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in layer.state_dict().items()}
-        atomic_torch_save(args.out, {"state_dict": state,
-                                     "variant": "no lateral support" if args.no_lateral else "lateral support",
-                                     "config": config, "source": source, "wins": info["wins"],
-                                     "train": {k: info[k] for k in ("steps", "seconds", "samples_per_s")}})
+        # plain types and tensors only: load_checkpoint reads it with torch.load(weights_only=True)
+        atomic_torch_save(args.out, _plain({"state_dict": state,
+                                            "variant": "no lateral support" if args.no_lateral else "lateral support",
+                                            "config": config, "source": source, "wins": info["wins"],
+                                            "train": {k: info[k] for k in ("steps", "seconds", "samples_per_s")}}))
     _say(f"{args.out}: {info['steps']} steps in {info['seconds']:.1f} s ({info['samples_per_s']:,.0f} samples/s); "
          f"{int((info['wins'] == 0).sum())} of {n} neurons never won")
 
@@ -214,33 +320,94 @@ def lateral_of(config: dict):
 
 
 def load_checkpoint(path, device="cpu"):
-    """The SoftHebbLinear of a `train` checkpoint (built from its config, then its state_dict) and the file's dict."""
+    """The SoftHebbLinear of a `train` checkpoint (built from its config, then its state_dict) and the file's dict.
+
+    The file is read with torch.load(weights_only=True): tensors, numbers, strings, lists and dicts
+    only (what `train` writes), so a file from elsewhere cannot run code on loading. Anything that
+    is not a usable checkpoint (another file, an edited config, NaN weights) raises ValueError
+    naming the file.
+    """
     import torch
 
     from .rules.layer import SoftHebbLinear
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}: make one with `python -m hebb_utils train ... --out {path}`")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(saved, dict) or "config" not in saved or "state_dict" not in saved:
-        raise ValueError(f"{path}: not a checkpoint of `python -m hebb_utils train` (no config / state_dict)")
+        raise FileNotFoundError(f"no checkpoint at {path}" + (" (it is a folder)" if path.is_dir() else "") +
+                                f": make one with `python -m hebb_utils train ... --out {path}`")
+    what = f"{path}: not a checkpoint of `python -m hebb_utils train`"
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001  not a torch file, or objects that weights_only refuses to unpickle
+        detail = " ".join(str(e).split())
+        if "Weights only load failed" in detail or "Unsupported global" in detail:
+            found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", detail)
+            raise ValueError(f"{what}: it holds objects other than tensors, numbers, strings, lists and dicts"
+                             f"{f' ({found[1]})' if found else ''}, which are not unpickled (that could run code); "
+                             "train it again with this version") from None
+        raise ValueError(f"{what} (unreadable: {type(e).__name__}: {detail[:200]})") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict) \
+            or not isinstance(saved.get("state_dict"), dict):
+        raise ValueError(f"{what} (no config / state_dict)")
     c = saved["config"]
-    lateral = lateral_of(c)
-    n = Grid.of(tuple(c["grid"])).n
-    layer = SoftHebbLinear(c["in_features"], n, c["t_invert"], lateral=lateral, seed=c["seed"], device=device)
-    layer.load_state_dict(saved["state_dict"])
+    missing = [k for k in ("grid", "in_features", "t_invert", "seed") if k not in c]
+    if missing:
+        raise ValueError(f"{what}: its config lacks {missing}")
+    for key, value in saved["state_dict"].items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{path}: the checkpoint's {key} holds NaN or inf values (a diverged or edited "
+                             "checkpoint): train again")
+    try:
+        lateral = lateral_of(c)
+        n = Grid.of(tuple(c["grid"])).n
+        layer = SoftHebbLinear(c["in_features"], n, c["t_invert"], lateral=lateral, seed=c["seed"], device=device)
+        layer.load_state_dict(saved["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{what}: its config and weights do not make a layer ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:300]})") from None
     return layer.eval(), saved
 
 
 def _map(args) -> None:
-    from .data.activations import load_activations
+    """Every setting, the output folder and the inputs are checked before the first file is written;
+    write_token_map then writes all five files or none. The files never land on the checkpoint or in
+    the activations."""
+    import re
+
+    import torch
+
+    from .data.store import load_activations
     from .parallel import is_main, local_device
-    from .report.lm_map import write_token_map
+    from .report.lm_map import check_map_output, check_map_settings, write_token_map
 
     if not is_main():
         return
-    layer, saved = load_checkpoint(args.checkpoint, local_device(args.device))
+    options = {"top_tokens": "--top-tokens", "purity_top": "--purity-top", "n_shuffles": "--n-shuffles",
+               "crop": "--crop", "prefix": "--prefix"}
+    try:
+        check_map_settings(top_tokens=args.top_tokens, purity_top=args.purity_top, n_shuffles=args.n_shuffles,
+                           crop=args.crop, prefix=args.prefix)
+    except ValueError as e:
+        key = re.match(r"\w*", str(e)).group(0)
+        raise ValueError(f"{options.get(key, key)}: {e}") from None
+    checkpoint = Path(args.checkpoint)
+    check_map_output(args.out, args.prefix, name="--out", protect={"--checkpoint": checkpoint},
+                     protect_folders={"--activations": args.activations})
+    device = local_device(args.device)
+    try:
+        layer, saved = load_checkpoint(checkpoint, device)
+    except FileNotFoundError:
+        raise
+    except ValueError as e:
+        raise ValueError(str(e) if str(checkpoint) in str(e) else f"--checkpoint {checkpoint}: {e}") from None
+    except Exception as e:  # noqa: BLE001  unpickling errors, a config without a key, weights of another shape
+        what = " ".join(str(e).split())[:300]
+        raise ValueError(f"--checkpoint {checkpoint}: not a readable checkpoint of `python -m hebb_utils train` "
+                         f"({type(e).__name__}: {what})") from None
+    for key, value in layer.state_dict().items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"--checkpoint {checkpoint}: its {key} holds NaN or inf values (a diverged or edited "
+                             "checkpoint): train again")
     data = load_activations(args.activations, stream=True)
     if data.dim != layer.in_features:
         raise ValueError(f"--activations has {data.dim} features per token but the checkpoint's layer was trained on "
@@ -258,14 +425,16 @@ def main(argv=None) -> int:
     from .parallel import DistributedError, init_distributed
 
     parser = build_parser()
+    argv = _numbers_as_values([str(a) for a in (sys.argv[1:] if argv is None else argv)])
     args = parser.parse_args(argv)  # a bad option: argparse's usage line and exit code 2
     run = {"extract": _extract, "train": _train, "map": _map}[args.command]
     try:
         if args.command != "map":
             init_distributed()
         run(args)
-    except (ValueError, FileNotFoundError, DataSourceError, DistributedError) as e:
-        print(f"python -m hebb_utils {args.command}: error: {e}", file=sys.stderr, flush=True)
+    except (ValueError, OSError, DataSourceError, DistributedError) as e:  # OSError: a path that cannot be written
+        message = " ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__
+        print(f"python -m hebb_utils {args.command}: error: {message}", file=sys.stderr, flush=True)
         return 2
     finally:
         import torch.distributed as dist

@@ -26,8 +26,9 @@ def cli(*args, torchrun: int = 0, timeout=300):
 
 
 def test_help_of_every_subcommand():
-    for command, words in (("extract", ["--model", "--layer", "--dataset", "--out", "--dtype", "--shard-rows"]),
-                           ("train", ["--activations", "--grid", "--t-invert", "--shuffle", "(default: 0.2)"]),
+    for command, words in (("extract", ["--model", "--layer", "--dataset", "--out", "--dtype", "--shard-rows", "--force"]),
+                           ("train", ["--activations", "--grid", "--t-invert", "--shuffle", "(default: 0.2)", "--force",
+                                      "replace an existing --out file"]),
                            ("map", ["--checkpoint", "--crop", "--prefix"])):
         run = cli(command, "--help")
         assert run.returncode == 0 and all(w in run.stdout for w in words), run.stdout

@@ -31,3 +31,60 @@ def test_notebook_source_is_clean_and_parameterised(path):
             passed = [w for i, w in enumerate(line.split()) if i and line.split()[i - 1] == "-p"]
             missing = [p for p in passed if p not in names]
             assert not missing, f"the Makefile passes {missing} to {path.name}, which has no such parameter"
+
+
+def _code(path: Path) -> str:
+    cells = json.loads(path.read_text())["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
+def test_notebook_06_runs_the_package_and_tells_the_story():
+    """Its experiment (each map's fit, each data set's measurements, the sweep) is in
+    hebb_utils/measure/topography.py: the notebook defines no function of its own."""
+    import ast
+
+    tree = ast.parse(_code(ROOT / "notebooks" / "06_topography.ipynb"))
+    defined = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef))]
+    assert not defined, [getattr(n, "name", "lambda") for n in defined]
+    assert "hebb_utils.measure.topography" in _code(ROOT / "notebooks" / "06_topography.ipynb")
+
+
+def _make_database() -> dict[str, list[str]]:
+    """target -> prerequisites, as make reads the Makefile (`make -p`, nothing run)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    out = subprocess.run(["make", "--no-print-directory", "-pq", "help"], cwd=ROOT, capture_output=True, text=True)
+    assert "import_graph.py gave no hebb_utils files" not in out.stderr, out.stderr
+    rules = {}
+    for line in out.stdout.splitlines():
+        if ":" in line and not line.startswith(("#", "\t", " ")) and "=" not in line.split(":", 1)[0]:
+            target, prereqs = line.split(":", 1)
+            rules.setdefault(target.strip(), prereqs.replace("|", " ").split())
+    return rules
+
+
+def test_makefile_prerequisites_are_the_derived_imports():
+    """Each notebook's target depends on the notebook, the HTML template, and exactly the hebb_utils files
+    tools/import_graph.py derives from its imports (no hand-written list to forget a file in)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("import_graph", ROOT / "tools" / "import_graph.py")
+    import_graph = importlib.util.module_from_spec(spec)
+    sys.modules["import_graph"] = import_graph
+    spec.loader.exec_module(import_graph)
+    pkg = import_graph.load_package(ROOT)
+    rules = _make_database()
+    targets = {"01_extract_activations": "results/activations/lm/meta.json"}
+    template = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "notebooks" / "nbconvert" / "offline").iterdir())
+    for path in NOTEBOOKS:
+        target = targets.get(path.stem, f"results/{path.stem}.json")
+        prereqs = rules[target]
+        derived = import_graph.file_dependencies(path, pkg)
+        assert sorted(p for p in prereqs if p.startswith("hebb_utils/")) == derived, path.stem
+        assert f"notebooks/{path.name}" in prereqs and set(template) <= set(prereqs), path.stem
+    assert "hebb_utils/report/lm_map.py" in rules["results/05_lm_softhebb.json"]
+    assert "hebb_utils/report/tables.py" in rules["README.md"]

@@ -110,3 +110,30 @@ def test_format_and_contrast():
     assert format_mean_ci(a, "other") == "-" and format_mean_ci({"m": 0.5}, "m") == "0.500"
     assert contrast(a, b, "m") == "lower than" and contrast(b, a, "m") == "higher than"
     assert contrast(a, c, "m") == "indistinguishable from"
+
+
+def test_topography_tables_read_the_design_the_notebook_writes(tmp_path):
+    """Notebook 06 now records which run is which (results.design); the committed JSON predates it and
+    gets the same design from its own keys. Either way the README block is the same."""
+    from hebb_utils.report.tables import design_entry, topography_design
+
+    for p in (ROOT / "results").glob("0*.json"):
+        (tmp_path / p.name).write_text(p.read_text())
+    doc = json.loads((ROOT / "results" / "06_topography.json").read_text())
+    legacy = results_tables(tmp_path)
+    res = doc["results"]
+    derived = topography_design(res, doc["config"])
+    res["design"] = [design_entry(d["key"], d["title"], d["grid"], d["columns"], [d["minisom"], d["fixed"], d["annealed"]],
+                                  sweep={name: {} for name in d["sweep"]} if "sweep" in d else None) for d in derived]
+    (tmp_path / "06_topography.json").write_text(json.dumps(doc))
+    assert results_tables(tmp_path) == legacy
+    # renamed runs and grids: the tables follow the design, not built-in labels
+    res["runs"] = {name.replace("cifar / ", "images / "): run for name, run in res["runs"].items()}
+    images = res["design"][0]
+    for role in ("minisom", "fixed", "annealed"):
+        images[role] = images[role].replace("cifar / ", "images / ")
+    images.update(sweep=[n.replace("cifar / ", "images / ") for n in images["sweep"]], key="images", grid=[5, 90])
+    (tmp_path / "06_topography.json").write_text(json.dumps(doc))
+    text = results_tables(tmp_path)
+    assert "| images / minisom |" in text and "CIFAR-10 5 x 90," in text and "CIFAR-10, 5 x 90, one epoch" in text
+    assert "cifar / " not in text

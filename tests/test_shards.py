@@ -15,7 +15,7 @@ import torch
 
 from hebb_utils import (Activations, activations_source, load_activations, load_language_model, load_tinystories,
                         save_activations)
-from hebb_utils.data.shards import ShardedActivations, extract_to_shards, write_shards
+from hebb_utils import ShardedActivations, extract_to_shards, write_shards
 
 MIRROR = os.environ.get("HEBB_DATA_MIRROR", "").strip()
 needs_mirror = pytest.mark.skipif(not MIRROR, reason="HEBB_DATA_MIRROR is not set: reads the offline mirror (CI sets it)")
@@ -87,8 +87,17 @@ def test_damaged_or_missing_stores_are_named(tmp_path):
         load_activations(tmp_path / "s", stream=True)
     (tmp_path / "s" / "manifest.json").write_text(json.dumps(manifest))
     (tmp_path / "s" / "shard_00001.npy").write_bytes(b"damaged")
-    with pytest.raises(ValueError, match="SHA-256"):
-        load_activations(tmp_path / "s", stream=True, verify=True)
+    with pytest.raises(ValueError, match="shard_00001.npy: not a readable .npy"):  # caught without verify
+        load_activations(tmp_path / "s", stream=True)
+    # a change in the middle of a big shard: only the whole-file SHA-256 (verify=True) sees it
+    write_shards(tmp_path / "big", np.ones((40000, 3), np.float32), shard_rows=20000)
+    middle = np.load(tmp_path / "big" / "shard_00001.npy", mmap_mode="r+")
+    middle[10000, 1] = 2.0
+    middle.flush()
+    del middle
+    assert load_activations(tmp_path / "big", stream=True).shape == (40000, 3)
+    with pytest.raises(ValueError, match="shard_00001.npy: its SHA-256"):
+        load_activations(tmp_path / "big", stream=True, verify=True)
     (tmp_path / "s" / "shard_00001.npy").unlink()
     with pytest.raises(FileNotFoundError, match="shard_00001.npy"):
         load_activations(tmp_path / "s", stream=True)
@@ -100,17 +109,17 @@ def test_damaged_or_missing_stores_are_named(tmp_path):
 EXTRACT = dict(layer=5, batch_size=4, max_tokens=32, shard_rows=150, chunk_stories=3)
 KILLED = textwrap.dedent("""
     import os, signal, sys
-    import hebb_utils.data.shards as shards
-    from hebb_utils import load_language_model, load_tinystories
-    save, written = shards._save_npy, []
+    import hebb_utils.data.store as store
+    from hebb_utils import extract_to_shards, load_language_model, load_tinystories
+    save, written = store._save_npy, []
     def save_then_die(path, array):
         save(path, array)            # the temp file of this shard is complete ...
         written.append(path)
         if len(written) == 3:        # ... but the third shard is never moved into place
             os.kill(os.getpid(), signal.SIGKILL)
-    shards._save_npy = save_then_die
+    store._save_npy = save_then_die
     model, tokenizer, info = load_language_model(None)
-    shards.extract_to_shards(model, tokenizer, load_tinystories(20), sys.argv[1], meta={"model": info},
+    extract_to_shards(model, tokenizer, load_tinystories(20), sys.argv[1], meta={"model": info},
                              progress=False, **%r)
 """ % EXTRACT)
 

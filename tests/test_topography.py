@@ -14,7 +14,7 @@ import torch
 from hebb_utils import (SOM, Lateral, LateralSchedule, SoftHebbLinear, map_metrics, methods_over_seeds,
                         post_synaptic, reconstruction_error, schedule_progress, softhebb_step, standardise,
                         topographic_error, train_softhebb, train_som)
-from hebb_utils.report.tables import topography_findings
+from hebb_utils.report.tables import design_entry, topography_design, topography_findings
 from hebb_utils.report.reproduce import _is_timing
 from hebb_utils.rules.lateral import DECAYS, NEIGHBOURHOODS
 
@@ -308,19 +308,24 @@ def _run(values):
     return summarise_seeds([{"seed": i, **{k: v[i] for k, v in values.items()}} for i in range(3)])
 
 
+_DESIGN = [design_entry("cifar", "CIFAR-10", (15, 30), [], ["cifar / minisom", "cifar / softhebb fixed support",
+                                                            "cifar / softhebb annealed"]),
+           design_entry("lm", "LM tokens", (30, 60), [], ["lm / minisom", "lm / softhebb fixed support",
+                                                         "lm / softhebb annealed"])]
+
+
 def test_topography_findings_follow_the_numbers():
     base = dict(distance_rho=[0.8] * 3, dead_fraction=[0.0] * 3, probe_triangle_test_acc=[0.40, 0.41, 0.42],
                 reconstruction_error=[0.5] * 3, train_seconds=[5.0] * 3)
     runs = {"cifar / minisom": _run({**base, "topographic_error": [0.05, 0.06, 0.055]}),
             "cifar / softhebb fixed support": _run({**base, "topographic_error": [0.66, 0.67, 0.68]}),
             "cifar / softhebb annealed": _run({**base, "topographic_error": [0.030, 0.035, 0.032]})}
-    config = {"cifar_rows": 15, "cifar_cols": 30, "lm_rows": 30, "lm_cols": 60}
-    text = topography_findings(runs, config)
+    text = topography_findings(runs, _DESIGN)
     assert "topographic error <= 0.06: annealed 0.032" in text and "**met**; lower than MiniSom" in text
     assert "**not met**" not in text
     runs["cifar / softhebb annealed"] = _run({**base, "topographic_error": [0.3] * 3,
                                               "probe_triangle_test_acc": [0.30, 0.31, 0.32]})
-    text = topography_findings(runs, config)
+    text = topography_findings(runs, _DESIGN)
     assert "0.300 [0.300, 0.300], **not met**" in text
     assert "is lower than the fixed support" in text
 
@@ -394,9 +399,136 @@ def test_topography_findings_read_the_tradeoff_off_the_sweep():
                                                "probe_triangle_test_acc": [0.36] * 3})}
     for k, (te, probe) in enumerate([(0.1, 0.37), (0.3, 0.40), (0.2, 0.38)]):
         runs[f"cifar / annealed s{k}"] = _run({**base, "topographic_error": [te] * 3, "probe_triangle_test_acc": [probe] * 3})
-    config = {"cifar_rows": 15, "cifar_cols": 30, "lm_rows": 30, "lm_cols": 60}
-    text = topography_findings(runs, config)
+    design = [{**_DESIGN[0], "sweep": [f"cifar / annealed s{k}" for k in range(3)]}, _DESIGN[1]]
+    text = topography_findings(runs, design)
     assert "rank correlation of topographic error with probe accuracy is +1.00 (the more topographic" in text
     assert "lowest topographic error is `cifar / softhebb annealed`" in text
     assert "best probe is `cifar / annealed s1`" in text
     assert "mean cosine of 0.900" in text
+
+
+def test_topography_findings_read_the_labels_and_grids_from_the_design():
+    """No label or notebook parameter is built in: renamed runs, another grid and other goals."""
+    base = dict(distance_rho=[0.8] * 3, dead_fraction=[0.0] * 3, reconstruction_error=[0.5] * 3,
+                train_seconds=[5.0] * 3, token_purity=[0.7] * 3, probe_triangle_test_acc=[0.4] * 3)
+    runs = {"img / som": _run({**base, "topographic_error": [0.05] * 3}),
+            "img / disc": _run({**base, "topographic_error": [0.6] * 3}),
+            "img / shrinking": _run({**base, "topographic_error": [0.08] * 3}),
+            "img / shrinking fast": _run({**base, "topographic_error": [0.02] * 3, "probe_triangle_test_acc": [0.3] * 3}),
+            "tok / som": _run({**base, "topographic_error": [0.05] * 3}),
+            "tok / disc": _run({**base, "topographic_error": [0.4] * 3}),
+            "tok / shrinking": _run({**base, "topographic_error": [0.03] * 3})}
+    design = [design_entry("img", "Images", (4, 5), [], ["img / som", "img / disc", "img / shrinking"],
+                           sweep={"img / shrinking fast": {"lr": 0.1}}),
+              design_entry("tok", "Tokens", (6, 7), [], ["tok / som", "tok / disc", "tok / shrinking"])]
+    assert design[0]["sweep"] == ["img / shrinking fast"] and design[0]["varied"] == {"img / shrinking fast": {"lr": 0.1}}
+    text = topography_findings(runs, design, goals={"topographic_error": 0.1})
+    assert text.startswith("Images, 4 x 5, one epoch") and "\nTokens, 6 x 7:" in text
+    assert "topographic error <= 0.1: annealed 0.080" in text and "**met**" in text
+    assert "lowest topographic error is `img / shrinking fast`" in text and "`tok / som`" in text
+    assert "cifar" not in text and "lm /" not in text
+    with pytest.raises(ValueError, match="img / gone"):
+        topography_findings(runs, [{**design[0], "annealed": "img / gone"}])
+
+
+def test_topography_design_of_a_json_written_before_it_was_recorded():
+    import json
+    from pathlib import Path
+
+    doc = json.loads((Path(__file__).resolve().parents[1] / "results" / "06_topography.json").read_text())
+    res = doc["results"]
+    design = topography_design(res, doc["config"])
+    if "design" in res:  # the notebook writes it now: it must name the runs the JSON has
+        assert design == res["design"]
+    images = design[0]
+    assert [images["annealed"], *images["sweep"]] == res["sweep"]  # the annealed run, then its sweep
+    for d in design:
+        assert {d["minisom"], d["fixed"], d["annealed"], *d.get("sweep", [])} <= set(res["runs"])
+        assert all(isinstance(n, int) for n in d["grid"]) and d["columns"]
+    # every run belongs to one data set of the design
+    assert {n for d in design for n in (d["minisom"], d["fixed"], d["annealed"], *d.get("sweep", []))} == set(res["runs"])
+
+
+# -----------------------------------------------------------------------------
+# notebook 06's experiment, as functions (hebb_utils/measure/topography.py)
+
+
+def test_softhebb_fit_is_one_epoch_of_train_softhebb():
+    from hebb_utils.measure.topography import annealed_support, softhebb_fit
+
+    X = torch.randn(300, 6, generator=torch.Generator().manual_seed(0))
+    lateral = annealed_support((3, 4), (2.0, 1.0), 3.0)
+    fit = softhebb_fit(X, (3, 4), 5.0, lateral, 0.05, batch_size=32)
+    layer = SoftHebbLinear(6, 12, 5.0, lateral=lateral, seed=7)
+    train_softhebb(layer, X, lr=0.05, batch_size=32, seed=7, device="cpu", progress=False)
+    assert torch.equal(fit(7).weight, layer.weight)
+    assert not torch.equal(fit(8).weight, layer.weight)  # the seed sets the weights and the batches
+
+
+def test_minisom_fit_is_train_som():
+    from hebb_utils.measure.topography import minisom_fit
+
+    X = torch.randn(200, 5, generator=torch.Generator().manual_seed(1))
+    som = minisom_fit(X, (3, 4), sigma=2.0, learning_rate=0.4, max_samples=150)(3)
+    assert torch.equal(som.weights, train_som(X, (3, 4), sigma=2.0, learning_rate=0.4, max_samples=150, seed=3).weights)
+
+
+def test_annealed_sweep_changes_one_setting_at_a_time():
+    from hebb_utils.measure.topography import annealed_sweep
+
+    sweep = annealed_sweep((15, 30), radius=(7.5, 1.5), gain=10.0, lr=0.01, gains=[1.0, 3.0], radius_ends=[2.0],
+                           final_gains=[1.0], lrs=[0.08])
+    assert list(sweep) == ["gain 1", "gain 3", "end 2", "gain 10 to 1", "lr 0.08"]
+    assert [s["varied"] for s in sweep.values()] == [{"gain": 1.0}, {"gain": 3.0}, {"radius_end": 2.0},
+                                                     {"gain": [10.0, 1.0]}, {"lr": 0.08}]
+    assert sweep["gain 3"]["lateral"] == LateralSchedule((15, 30), radius=(7.5, 1.5), gain=3.0, shape="gaussian")
+    assert sweep["end 2"]["lateral"].radius == (7.5, 2.0) and sweep["end 2"]["lr"] == 0.01
+    assert sweep["gain 10 to 1"]["lateral"].gain == (10.0, 1.0) and sweep["lr 0.08"]["lr"] == 0.08
+    assert annealed_sweep((15, 30), radius=(7.5, 1.5), gain=10.0, lr=0.01) == {}
+
+
+def test_cifar_and_lm_measures_are_the_metrics_of_the_notebook():
+    from hebb_utils import effective_dimension, linear_probe, neighbour_similarity, triangle_activation
+    from hebb_utils.measure.topography import cifar_measure, feature_statistics, lm_measure
+
+    g = torch.Generator().manual_seed(2)
+    X, X_test = torch.randn(240, 6, generator=g) * 3 + 1, torch.randn(80, 6, generator=g) * 3 + 1
+    y, y_test = torch.randint(0, 3, (240,), generator=g), torch.randint(0, 3, (80,), generator=g)
+    layer = SoftHebbLinear(6, 12, 5.0, lateral=Lateral((3, 4)), seed=0)
+    train_softhebb(layer, X, lr=0.05, progress=False)
+    m = cifar_measure(X, y, X_test, y_test, (3, 4), n_labels=3, n_shuffles=4, probe_max_iter=50)("x", layer, 5)
+    expected = map_metrics(layer, X_test, (3, 4), labels=y_test, n_labels=3, n_shuffles=4, seed=5)
+    assert {k: m[k] for k in expected} == expected
+    probe = linear_probe(triangle_activation(layer.responses(X)), y, triangle_activation(layer.responses(X_test)),
+                         y_test, max_iter=50, seed=5)
+    assert m["probe_triangle_test_acc"] == probe["test_acc"]
+    mean, var = feature_statistics(X)
+    assert m["reconstruction_error"] == reconstruction_error(standardise(X_test, mean, var), layer.weight)
+    assert m["neighbour_similarity"] == neighbour_similarity(layer.weight, (3, 4))
+    assert m["effective_dimension"] == effective_dimension(layer.weight)
+    # LM tokens: map metrics on every token, the weights on a seeded subsample standardised with all tokens' statistics
+    tokens = torch.randint(0, 9, (240,), generator=g)
+    lm = lm_measure(X, (3, 4), tokens, n_shuffles=4, reconstruction_samples=50, sample_seed=11)("x", layer, 5)
+    rows = torch.randperm(240, generator=torch.Generator().manual_seed(11))[:50]
+    assert lm["reconstruction_error"] == reconstruction_error(standardise(X[rows], mean, var), layer.weight)
+    assert lm["token_purity"] == map_metrics(layer, X, (3, 4), token_ids=tokens, n_shuffles=4, seed=5)["token_purity"]
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda t: t.softhebb_fit(torch.randn(20, 4), (3, 4), 5.0, Lateral((2, 2)), 0.1), "neurons"),
+    (lambda t: t.softhebb_fit(torch.randn(20, 4), (3, 4), 5.0, Lateral((3, 4)), -0.1), "lr"),
+    (lambda t: t.softhebb_fit(torch.full((20, 4), float("nan")), (3, 4), 5.0, None, 0.1), "NaN"),
+    (lambda t: t.minisom_fit(torch.randn(20, 4), (3, 4), sigma=0.0, learning_rate=0.5), "sigma"),
+    (lambda t: t.annealed_sweep((3, 4), radius=(2.0, 1.0), gain=1.0, lr=0.1, lrs=[0.0]), "lrs"),
+    (lambda t: t.cifar_measure(torch.randn(20, 4), torch.zeros(19, dtype=torch.long), torch.randn(5, 4),
+                               torch.zeros(5, dtype=torch.long), (3, 4), n_labels=2), "y_train"),
+    (lambda t: t.cifar_measure(torch.randn(20, 4), torch.zeros(20, dtype=torch.long), torch.randn(5, 3),
+                               torch.zeros(5, dtype=torch.long), (3, 4), n_labels=2), "X_test"),
+    (lambda t: t.lm_measure(torch.randn(20, 4), (3, 4), torch.zeros(20), n_shuffles=2), "token_ids"),
+    (lambda t: t.weight_measures(SoftHebbLinear(4, 12, 5.0, seed=0), torch.randn(5, 4), (2, 5)), "units in the map"),
+])
+def test_topography_functions_check_their_inputs(call, match):
+    from hebb_utils.measure import topography
+
+    with pytest.raises(ValueError, match=match):
+        call(topography)

@@ -1,5 +1,7 @@
 """Residual-stream activations of a language model, one row per token (the published `get_acts_tokens`).
 
+Everything here runs a model; what reads and writes the artifacts is store.py.
+
 `extract_activations` runs the model over stories in padded batches and keeps the residual stream
 after block `layer` (TransformerLens `blocks.{layer}.hook_resid_post`; Hugging Face
 `hidden_states[layer + 1]`) for every real token:
@@ -8,49 +10,31 @@ after block `layer` (TransformerLens `blocks.{layer}.hook_resid_post`; Hugging F
   <|endoftext|>, id 50256) and its row dropped;
 - the BERT stand-in (MiniLM): its special tokens ([CLS], [SEP]) are dropped;
 
-so in both cases position 0 is the first real token of a story. `save_activations` /
-`load_activations` write and read the artifact folder atomically:
+so in both cases position 0 is the first real token of a story. store.save_activations writes the
+result as the single-folder artifact.
 
-    acts.npy        float32 (tokens, d_model)
-    tokens.parquet  row, token_id, token, story_id, position
-    stories.jsonl   {"story_id", "text"} per line
-    meta.json       config, model, data source, counts, versions
+`extract_to_shards` writes a sharded store (store.ShardWriter) instead: it runs the model on fixed
+chunks of `chunk_stories` stories (through the same `extract_activations`), so a shard's bytes
+depend only on the settings, never on which process wrote it or when: an interrupted run resumes
+at the next missing shard and ends bit-identical to an uninterrupted one, and under `torchrun`
+rank r writes the shards k = r, r + world, ...
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from dataclasses import dataclass, field
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..checks import positive_int
-from ..io import atomic_replace_dir, atomic_write_json, portable, recover_dir
+from ..parallel import rank_world
+from .sources import is_causal_lm, resolve_device
+from .store import DEFAULT_CHUNK_STORIES, DEFAULT_SHARD_ROWS, Activations, ShardWriter, check_dtype, library_versions
 
-__all__ = ["Activations", "extract_activations", "save_activations", "load_activations", "block_modules",
-           "default_center", "activations_source", "acts_checksum"]
-
-ARTIFACT_FILES = ("acts.npy", "tokens.parquet", "stories.jsonl", "meta.json")
-TOKEN_COLUMNS = ("row", "token_id", "token", "story_id", "position")
-
-
-@dataclass
-class Activations:
-    acts: np.ndarray  # float32 (tokens, d_model)
-    tokens: "pandas.DataFrame"  # noqa: F821  row, token_id, token, story_id, position
-    stories: list[str] = field(default_factory=list)
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return tuple(self.acts.shape)
-
-    def __repr__(self) -> str:
-        return (f"Activations(acts={self.acts.dtype}{tuple(self.acts.shape)}, tokens={len(self.tokens)} rows, "
-                f"stories={len(self.stories)})")
+__all__ = ["extract_activations", "extract_to_shards", "block_modules", "default_center", "extraction_config",
+           "tokenize_stories", "token_limit", "rows_per_story"]
 
 
 class _StopForward(Exception):
@@ -75,10 +59,8 @@ def default_center(model_info: dict) -> bool:
 
 
 def _model_facts(model) -> tuple[int, bool, int | None]:
-    from .sources import _is_causal
-
     config = model.config
-    return int(config.num_hidden_layers), _is_causal(config), getattr(config, "max_position_embeddings", None)
+    return int(config.num_hidden_layers), is_causal_lm(config), getattr(config, "max_position_embeddings", None)
 
 
 def _check_texts_and_layer(model, texts, layer):
@@ -97,16 +79,29 @@ def _check_texts_and_layer(model, texts, layer):
     return texts, layer, facts
 
 
-def _token_limit(special: list[np.ndarray], max_tokens: int | None, max_positions: int | None) -> float:
+def extraction_config(layer: int, center: bool, batch_size: int, max_tokens: int | None, is_causal: bool,
+                      **run) -> dict:
+    """The extraction settings every artifact records (meta.json's and the manifest's "config").
+
+    `run` adds what only the single-folder artifact records (token_limit, device); the store's
+    config holds only what defines its bytes, so that a resume on another device still matches.
+    """
+    return {"layer": int(layer), "center": bool(center), "batch_size": int(batch_size),
+            "max_tokens": None if max_tokens is None else int(max_tokens), **run,
+            "hook": f"blocks.{layer}.hook_resid_post (hidden_states[{layer + 1}])",
+            "bos_prepended": bool(is_causal), "special_tokens_dropped": True}
+
+
+def token_limit(special: list[np.ndarray], max_tokens: int | None, max_positions: int | None) -> float:
     """Real tokens a story keeps at most: max_tokens, and what fits the model's positions beside the
-    batch's special tokens (np.inf: no limit). shards.py plans its shards with the same number."""
+    batch's special tokens (np.inf: no limit). The shard planner counts rows with the same number."""
     limit = max_tokens if max_tokens is not None else np.inf
     if max_positions:
         limit = min(limit, max_positions - max(int(s.sum()) for s in special))
     return limit
 
 
-def _tokenize(tokenizer, texts: list[str], is_causal: bool):
+def tokenize_stories(tokenizer, texts: list[str], is_causal: bool):
     """Per story: token ids (int64) and a mask of special tokens, with the model's own specials."""
     if is_causal:
         bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
@@ -143,8 +138,6 @@ def extract_activations(model, tokenizer, texts, layer: int = 5, center: bool = 
     import pandas as pd
     from tqdm import tqdm  # text bar: stays readable in executed notebooks and their HTML
 
-    from .sources import resolve_device
-
     texts, layer, (n_layers, is_causal, max_positions) = _check_texts_and_layer(model, texts, layer)
     batch_size = positive_int("batch_size", batch_size)
     if max_tokens is not None:
@@ -153,8 +146,8 @@ def extract_activations(model, tokenizer, texts, layer: int = 5, center: bool = 
     model = model.to(device).eval()
 
     # tokenise, then truncate each story to `limit` real tokens (specials are kept)
-    ids, special = _tokenize(tokenizer, texts, is_causal)
-    limit = _token_limit(special, max_tokens, max_positions)
+    ids, special = tokenize_stories(tokenizer, texts, is_causal)
+    limit = token_limit(special, max_tokens, max_positions)
     n_real = np.array([int((~s).sum()) for s in special])
     n_truncated = int((n_real > limit).sum())
     if n_truncated:
@@ -219,137 +212,107 @@ def extract_activations(model, tokenizer, texts, layer: int = 5, center: bool = 
         "position": (np.arange(n_tokens) - np.repeat(offsets, n_kept)).astype(np.int64),
     })
     meta = {
-        "config": {"layer": int(layer), "center": bool(center), "batch_size": int(batch_size),
-                   "max_tokens": None if max_tokens is None else int(max_tokens),
-                   "token_limit": None if limit == np.inf else int(limit), "device": device,
-                   "hook": f"blocks.{layer}.hook_resid_post (hidden_states[{layer + 1}])",
-                   "bos_prepended": is_causal, "special_tokens_dropped": True},
+        "config": extraction_config(layer, center, batch_size, max_tokens, is_causal,
+                                    token_limit=None if limit == np.inf else int(limit), device=device),
         "counts": {"n_stories": len(texts), "n_tokens": n_tokens, "d_model": int(acts.shape[1]),
                    "n_stories_truncated": n_truncated, "n_empty_stories": int((n_kept == 0).sum())},
     }
     return Activations(acts=acts.numpy(), tokens=tokens, stories=texts, meta=meta)
 
 
-def _versions() -> dict:
-    import platform
-
-    import pandas
-    import transformers
-
-    out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-           "transformers": transformers.__version__, "pandas": pandas.__version__}
-    try:
-        import datasets
-
-        out["datasets"] = datasets.__version__
-    except ImportError:  # pragma: no cover
-        pass
-    return out
+def rows_per_story(tokenizer, texts: list[str], is_causal: bool, max_tokens, max_positions) -> np.ndarray:
+    """Real tokens each story keeps, as extract_activations counts them for this chunk of stories
+    (the planner of a store's rows: tokenizing is cheap next to the model)."""
+    _, special = tokenize_stories(tokenizer, texts, is_causal)
+    limit = token_limit(special, max_tokens, max_positions)
+    return np.array([min(int((~s).sum()), limit) for s in special], dtype=np.int64)
 
 
-def save_activations(folder: str | os.PathLike, result: Activations, stories: list[str] | None = None,
-                     meta: dict | None = None) -> Path:
-    """Write the artifact folder atomically: either the complete new folder or the old one, never a mix.
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
 
-    `stories` defaults to result.stories; `meta` (model info, data source, ...) is merged into
-    result.meta, and the library versions are added.
-    """
-    stories = list(result.stories if stories is None else stories)
-    acts = np.asarray(result.acts, dtype=np.float32)
-    if acts.ndim != 2 or acts.shape[0] != len(result.tokens):
-        raise ValueError(f"result: acts {acts.shape} and the token table ({len(result.tokens)} rows) disagree")
-    if len(result.tokens) and int(result.tokens["story_id"].max()) >= len(stories):
-        raise ValueError(f"stories: {len(stories)} texts, but the token table refers to story "
-                         f"{int(result.tokens['story_id'].max())}")
-    full_meta = portable({**result.meta, **(meta or {}), "files": list(ARTIFACT_FILES), "versions": _versions()})
-    full_meta.setdefault("counts", {}).update(n_tokens=int(acts.shape[0]), d_model=int(acts.shape[1]),
-                                              n_stories=len(stories))
-    full_meta["acts_sha256"] = acts_checksum(acts)  # two extractions on one machine give the same bytes
-    folder = Path(folder)
-    with atomic_replace_dir(folder) as tmp:
-        np.save(tmp / "acts.npy", acts)
-        result.tokens.loc[:, list(TOKEN_COLUMNS)].to_parquet(tmp / "tokens.parquet", index=False)
-        with open(tmp / "stories.jsonl", "w", encoding="utf-8") as f:
-            for i, text in enumerate(stories):
-                f.write(json.dumps({"story_id": i, "text": text}, ensure_ascii=False) + "\n")
-        atomic_write_json(tmp / "meta.json", full_meta)
-    return folder
+        dist.barrier()
 
 
-def acts_checksum(acts: np.ndarray) -> str:
-    """SHA-256 of the float32 activation matrix's bytes (C order): equal iff bit-identical."""
-    return hashlib.sha256(np.ascontiguousarray(acts, dtype=np.float32).tobytes()).hexdigest()
+def extract_to_shards(model, tokenizer, texts, out: str | os.PathLike, layer: int = 5, center: bool = False,
+                      batch_size: int = 16, max_tokens: int | None = None, device: str | None = None,
+                      shard_rows: int = DEFAULT_SHARD_ROWS, chunk_stories: int = DEFAULT_CHUNK_STORIES,
+                      dtype: str = "float32", meta: dict | None = None, verify: bool = True,
+                      progress: bool = True, force: bool = False) -> Path:
+    """Residual stream after block `layer` for every real token of `texts`, written as a sharded store.
 
-
-def load_activations(folder: str | os.PathLike, mmap: bool = False, verify: bool = False, stream: bool = False):
-    """Read a folder written by save_activations (mmap=True maps acts.npy instead of reading it).
-
-    A sharded store (shards.py, a folder with manifest.json) is read too: into memory as the same
-    Activations (float32), or with stream=True as a shards.ShardedActivations view that reads one
-    shard at a time (stream=True on the single-folder artifact gives a view of one shard).
-
-    Refuses, naming the file, an artifact whose files do not agree: acts.npy not a float32 matrix,
-    a token table without the columns TOKEN_COLUMNS, counts in meta.json (n_tokens, d_model,
-    n_stories) other than the files', story ids outside 0 .. n_stories - 1. verify=True also
-    compares acts.npy with meta.json's `acts_sha256` (hashes the whole matrix: seconds). When the
-    folder is missing but a complete copy was left by a save that died mid-swap, that copy is
-    moved back first (see io.atomic_replace_dir).
+    The stories run in fixed chunks of `chunk_stories` through `extract_activations` (so each row
+    is what the single-folder extraction of that chunk gives); shard k holds rows
+    [k * shard_rows, (k + 1) * shard_rows) of the story-ordered token stream. A store already in
+    `out` with the same settings is resumed: shards whose files are complete (with verify, whose
+    SHA-256 match their record) are kept, the others are made. Anything else in `out` (a store of
+    other settings, the single-folder artifact, other files) raises store.StoreExistsError, unless
+    force=True: then it is replaced (and every shard made again). Under torch.distributed each rank
+    writes the shards k with k % world_size == rank, and the last one to finish writes the complete
+    manifest. `meta` (model info, data source) goes into the manifest. Returns Path(out).
     """
     import pandas as pd
+    from tqdm import tqdm
 
-    from .shards import is_sharded, open_activations
+    texts, layer, (n_layers, is_causal, max_positions) = _check_texts_and_layer(model, texts, layer)
+    batch_size, shard_rows = positive_int("batch_size", batch_size), positive_int("shard_rows", shard_rows)
+    chunk_stories, dtype = positive_int("chunk_stories", chunk_stories), check_dtype(dtype)
+    if max_tokens is not None:
+        max_tokens = positive_int("max_tokens", max_tokens, hint="or None: tokens per story")
+    device = resolve_device(device)
+    rank, world = rank_world()
+    folder = Path(out)
 
-    if stream or is_sharded(folder):
-        view = open_activations(folder, verify=verify)
-        return view if stream else view.to_activations()
-    folder = Path(folder)
-    hint = "run `make activations` or the notebook notebooks/01_extract_activations.ipynb to make it"
-    if not folder.is_dir() and not recover_dir(folder):
-        raise FileNotFoundError(f"no activations at {folder}: {hint}")
-    missing = [f for f in ARTIFACT_FILES if not (folder / f).exists()]
-    if missing:
-        raise FileNotFoundError(f"activations at {folder} are incomplete (missing {', '.join(missing)}): {hint}")
+    # the plan: rows per story (tokenizing is cheap next to the model), chunks of stories, shards of rows
+    chunks = [(c, min(c + chunk_stories, len(texts))) for c in range(0, len(texts), chunk_stories)]
+    kept = np.concatenate([rows_per_story(tokenizer, texts[a:b], is_causal, max_tokens, max_positions)
+                           for a, b in chunks])
+    story_rows = np.concatenate([[0], np.cumsum(kept)])  # first row of each story, then the total
+    n_tokens = int(story_rows[-1])
+    if n_tokens == 0:
+        raise ValueError("texts: the stories hold no tokens to extract")
+    chunk_rows = story_rows[[a for a, _ in chunks] + [len(texts)]]  # (n_chunks + 1,) first row of each chunk
+    writer = ShardWriter(folder, n_tokens, int(model.config.hidden_size), texts, shard_rows=shard_rows, dtype=dtype,
+                         meta=meta, chunk_stories=chunk_stories,
+                         config=extraction_config(layer, center, batch_size, max_tokens, is_causal),
+                         counts={"n_empty_stories": int((kept == 0).sum())}, versions=library_versions())
+    action = writer.check(replace=force)  # every rank sees the folder before rank 0 touches it
+    _barrier(world)
+    if rank == 0:
+        writer.begin(action)
+    _barrier(world)  # the others write their shards once the manifest of this plan is there
 
-    def bad(name: str, what: str) -> ValueError:
-        return ValueError(f"{folder / name}: {what}; the artifact is damaged or was edited: {hint} again")
+    mine = [s for s in writer.shards if s["index"] % world == rank]
+    todo = [s for s in mine if action != "resume" or writer.done(s, verify) is None]
+    cache: OrderedDict[int, tuple[np.ndarray, object]] = OrderedDict()  # the last chunks extracted
 
-    def read(name: str, how):
-        try:
-            return how(folder / name)
-        except Exception as e:  # noqa: BLE001  name the file instead of raising a library's error
-            raise bad(name, f"unreadable ({type(e).__name__}: {e})") from None
+    def chunk(c: int):
+        if c not in cache:
+            a, b = chunks[c]
+            res = extract_activations(model, tokenizer, texts[a:b], layer=layer, center=center, batch_size=batch_size,
+                                      max_tokens=max_tokens, device=device, progress=False)
+            if res.acts.shape[0] != chunk_rows[c + 1] - chunk_rows[c]:
+                raise RuntimeError(f"stories {a}..{b - 1} gave {res.acts.shape[0]} rows, the plan counted "
+                                   f"{chunk_rows[c + 1] - chunk_rows[c]}: the tokenizer is not deterministic")
+            res.tokens["row"] += chunk_rows[c]
+            res.tokens["story_id"] += a
+            cache[c] = (res.acts, res.tokens)
+            while len(cache) > 2:
+                cache.popitem(last=False)
+        return cache[c]
 
-    acts = read("acts.npy", lambda p: np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False))
-    tokens = read("tokens.parquet", pd.read_parquet)
-    stories = read("stories.jsonl", lambda p: [json.loads(line)["text"] for line in p.read_text("utf-8").split("\n")
-                                               if line.strip()])
-    meta = read("meta.json", lambda p: json.loads(p.read_text()))
-    counts = read("meta.json", lambda p: {k: meta["counts"][k] for k in ("n_tokens", "d_model", "n_stories")})
-    if acts.dtype != np.float32 or acts.ndim != 2:
-        raise bad("acts.npy", f"holds {acts.dtype} {acts.shape}, expected a float32 (tokens, d_model) matrix")
-    absent = [c for c in TOKEN_COLUMNS if c not in tokens.columns]
-    if absent:
-        raise bad("tokens.parquet", f"lacks the column(s) {absent} (expected {list(TOKEN_COLUMNS)})")
-    if len(tokens) != acts.shape[0]:
-        raise bad("tokens.parquet", f"has {len(tokens)} rows but acts.npy {acts.shape[0]}")
-    found = {"n_tokens": acts.shape[0], "d_model": acts.shape[1], "n_stories": len(stories)}
-    if counts != found:
-        raise bad("meta.json", f"counts {counts} disagree with the files: {found}")
-    ids = tokens["story_id"].to_numpy()
-    if not np.issubdtype(ids.dtype, np.integer):
-        raise bad("tokens.parquet", f"story_id has dtype {ids.dtype}, expected integers")
-    if len(ids) and (ids.min() < 0 or ids.max() >= len(stories)):
-        raise bad("tokens.parquet", f"story_id spans {ids.min()} .. {ids.max()}, outside 0 .. {len(stories) - 1}")
-    if verify and acts_checksum(acts) != meta.get("acts_sha256"):
-        raise bad("acts.npy", f"its SHA-256 is not meta.json's acts_sha256 {meta.get('acts_sha256')!r}")
-    return Activations(acts=acts, tokens=tokens, stories=stories, meta=meta)
-
-
-def activations_source(data: Activations) -> dict:
-    """What produced `data` (model, data source, counts) plus a one-line `label` for tables and
-    figures, which starts with OFFLINE STAND-IN when the model is not the one the paper used."""
-    model, counts = data.meta["model"], data.meta["counts"]
-    n_tokens, d_model = data.shape  # an Activations or a streamed shards.ShardedActivations
-    label = (f"OFFLINE STAND-IN {model['name']} (not TinyStories-1M), " if model.get("offline_stand_in")
-             else f"{model['name']}, ") + f"{n_tokens:,} tokens x {d_model} from {counts['n_stories']} TinyStories stories"
-    return {"model": model, "data_source": data.meta.get("data_source"), "counts": counts, "label": label}
+    with tqdm(total=sum(s["rows"][1] - s["rows"][0] for s in todo), unit="token", unit_scale=True,
+              desc=f"extract layer {layer}" + (f" rank {rank}/{world}" if world > 1 else ""),
+              **({} if progress else {"disable": True})) as bar:
+        for shard in todo:
+            a, b = shard["rows"]
+            first = int(np.searchsorted(chunk_rows, a, side="right")) - 1
+            last = int(np.searchsorted(chunk_rows, b, side="left"))  # chunks first .. last - 1 hold rows a..b-1
+            parts = [chunk(c) for c in range(first, last)]
+            acts = np.concatenate([p[0] for p in parts])[a - chunk_rows[first]: b - chunk_rows[first]]
+            tokens = pd.concat([p[1] for p in parts], ignore_index=True).iloc[a - chunk_rows[first]: b - chunk_rows[first]]
+            writer.write(shard, acts, tokens.reset_index(drop=True))
+            bar.update(b - a)
+    writer.finish()  # whoever finishes last finds every shard and writes the complete manifest
+    return folder

@@ -39,7 +39,7 @@ from ..checks import positive_int
 from ..io import atomic_path, portable
 
 __all__ = ["DataSourceError", "mirror_dir", "resolve_source", "resolve_device", "default_cache_dir", "load_cifar10",
-           "cifar_inputs", "load_tinystories", "load_tokenizer", "load_language_model"]
+           "cifar_inputs", "load_tinystories", "load_tokenizer", "load_language_model", "is_causal_lm"]
 
 log = logging.getLogger(__name__)
 
@@ -396,7 +396,8 @@ def load_tokenizer(name: str | os.PathLike):
 CAUSAL_MODEL_TYPES = ("gpt2", "gpt_neo", "gptj", "gpt_neox", "llama", "mistral", "qwen2", "opt", "phi", "gemma")
 
 
-def _is_causal(config) -> bool:
+def is_causal_lm(config) -> bool:
+    """Whether a model config describes a causal (decoder-only) LM: GPT-2, GPT-Neo, Llama, ... not BERT."""
     archs = getattr(config, "architectures", None) or []
     if archs:
         return any(a.endswith("ForCausalLM") or a.endswith("LMHeadModel") for a in archs)
@@ -423,7 +424,7 @@ def load_language_model(name: str | os.PathLike | None = None, device: str | Non
     try:
         with _reading(f"model {source['name']!r}", None):  # offline with the mirror
             config = AutoConfig.from_pretrained(path)
-            is_causal = _is_causal(config)
+            is_causal = is_causal_lm(config)
             model = (AutoModelForCausalLM if is_causal else AutoModel).from_pretrained(path)
     finally:
         if bar:

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..checks import Grid, matrix, positive_int
+from ..checks import Grid, check_finite, matrix, positive_int
 from .seeds import summarise_seeds
 from .metrics import dead_fraction, distance_correlation, label_selectivity_from_winners, token_purity_from_top, topographic_error_from_winners
 from ..io import atomic_torch_save
@@ -23,7 +23,7 @@ from ..rules.training import train_softhebb
 from ..rules.som import SOM
 
 __all__ = ["calibrate_normalisation", "train_ablations", "ablations_over_seeds", "neuron_summary", "top_distinct_tokens",
-           "softhebb_metrics", "map_metrics", "methods_over_seeds", "triangle_activation"]
+           "softhebb_metrics", "map_metrics", "methods_over_seeds", "triangle_activation", "as_layer"]
 
 
 def triangle_activation(u: torch.Tensor) -> torch.Tensor:
@@ -43,7 +43,7 @@ def calibrate_normalisation(layer: SoftHebbLinear, X: torch.Tensor) -> SoftHebbL
     For an untrained baseline (random weights) that must be read with the same kind of
     normalisation as the trained layers.
     """
-    X = matrix("X", X, _layer(layer).in_features, dtype=layer.weight.dtype, min_rows=2, cols_name="in_features")
+    X = matrix("X", X, as_layer(layer).in_features, dtype=layer.weight.dtype, min_rows=2, cols_name="in_features")
     layer.bn.running_mean.copy_(X.double().mean(0))
     layer.bn.running_var.copy_(X.double().var(0))
     return layer.eval()
@@ -130,7 +130,7 @@ def _responder(model):
     normalisation) or a SOM (minus the distances: larger = the nearer unit)."""
     if isinstance(model, SOM):
         return model.weights.shape[1], model.weights.shape[0], model.weights.device, model.responses
-    layer = _layer(model).eval()
+    layer = as_layer(model).eval()
     return layer.in_features, layer.out_features, layer.weight.device, lambda x: layer(x.to(layer.weight.dtype))
 
 
@@ -144,11 +144,12 @@ def neuron_summary(layer: SoftHebbLinear | SOM, X, top: int = 50, batch_size: in
     X stays where it is (often the CPU); each batch moves to the layer's device and dtype. X may
     also be a streamed store (shards.ShardedActivations): it is then read one shard at a time.
     """
-    from ..data.shards import ShardedActivations
+    from ..data.store import ShardedActivations
 
     in_features, N, device, respond = _responder(layer)
     top, batch_size = positive_int("top", top), positive_int("batch_size", batch_size)
-    if isinstance(X, ShardedActivations):
+    streamed = isinstance(X, ShardedActivations)
+    if streamed:
         if X.dim != in_features:
             raise ValueError(f"X has {X.dim} features per row: expected in_features={in_features}")
         S, chunks = len(X), X.batches(batch_size)
@@ -162,6 +163,8 @@ def neuron_summary(layer: SoftHebbLinear | SOM, X, top: int = 50, batch_size: in
     top_index = torch.empty((0, N), dtype=torch.int64, device=device)
     start = 0
     for chunk in chunks:
+        if streamed:  # an in-memory X was checked whole by `matrix`; a store's rows are checked as they come
+            check_finite(f"X (the activations of {X.folder}, rows {start}..{start + chunk.shape[0] - 1})", chunk)
         u = respond(chunk.to(device))  # (b, N)
         best2[start:start + u.shape[0]] = u.topk(best2.shape[1], dim=1).indices.cpu()
         values, index = u.topk(min(top, u.shape[0]), dim=0)  # (k, N) strongest in this chunk
@@ -206,7 +209,7 @@ def softhebb_metrics(layer: SoftHebbLinear, X, grid=None, *, labels=None, n_labe
     grid: the layer's lateral grid (None: that one); a layer without lateral support needs one.
     Another grid than the layer's is refused: the metrics would describe a map the layer never had.
     """
-    grid = _layer_grid(_layer(layer), grid)
+    grid = _layer_grid(as_layer(layer), grid)
     return map_metrics(layer, X, grid, labels=labels, n_labels=n_labels, token_ids=token_ids, purity_top=purity_top,
                        n_shuffles=n_shuffles, seed=seed, summary=summary, batch_size=batch_size)
 
@@ -216,7 +219,7 @@ def map_metrics(model: SoftHebbLinear | SOM, X, grid, *, labels=None, n_labels: 
                 batch_size: int = 8192) -> dict:
     """softhebb_metrics for any map on `grid`: a SoftHebb layer (any grid of its size) or a SOM
     (each method's own winner rule: the largest u for SoftHebb, the nearest unit for the SOM)."""
-    weight = model.weights if isinstance(model, SOM) else _layer(model).weight
+    weight = model.weights if isinstance(model, SOM) else as_layer(model).weight
     grid = Grid.of(grid, n=weight.shape[0], what="units in the map")
     summary = summary or neuron_summary(model, X, top=purity_top, batch_size=batch_size)
     best2 = summary["best2"]
@@ -239,7 +242,8 @@ def map_metrics(model: SoftHebbLinear | SOM, X, grid, *, labels=None, n_labels: 
     return out
 
 
-def _layer(layer) -> SoftHebbLinear:
+def as_layer(layer) -> SoftHebbLinear:
+    """`layer` itself when it is a SoftHebbLinear, else a ValueError naming what it is."""
     if not isinstance(layer, SoftHebbLinear):
         raise ValueError(f"layer: expected a SoftHebbLinear, got {type(layer).__name__}")
     return layer

@@ -21,6 +21,11 @@ __all__ = ["weight_tiles", "plot_weight_grid", "animate_weight_grid", "plot_toke
            "plot_convergence", "save_figure", "show_images", "plot_sweep", "plot_tradeoff"]
 
 
+# Text keywords that draw a string as it is: no mathtext between `$` signs, no TeX. For strings
+# that come from data (token labels, model names), where `$$` would end the drawing with a parse error.
+TEXT_AS_IS = {"usetex": False, "parse_math": False}
+
+
 def _numpy(a) -> np.ndarray:
     return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
@@ -102,6 +107,8 @@ def plot_token_map(labels: Sequence[str], grid, title: str | None = None, cell_i
     `colors`: optional per-neuron value (e.g. win count, log-scaled) for the cell background.
     `region=(row0, col0, height, width)`: draw only that window of the grid, with the real row and
     column numbers on the axes (a legible crop of a map too large to read whole).
+    Labels and title are drawn as plain text, never as mathtext or TeX: a token such as `$$` or
+    `$\\frac` is shown as it is (TEXT_AS_IS).
     """
     import matplotlib.pyplot as plt
 
@@ -110,14 +117,18 @@ def plot_token_map(labels: Sequence[str], grid, title: str | None = None, cell_i
     r0, c0, h, w = region if region is not None else (0, 0, rows, cols)
     if not (0 <= r0 and 0 <= c0 and h >= 1 and w >= 1 and r0 + h <= rows and c0 + w <= cols):
         raise ValueError(f"region={region!r}: expected (row0, col0, height, width) inside the grid {grid.shape}")
-    fig, ax = plt.subplots(figsize=(w * cell_inches, h * cell_inches * 0.5))
+    # at least 1.5 inches tall: a map of one or two rows still has room for its title
+    fig, ax = plt.subplots(figsize=(w * cell_inches, max(h * cell_inches * 0.5, 1.5)))
     if colors is not None:
+        if np.size(colors) != rows * cols or not np.isfinite(np.asarray(colors, dtype=float)).all():
+            raise ValueError(f"colors: expected {rows * cols} finite numbers, one per neuron of the grid {grid.shape}")
         window = np.asarray(colors, dtype=float).reshape(rows, cols)[r0:r0 + h, c0:c0 + w]
         ax.imshow(window, cmap="Greys", alpha=0.35, extent=(c0 - 0.5, c0 + w - 0.5, r0 + h - 0.5, r0 - 0.5),
                   aspect="auto", interpolation="nearest", vmin=0, vmax=np.max(colors) or 1)
     for r in range(r0, r0 + h):
         for c in range(c0, c0 + w):
-            ax.text(c, r, labels[r * cols + c], ha="center", va="center", fontsize=fontsize, family="monospace")
+            ax.text(c, r, labels[r * cols + c], ha="center", va="center", fontsize=fontsize, family="monospace",
+                    **TEXT_AS_IS)
     ax.set_xlim(c0 - 0.5, c0 + w - 0.5)
     ax.set_ylim(r0 + h - 0.5, r0 - 0.5)
     ax.set_xticks(np.arange(c0 - 0.5, c0 + w, 1), minor=True)
@@ -132,7 +143,7 @@ def plot_token_map(labels: Sequence[str], grid, title: str | None = None, cell_i
         ax.set_xlabel("column")
         ax.set_ylabel("row")
     if title:
-        ax.set_title(title)
+        ax.set_title(title, **TEXT_AS_IS)
     fig.tight_layout()
     return fig
 
@@ -142,7 +153,13 @@ def busiest_window(counts, grid, size: tuple[int, int]) -> tuple[int, int, int, 
     where a crop of the map shows the most live, readable neurons."""
     grid = Grid.of(grid, n=np.size(counts), what="counts")
     rows, cols = grid.rows, grid.cols
-    h, w = min(size[0], rows), min(size[1], cols)
+    if (not isinstance(size, (tuple, list)) or len(size) != 2
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and v >= 1 for v in size)):
+        raise ValueError(f"size={size!r}: expected (height, width), two positive integers (larger than the grid: all of it)")
+    counts = np.asarray(counts, dtype=np.float64)
+    if not np.isfinite(counts).all():
+        raise ValueError("counts: expected finite numbers (e.g. each neuron's wins)")
+    h, w = min(int(size[0]), rows), min(int(size[1]), cols)
     c = torch.as_tensor(np.asarray(counts, dtype=np.float64)).reshape(1, 1, rows, cols)
     sums = torch.nn.functional.avg_pool2d(c, (h, w), stride=1)[0, 0]  # (rows - h + 1, cols - w + 1)
     r0, c0 = divmod(int(sums.argmax()), sums.shape[1])

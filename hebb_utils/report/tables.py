@@ -20,7 +20,7 @@ import torch
 from ..io import atomic_path, atomic_write_json, portable
 
 __all__ = ["run_info", "write_results", "results_tables", "update_readme", "format_mean_ci", "seed_table", "contrast",
-           "topography_findings"]
+           "design_entry", "topography_design", "topography_findings", "TOPOGRAPHY_GOALS"]
 
 
 def run_info(device: torch.device | str | None = None) -> dict:
@@ -174,25 +174,24 @@ def results_tables(results_dir) -> str:
     topo = load("06_topography")
     if topo:
         res, config = topo["results"], topo["config"]
-        runs = res["runs"]
+        runs, design = res["runs"], topography_design(res, config)
+        grids = ", ".join(f"{d['title']} {d['grid'][0]} x {d['grid'][1]}" for d in design)
         out += [f"**Topography: MiniSom against SoftHebb with fixed and annealed lateral support** (notebook 06), "
-                f"mean [95% interval] over {len(config['seeds'])} seeds; CIFAR-10 {config['cifar_rows']} x "
-                f"{config['cifar_cols']}, LM tokens {config['lm_rows']} x {config['lm_cols']} "
+                f"mean [95% interval] over {len(config['seeds'])} seeds; {grids} "
                 f"({topo['source']['lm'].get('label', '')}); train_seconds is one epoch on this machine "
                 "(MiniSom on LM tokens: one pass over its subsample). Sweep: "
                 "[`figures/topography_sweep.png`](figures/topography_sweep.png); trade-off: "
                 "[`figures/topography_tradeoff.png`](figures/topography_tradeoff.png); maps: "
                 "[`figures/topography_cifar_minisom.png`](figures/topography_cifar_minisom.png), "
                 "[`figures/topography_cifar_annealed.png`](figures/topography_cifar_annealed.png).", ""]
-        # the baselines, then the annealed run, then the sweep around it (the JSON's keys are sorted)
-        first = ["cifar / minisom", "cifar / softhebb fixed support", *res.get("sweep", []),
-                 *(n for n in runs if n.startswith("lm / minisom")), "lm / softhebb fixed support", "lm / softhebb annealed"]
-        order = [n for n in first if n in runs] + [n for n in runs if n not in first]
-        for prefix, cols in (("cifar / ", res["columns"]), ("lm / ", res["lm_columns"])):
-            rows = [(run, *(format_mean_ci(runs[run], c) for c in cols), _seed_count(runs[run]))
-                    for run in order if run.startswith(prefix)]
-            out += _table(("run", *cols, "seeds"), rows) + [""]
-        out += [topography_findings(runs, config), ""]
+        # one table per data set: the baselines, then the annealed run, then the sweep around it (the
+        # JSON's keys are sorted, so the order comes from the design)
+        for d in design:
+            order = [n for n in (d["minisom"], d["fixed"], d["annealed"], *d.get("sweep", [])) if n in runs]
+            order += [n for n in runs if n.startswith(f"{d['key']} / ") and n not in order]  # a run the design omits
+            rows = [(run, *(format_mean_ci(runs[run], c) for c in d["columns"]), _seed_count(runs[run])) for run in order]
+            out += _table(("run", *d["columns"], "seeds"), rows) + [""]
+        out += [topography_findings(runs, design), ""]
     findings = _findings(load("04_cifar_softhebb"), load("05_lm_softhebb"))
     if findings:
         out += ["**What the seeds say** (generated from the JSON: \"lower\" / \"higher\" means the two 95% "
@@ -252,35 +251,90 @@ def _findings(cifar: dict | None, lm: dict | None) -> list[str]:
     return out
 
 
-def topography_findings(runs: dict, config: dict) -> str:
-    """Notebook 06's reading, as Markdown: the issue's goals checked against the means, and the
-    comparisons with MiniSom and the fixed support by their 95% intervals."""
+# The goals notebook 06 checks (the issue's): on the means of the annealed CIFAR-10 map.
+TOPOGRAPHY_GOALS = {"topographic_error": 0.06, "distance_rho": 0.75, "dead_fraction": 0.01, "time_ratio": 2.0}
+
+
+def design_entry(key: str, title: str, grid, columns: list[str], methods, sweep: dict | None = None) -> dict:
+    """One data set of notebook 06's design (see topography_design), as the notebook writes it.
+
+    methods: the labels of its MiniSom, fixed-support and annealed runs, in that order (the keys of
+    the methods dict it trains); sweep: the sweep's run label -> the settings it changed.
+    """
+    minisom, fixed, annealed = methods
+    rows, cols = grid
+    entry = {"key": key, "title": title, "grid": [rows, cols], "columns": list(columns), "minisom": minisom,
+             "fixed": fixed, "annealed": annealed}
+    if sweep is not None:
+        entry.update(sweep=list(sweep), varied=dict(sweep))
+    return entry
+
+
+def topography_design(results: dict, config: dict | None = None) -> list[dict]:
+    """Which runs of notebook 06's JSON are what, one entry per data set, in the order of the report:
+    {"key" (the data set's run-label prefix), "title", "grid" [rows, cols], "columns" (its table's
+    metrics), "minisom", "fixed", "annealed" (run labels), "sweep" (the sweep around the annealed run,
+    run labels), "varied" (sweep label -> the settings it changed)}. The goals are checked on the first.
+
+    The notebook writes it as results["design"]. A JSON written before it did (results without
+    "design") gets it from what it has: the sweep list (the annealed run first), the columns, the grids
+    of the config, and the run labels the notebook used then.
+    """
+    if "design" in results:
+        return results["design"]
+    runs, sweep, config = results["runs"], results.get("sweep", []), config or {}
+    lm_som = next((n for n in runs if n.startswith("lm / minisom")), "lm / minisom")
+    return [
+        {"key": "cifar", "title": "CIFAR-10", "grid": [config.get("cifar_rows"), config.get("cifar_cols")],
+         "columns": results.get("columns", []), "minisom": "cifar / minisom", "fixed": "cifar / softhebb fixed support",
+         "annealed": sweep[0] if sweep else "cifar / softhebb annealed", "sweep": sweep[1:]},
+        {"key": "lm", "title": "LM tokens", "grid": [config.get("lm_rows"), config.get("lm_cols")],
+         "columns": results.get("lm_columns", []), "minisom": lm_som, "fixed": "lm / softhebb fixed support",
+         "annealed": "lm / softhebb annealed"},
+    ]
+
+
+def topography_findings(runs: dict, design: list[dict], goals: dict | None = None) -> str:
+    """Notebook 06's reading, as Markdown: the goals (TOPOGRAPHY_GOALS) checked against the means of
+    the annealed map of the first data set, and the comparisons with MiniSom and the fixed support
+    by their 95% intervals; then the second data set's (if its three runs are there).
+
+    runs: run label -> `summarise_seeds` entry; design: `topography_design` (which run is which, the grids).
+    """
+    goals = {**TOPOGRAPHY_GOALS, **(goals or {})}
     ci = lambda name, m: format_mean_ci(runs[name], m)  # noqa: E731
     mean = lambda name, m: runs[name]["mean"][m]  # noqa: E731
-    som, fixed, ann = "cifar / minisom", "cifar / softhebb fixed support", "cifar / softhebb annealed"
+    images, *rest = design
+    som, fixed, ann = images["minisom"], images["fixed"], images["annealed"]
+    missing = [n for n in (som, fixed, ann) if n not in runs]
+    if missing:
+        raise ValueError(f"design names runs {missing} that are not in runs ({sorted(runs)})")
     verdict = lambda ok: "**met**" if ok else "**not met**"  # noqa: E731
     ratio = mean(ann, "train_seconds") / mean(fixed, "train_seconds")
+    te, rho, dead, time_ratio = (goals[k] for k in ("topographic_error", "distance_rho", "dead_fraction", "time_ratio"))
+    rows, cols = images["grid"]
     lines = [
-        f"CIFAR-10, {config['cifar_rows']} x {config['cifar_cols']}, one epoch, goals checked on the means:",
+        f"{images['title']}, {rows} x {cols}, one epoch, goals checked on the means:",
         "",
-        f"- topographic error <= 0.06: annealed {ci(ann, 'topographic_error')}, {verdict(mean(ann, 'topographic_error') <= 0.06)}; "
+        f"- topographic error <= {te:g}: annealed {ci(ann, 'topographic_error')}, "
+        f"{verdict(mean(ann, 'topographic_error') <= te)}; "
         f"{contrast(runs[ann], runs[som], 'topographic_error')} MiniSom ({ci(som, 'topographic_error')}); "
         f"fixed support {ci(fixed, 'topographic_error')}.",
-        f"- distance rho >= 0.75: annealed {ci(ann, 'distance_rho')}, {verdict(mean(ann, 'distance_rho') >= 0.75)}; "
+        f"- distance rho >= {rho:g}: annealed {ci(ann, 'distance_rho')}, {verdict(mean(ann, 'distance_rho') >= rho)}; "
         f"MiniSom {ci(som, 'distance_rho')}.",
-        f"- dead units <= 1%: annealed {ci(ann, 'dead_fraction')}, {verdict(mean(ann, 'dead_fraction') <= 0.01)}.",
+        f"- dead units <= {dead:.0%}: annealed {ci(ann, 'dead_fraction')}, {verdict(mean(ann, 'dead_fraction') <= dead)}.",
         f"- relu(u - mean) probe not below the fixed support: annealed {ci(ann, 'probe_triangle_test_acc')} is "
         f"{contrast(runs[ann], runs[fixed], 'probe_triangle_test_acc')} the fixed support "
         f"({ci(fixed, 'probe_triangle_test_acc')}), "
         f"{verdict(contrast(runs[ann], runs[fixed], 'probe_triangle_test_acc') != 'lower than')}; MiniSom "
         f"{ci(som, 'probe_triangle_test_acc')}.",
-        f"- epoch time within 2x of the fixed support: {mean(ann, 'train_seconds'):.1f} s vs "
-        f"{mean(fixed, 'train_seconds'):.1f} s ({ratio:.2f}x), {verdict(ratio <= 2)}; MiniSom "
+        f"- epoch time within {time_ratio:g}x of the fixed support: {mean(ann, 'train_seconds'):.1f} s vs "
+        f"{mean(fixed, 'train_seconds'):.1f} s ({ratio:.2f}x), {verdict(ratio <= time_ratio)}; MiniSom "
         f"{mean(som, 'train_seconds'):.1f} s.",
         f"- reconstruction error: annealed {ci(ann, 'reconstruction_error')}, MiniSom {ci(som, 'reconstruction_error')}, "
         f"fixed support {ci(fixed, 'reconstruction_error')}.",
     ]
-    sweep = [name for name in runs if name.startswith("cifar / annealed ")]
+    sweep = [name for name in images.get("sweep", []) if name in runs]
     if sweep:
         settings = [ann] + sweep
         best_te = min(settings, key=lambda n: mean(n, "topographic_error"))
@@ -290,21 +344,23 @@ def topography_findings(runs: dict, config: dict) -> str:
                      f"best probe is `{best_probe}` ({ci(best_probe, 'probe_triangle_test_acc')}, topographic error "
                      f"{ci(best_probe, 'topographic_error')}).")
         softhebb_runs = settings + [fixed]
-        rho = _spearman([mean(n, "topographic_error") for n in softhebb_runs],
-                        [mean(n, "probe_triangle_test_acc") for n in softhebb_runs])
+        rho_te = _spearman([mean(n, "topographic_error") for n in softhebb_runs],
+                           [mean(n, "probe_triangle_test_acc") for n in softhebb_runs])
         lines.append(f"- the trade-off: over the {len(softhebb_runs)} SoftHebb runs (the sweep and the fixed support), "
-                     f"the rank correlation of topographic error with probe accuracy is {rho:+.2f}"
-                     + (" (the more topographic the map, the lower the probe)." if rho > 0 else "."))
+                     f"the rank correlation of topographic error with probe accuracy is {rho_te:+.2f}"
+                     + (" (the more topographic the map, the lower the probe)." if rho_te > 0 else "."))
     if "neighbour_similarity" in runs[ann].get("mean", {}):
         lines.append(f"- what limits it: neighbouring units' weights have a mean cosine of "
                      f"{ci(ann, 'neighbour_similarity')} in the annealed map, {ci(som, 'neighbour_similarity')} in "
                      f"MiniSom's and {ci(fixed, 'neighbour_similarity')} with the fixed support; the units spread "
                      f"over {ci(ann, 'effective_dimension')}, {ci(som, 'effective_dimension')} and "
                      f"{ci(fixed, 'effective_dimension')} directions (participation ratio).")
-    lm_som = next((n for n in runs if n.startswith("lm / minisom")), None)
-    if lm_som and "lm / softhebb annealed" in runs:
-        la, lf = "lm / softhebb annealed", "lm / softhebb fixed support"
-        lines += ["", f"LM tokens, {config['lm_rows']} x {config['lm_cols']}:", "",
+    for tokens in rest:
+        lm_som, lf, la = tokens["minisom"], tokens["fixed"], tokens["annealed"]
+        if not all(n in runs for n in (lm_som, lf, la)):
+            continue
+        rows, cols = tokens["grid"]
+        lines += ["", f"{tokens['title']}, {rows} x {cols}:", "",
                   f"- topographic error at or below MiniSom's: annealed {ci(la, 'topographic_error')} is "
                   f"{contrast(runs[la], runs[lm_som], 'topographic_error')} `{lm_som}` ({ci(lm_som, 'topographic_error')}), "
                   f"{verdict(contrast(runs[la], runs[lm_som], 'topographic_error') != 'higher than')}; fixed support "

@@ -68,9 +68,7 @@ def _token_pieces(strings: np.ndarray, style: str) -> tuple[np.ndarray, np.ndarr
     bpe: GPT-2 strings carry their own leading whitespace, so the separator is empty and the text
     is the string itself. wordpiece: "##x" joins without a space as "x"; other tokens get " ".
     """
-    import pandas as pd
-
-    strings = pd.Series(strings, dtype=object).astype(str)
+    strings = _as_strings(strings)
     if style == "bpe":
         return np.full(len(strings), "", dtype=object), strings.to_numpy(dtype=object)
     cont = (strings.str.startswith("##") & (strings.str.len() > 2)).to_numpy()
@@ -79,11 +77,18 @@ def _token_pieces(strings: np.ndarray, style: str) -> tuple[np.ndarray, np.ndarr
     return sep, text
 
 
-def _detect_style(token_strings) -> str:
-    """'bpe' when some token carries its own leading whitespace (GPT-2 byte-level BPE), else 'wordpiece'."""
+def _as_strings(values):
+    """values as a pandas Series of strings; a missing token (None or NaN) is the empty string (pandas 3's
+    astype(str) keeps missing values missing, and the joins below need strings)."""
     import pandas as pd
 
-    s = pd.Series(token_strings, dtype=object).astype(str)
+    s = pd.Series(values, dtype=object)
+    return s.where(s.notna(), "").astype(str)
+
+
+def _detect_style(token_strings) -> str:
+    """'bpe' when some token carries its own leading whitespace (GPT-2 byte-level BPE), else 'wordpiece'."""
+    s = _as_strings(token_strings)
     return "bpe" if bool(s.str.match(r"\s").any()) else "wordpiece"
 
 
@@ -173,10 +178,17 @@ def _visible(token: str) -> str:
 
 
 def _check_grid(grid) -> tuple[int, int]:
+    """(rows, cols) of a checks.Grid, of (rows, cols), or of (n,): one row of n neurons (the 1D grid)."""
+    from ..checks import Grid
+
+    if isinstance(grid, Grid):
+        return grid.rows, grid.cols
+    if isinstance(grid, (tuple, list)) and len(grid) == 1:
+        grid = (1, *grid)
     try:
         rows, cols = grid
     except (TypeError, ValueError):
-        raise ValueError(f"grid={grid!r}: expected (rows, cols), two positive integers") from None
+        raise ValueError(f"grid={grid!r}: expected (rows, cols), two positive integers, or (n,) for one row") from None
     for v in (rows, cols):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"grid={grid!r}: expected (rows, cols), two positive integers")
@@ -236,15 +248,16 @@ def _check_snippets(snippets, n: int) -> list:
 
 def _script_json(obj) -> str:
     """JSON safe inside <script>: no '<', '>' or '&' appears literally, so '</script>' or '<!--' cannot end it."""
-    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)  # strict JSON
     return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
 def token_map_html(path: str | os.PathLike, grid, names, wins, snippets=None, title: str = "2D neuron map of words",
                    note: str = "") -> Path:
-    """names: per neuron a list of its top distinct token strings; wins: (N,) ints; snippets: from context_snippets
-    or None. Writes the page atomically (use hebb_utils.io.atomic_path) and returns Path(path).
+    """grid: (rows, cols), (n,) for one row, or a checks.Grid; names: per neuron a list of its top distinct token
+    strings; wins: (N,) ints; snippets: from context_snippets or None. Writes the page atomically (use
+    hebb_utils.io.atomic_path) and returns Path(path).
 
     Whitespace in names is made visible as in `top_distinct_tokens` (a space as a middle dot);
     snippets are shown as natural text with the token highlighted. Neurons with no wins are dead:

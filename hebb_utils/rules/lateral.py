@@ -14,7 +14,7 @@ import torch
 
 from ..checks import Grid, finite_float
 
-__all__ = ["Lateral", "LateralSchedule", "NEIGHBOURHOODS", "DECAYS", "check_lateral", "RADIUS_EPS"]
+__all__ = ["Lateral", "LateralSchedule", "NEIGHBOURHOODS", "DECAYS", "check_lateral", "RADIUS_EPS", "GAIN_MAX"]
 
 # Grid distances are compared as dist^2 <= radius^2 + RADIUS_EPS: the squared distances are
 # integers, so radius 1.5 (2.25) or radius sqrt(2) (2.0000000000000004) select the 3x3 block
@@ -22,6 +22,11 @@ __all__ = ["Lateral", "LateralSchedule", "NEIGHBOURHOODS", "DECAYS", "check_late
 RADIUS_EPS = 1e-6
 # The Gaussian's exponent scale is kept >= this (see Lateral.gaussian_scale).
 GAUSSIAN_SCALE_MIN = -1e30
+# The largest |gain| accepted (as softhebb.LR_MAX for lr). The winner passes gain times its
+# post-synaptic value (<= 1) to its neighbours; by 1e36 the batch sums y^T x overflow float32 and
+# the weights turn NaN. The published gain is 0.3, notebook 06's annealing starts at 10.
+GAIN_MAX = 1e4
+GAIN_HINT = "published: 0.3; |gain| <= 1e4"
 
 
 # The neighbourhood functions, by name: the weight (0 .. 1) of the support from the squared row and
@@ -62,7 +67,7 @@ class Lateral:
     def __post_init__(self):
         object.__setattr__(self, "grid", Grid.of(self.grid))
         object.__setattr__(self, "radius", finite_float("radius", self.radius, minimum=0, hint="a grid distance"))
-        object.__setattr__(self, "gain", finite_float("gain", self.gain, hint="published: 0.3"))
+        object.__setattr__(self, "gain", _gain(self.gain))
         _check_shape(self.shape, self.grid, self.radius)
 
     @property
@@ -134,6 +139,11 @@ class Lateral:
         return h.reshape(len(winners), -1)  # (B, N)
 
 
+def _gain(gain) -> float:
+    """`gain` as a finite float with |gain| <= GAIN_MAX, or a ValueError naming gain."""
+    return finite_float("gain", gain, minimum=-GAIN_MAX, maximum=GAIN_MAX, hint=GAIN_HINT)
+
+
 def _check_shape(shape, grid: Grid, radius: float) -> None:
     if shape not in NEIGHBOURHOODS:
         raise ValueError(f"shape={shape!r}: expected one of {sorted(NEIGHBOURHOODS)}")
@@ -178,6 +188,8 @@ class LateralSchedule:
         positive = self.decay == "geometric"
         object.__setattr__(self, "radius", _pair("radius", radius, positive, "a grid distance, e.g. (7.5, 1.0)"))
         object.__setattr__(self, "gain", _pair("gain", self.gain, positive, "e.g. (1.0, 0.3)"))
+        for g in self.gain:
+            _gain(g)
         for r in self.radius:
             _check_shape(self.shape, grid, r)
 

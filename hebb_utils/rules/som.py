@@ -31,6 +31,14 @@ __all__ = ["SOM", "train_som", "standardise"]
 
 # BatchNorm1d's eps: the same standardisation as the SoftHebb layer's
 BN_EPS = 1e-5
+# The settings train_som accepts. MiniSom's step is w += eta * h * (x - w) with h <= 1 and eta
+# decaying from learning_rate: with learning_rate <= 1 each unit moves at most onto the sample, so
+# the weights stay among the samples and the initial weights; above 2 a step overshoots more than
+# it corrects and the weights grow to inf/NaN (learning_rate 10). A Gaussian narrower than
+# SIGMA_MIN grid units is already the winner alone (exp(-1 / (2 sigma^2)) = 0 one step away), and
+# below ~1e-162 MiniSom's 2 sigma^2 underflows to 0 and the winner's weight is 0 / 0 = NaN.
+LEARNING_RATE_MAX = 1.0
+SIGMA_MIN = 0.01
 
 
 def standardise(X: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
@@ -74,9 +82,9 @@ def train_som(X, grid, *, sigma: float = 5.0, learning_rate: float = 0.5, sigma_
               lr_decay: str = "linear_decay_to_zero", max_samples: int | None = None, seed: int = 42) -> SOM:
     """One pass of MiniSom over X (samples, D) on `grid` (rows, cols); returns a SOM.
 
-    sigma: the Gaussian neighbourhood's initial width in grid units, decayed by MiniSom's
-    `sigma_decay` ("linear_decay_to_one": sigma -> 1); learning_rate decayed by `lr_decay`
-    ("linear_decay_to_zero"). The weights start at random training samples (MiniSom's
+    sigma: the Gaussian neighbourhood's initial width in grid units (>= 0.01), decayed by MiniSom's
+    `sigma_decay` ("linear_decay_to_one": sigma -> 1); learning_rate in (0, 1] decayed by `lr_decay`
+    ("linear_decay_to_zero"). Other settings are refused (they give NaN or inf weights). The weights start at random training samples (MiniSom's
     random_weights_init) and the samples are visited in a random order, both from `seed`.
     max_samples: train on a seeded subsample of that many rows (all rows if None or larger).
     """
@@ -86,8 +94,9 @@ def train_som(X, grid, *, sigma: float = 5.0, learning_rate: float = 0.5, sigma_
     if grid.one_d:
         raise ValueError(f"grid={grid.shape}: the SOM baseline needs (rows, cols); use (1, {grid.cols}) for one row")
     X = matrix("X", X, dtype=torch.float32, min_rows=2)
-    sigma = finite_float("sigma", sigma, minimum=0, strict_minimum=True, hint="grid units, e.g. 5.0")
-    learning_rate = finite_float("learning_rate", learning_rate, minimum=0, strict_minimum=True, hint="e.g. 0.5")
+    sigma = finite_float("sigma", sigma, minimum=SIGMA_MIN, hint="grid units, e.g. 5.0")
+    learning_rate = finite_float("learning_rate", learning_rate, minimum=0, maximum=LEARNING_RATE_MAX,
+                                 strict_minimum=True, hint="in (0, 1], e.g. 0.5")
     seed = positive_int("seed", seed, minimum=0)
     if max_samples is not None:
         max_samples = positive_int("max_samples", max_samples, minimum=2, hint="or None for every sample")

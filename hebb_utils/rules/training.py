@@ -20,7 +20,7 @@ SoftHebbLinear's own (`train_step`); with N, one step on the global batch is:
 
 Before the first step the ranks compare their settings and data (one all-gather): a rank started
 with another lr, seed, batch size or data set is named, instead of hanging or drifting apart.
-Data: a (samples, D) tensor or array (checked once), or a streamed store (data.shards.
+Data: a (samples, D) tensor or array (checked once), or a streamed store (data.store.
 ShardedActivations, each batch checked as it is read).
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from ..backend import resolve_backend, step_functions
 from ..checks import device_of, positive_int
-from ..data.shards import ShardedActivations
+from ..data.store import ShardedActivations
 from ..parallel import all_max, all_sum, batch_slice, rank_world
 from .lateral import LateralSchedule
 from .layer import SoftHebbLinear
@@ -96,7 +96,7 @@ def train_softhebb_parallel(layer, data, epochs: int = 1, batch_size: int = 64, 
     """Train `layer` in place, data-parallel over the ranks of torch.distributed; returns (layer, info).
 
     data: a (samples, D) tensor/array (every rank holds it; each uses its rows of each batch) or a
-    streamed view (data.shards.ShardedActivations, from load_activations(folder, stream=True)), from
+    streamed view (data.store.ShardedActivations, from load_activations(folder, stream=True)), from
     which each rank reads only its rows. batch_size is the GLOBAL batch, split over the ranks (a rank
     whose slice of a short last batch is empty still takes part in the step).
     shuffle: "global" (one permutation of all rows per epoch, from torch.Generator(seed): the batches
