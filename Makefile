@@ -30,13 +30,15 @@ STAMP        := $(VENV)/.installed
 export TQDM_DISABLE := 1
 export HF_DATASETS_DISABLE_PROGRESS_BARS := 1
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
-# One float code path on every x86-64 CPU with AVX2: by default MKL and PyTorch's CPU kernels pick
-# the widest instructions the CPU has (AVX-512 here, AVX2 elsewhere), and the rounding differs at
-# ~1e-6 between the two. MKL_CBWR pins MKL's branch at no cost; ATEN_CPU_CAPABILITY pins PyTorch's
-# kernels for the extraction only (it makes the SoftHebb step ~10x slower, so training keeps the
-# default and its spread is covered by the seeds). See README, "Reproducibility".
+# One float code path on every x86-64 CPU with AVX2, for every notebook and test: by default MKL,
+# PyTorch's CPU kernels and oneDNN pick the widest instructions the CPU has (AVX-512, AMX), whose
+# rounding differs from AVX2's at ~1e-6, so the numbers would depend on the CPU. These are
+# hebb_utils/pins.py's PINS (tests/test_pins.py checks the two agree and that the pins hold); the
+# pinned path is not slower on the project's machines. See README, "Reproducibility".
 export MKL_CBWR ?= AVX2
-EXTRACT_ENV  := ATEN_CPU_CAPABILITY=avx2
+export ATEN_CPU_CAPABILITY ?= avx2
+export ONEDNN_MAX_CPU_ISA ?= AVX2
+export MKL_DYNAMIC ?= FALSE
 PAPERMILL    := $(PY) -m papermill --kernel python3 --log-output --no-progress-bar
 # the offline template drops the CDN scripts (require.js, MathJax, ...) of nbconvert's lab template
 NBCONVERT    := $(PY) -m jupyter nbconvert --to html --log-level WARN \
@@ -89,7 +91,7 @@ endef
 
 # 1. activations of the language model (TinyStories-1M; offline: the MiniLM stand-in)
 $(ACTS)/meta.json: $(call notebook_deps,01_extract_activations) | $(STAMP)
-	$(call run_notebook,01_extract_activations,$(R),-p output_dir $(ACTS) -p results_dir $(R) -p n_stories $(N_STORIES) -p layer $(LM_LAYER),$(EXTRACT_ENV))
+	$(call run_notebook,01_extract_activations,$(R),-p output_dir $(ACTS) -p results_dir $(R) -p n_stories $(N_STORIES) -p layer $(LM_LAYER))
 
 activations: $(ACTS)/meta.json
 $(R)/01_extract_activations.json: $(ACTS)/meta.json
@@ -138,7 +140,7 @@ test: $(STAMP)
 S := $(R)/smoke
 smoke: $(STAMP)
 	@rm -rf $(S) && mkdir -p $(S)/figures
-	$(call run_notebook,01_extract_activations,$(S),-p output_dir $(S)/activations -p results_dir $(S) -p n_stories 12 -p max_tokens 64,$(EXTRACT_ENV))
+	$(call run_notebook,01_extract_activations,$(S),-p output_dir $(S)/activations -p results_dir $(S) -p n_stories 12 -p max_tokens 64)
 	$(call run_notebook,02_foundations,$(S),-p results_dir $(S) -p figures_dir $(S)/figures -p smoke True)
 	$(call run_notebook,03_pca_family,$(S),-p results_dir $(S) -p figures_dir $(S)/figures -p activations_dir $(S)/activations -p smoke True)
 	$(call run_notebook,04_cifar_softhebb,$(S),-p results_dir $(S) -p figures_dir $(S)/figures -p smoke True)

@@ -518,3 +518,16 @@ def test_kernels_compile_for_an_h100():
         pytest.skip(f"this Triton version lays out its compiler API differently: {done.stderr.strip()}")
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("compiled") == 8, done.stdout
+
+
+def test_post_synaptic_flushes_denormals_like_the_reference():
+    """Probabilities below float32's normal range are exactly 0 in the kernel too (GPUs flush them;
+    the interpreter computes them, so the kernel sets them to 0 itself)."""
+    from hebb_utils.rules.softhebb import TINY
+
+    u = torch.linspace(0.0, 1.0, 200).repeat(4, 1).to(DEVICE)  # exponents 0 .. -100 at t_invert 100
+    y, s = post_synaptic_triton(u, 100.0, Lateral((10, 20)), False)
+    y_ref, s_ref = reference(u, 100.0, Lateral((10, 20)), False)
+    assert not ((y.abs() > 0) & (y.abs() < TINY)).any()
+    assert torch.equal(y == 0, y_ref == 0)  # the same entries flushed
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)

@@ -668,3 +668,20 @@ def test_public_functions_are_what_training_runs(monkeypatch):
     from hebb_utils.backend import step_functions
 
     assert step_functions("torch") == (sh.post_synaptic_sums, sh.apply_update)
+
+
+def test_softmax_has_no_denormals_by_construction():
+    """Probabilities below float32's normal range are exactly 0 (no slow denormal arithmetic, the CPU
+    agrees with GPUs, which flush them); every other value is torch.softmax's, bit for bit."""
+    from hebb_utils.rules.softhebb import TINY
+
+    u = torch.linspace(0.0, 1.0, 200).repeat(3, 1)  # (3, 200)
+    u[1] *= 0.5
+    t_invert = 100.0  # exponents from 0 down to -100: exp underflows into the denormals below -87.3
+    naive = torch.softmax(t_invert * (u - u.amax(dim=1, keepdim=True)), dim=1)
+    assert ((naive > 0) & (naive < TINY)).any()  # the case this is about
+    y = post_synaptic(u, t_invert)  # (B, N): -softmax except the winner
+    soft = y.abs()
+    assert not ((soft > 0) & (soft < TINY)).any()
+    normal = naive >= TINY
+    assert torch.equal(soft[normal], naive[normal]) and (soft[~normal] == 0).all()

@@ -164,5 +164,5 @@ def test_notebook_prerequisites_are_what_it_imports():
 def test_a_module_depends_on_what_it_imports_and_its_packages():
     deps = import_graph.file_dependencies(ROOT / "hebb_utils" / "report" / "__main__.py")
     assert deps[:2] == ["hebb_utils/__init__.py", "hebb_utils/io.py"]
-    assert set(deps) == {"hebb_utils/__init__.py", "hebb_utils/io.py", "hebb_utils/report/__init__.py",
+    assert set(deps) == {"hebb_utils/__init__.py", "hebb_utils/io.py", "hebb_utils/pins.py", "hebb_utils/report/__init__.py",
                          "hebb_utils/report/__main__.py", "hebb_utils/report/tables.py"}

@@ -95,6 +95,7 @@ def _post_output_kernel(u_ptr, y_ptr, s_ptr, winner_ptr, umax_ptr, denom_ptr, B,
             p = tl.div_rn(libdevice.exp(z), denom[:, None])  # `/` is approximate (2 ulp) on GPUs
         else:
             p = tl.div_rn(tl.exp(z), denom[:, None])
+        p = tl.where(p < 1.1754943508222875e-38, 0.0, p)  # below float32's normal range: 0, as the reference
         is_winner = cols[None, :] == k[:, None]
         if LEGACY:
             positive = is_winner | (won_any[None, :] != 0)

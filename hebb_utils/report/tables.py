@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..io import atomic_path, atomic_write_json, portable
+from ..pins import pin_status
 
 __all__ = ["run_info", "write_results", "results_tables", "update_readme", "format_mean_ci", "seed_table", "contrast",
            "design_entry", "topography_design", "topography_findings", "TOPOGRAPHY_GOALS"]
@@ -27,7 +28,7 @@ def run_info(device: torch.device | str | None = None) -> dict:
     """Where and with what a result was computed (so every number names its machine).
 
     Includes what decides the float round-off on a CPU: the threads, the BLAS and its pinned
-    branch (MKL_CBWR), and the instruction set PyTorch's kernels use.
+    branch (MKL_CBWR), the instruction set PyTorch's kernels use, and every pin of pins.PINS.
     """
     build = torch.__config__.show()
     blas = re.search(r"BLAS_INFO=(\w+)", build)
@@ -43,6 +44,7 @@ def run_info(device: torch.device | str | None = None) -> dict:
         "blas": (blas.group(1) if blas else "unknown") + (f" {mkl.group(1)}" if mkl else ""),
         "mkl_cbwr": os.environ.get("MKL_CBWR", "unset (MKL picks the CPU's widest branch)"),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "float_pins": pin_status(),
         "device": str(device) if device is not None else "cpu",
     }
     if device is not None and torch.device(device).type == "cuda":
