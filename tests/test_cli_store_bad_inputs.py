@@ -18,7 +18,6 @@ The store is used through the top-level package only (`from hebb_utils import ..
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
 import json
 import os
@@ -41,6 +40,8 @@ import torch
 from hebb_utils import (Activations, ShardedActivations, load_activations, load_tokenizer, open_activations,
                         save_activations, train_som, write_shards)
 from hebb_utils.cli import main
+
+pytestmark = pytest.mark.usefixtures("quiet_bars")  # bars off for in-process calls (conftest.py)
 
 MIRROR = os.environ.get("HEBB_DATA_MIRROR", "").strip()
 COMMANDS = ("extract", "train", "map")
@@ -152,15 +153,6 @@ def run_cli(capsys, argv) -> Run:
 # fixtures: a small valid store, the single-folder artifact of the same rows, a trained checkpoint
 
 
-@pytest.fixture(autouse=True)
-def _no_progress_bars(monkeypatch):
-    """TQDM_DISABLE is read when tqdm is imported; for in-process calls the bars are switched off
-    here, so that stderr holds only what the command line says."""
-    import tqdm.std
-
-    monkeypatch.setattr(tqdm.std.tqdm, "__init__", functools.partialmethod(tqdm.std.tqdm.__init__, disable=True))
-
-
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     root = tmp_path_factory.mktemp("base")
@@ -173,21 +165,6 @@ def base(tmp_path_factory):
     return root, acts
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A randomly initialised GPT-Neo (d_model 16, 2 blocks) saved with save_pretrained, with the GPT-2 tokenizer."""
-    if not MIRROR:
-        pytest.skip("HEBB_DATA_MIRROR is not set: extract reads the tokenizer and TinyStories from the offline mirror")
-    from transformers import GPTNeoConfig, GPTNeoForCausalLM
-
-    config = GPTNeoConfig(vocab_size=50257, hidden_size=16, num_layers=2, num_heads=2, window_size=32,
-                          attention_types=[[["global", "local"], 1]], max_position_embeddings=64, intermediate_size=32,
-                          bos_token_id=50256, eos_token_id=50256)
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-gpt-neo")
-    GPTNeoForCausalLM(config).save_pretrained(folder)
-    load_tokenizer("roneneldan/TinyStories-1M").save_pretrained(folder)  # offline: <mirror>/gpt2-tokenizer
-    return folder
 
 
 class Workspace:

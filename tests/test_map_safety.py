@@ -30,6 +30,8 @@ from hebb_utils.report.plots import plot_token_map
 from hebb_utils.report.token_map import token_map_html
 from hebb_utils.rules.lateral import GAIN_MAX
 
+pytestmark = pytest.mark.usefixtures("quiet_bars")  # bars off for in-process calls (conftest.py)
+
 ROWS, DIM, SHARD_ROWS, GRID = 200, 8, 64, "4x5"
 NAMES = [f"t{i}" for i in range(13)]
 STORIES = [f"story {i}" for i in range(10)]
@@ -44,16 +46,6 @@ def token_table(n=ROWS, names=NAMES) -> pd.DataFrame:
 def digests(root: Path) -> dict:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch):
-    monkeypatch.setenv("TQDM_DISABLE", "1")
-    import functools
-
-    import tqdm.std
-
-    monkeypatch.setattr(tqdm.std.tqdm, "__init__", functools.partialmethod(tqdm.std.tqdm.__init__, disable=True))
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ damaged store is refused on opening (cheaply, naming the file), checkpoints load
 code, and every misuse ends with exit code 2 and one line on stderr."""
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -21,6 +20,8 @@ import hebb_utils.data.store as store
 from hebb_utils import Activations, load_activations, open_activations, save_activations, write_shards
 from hebb_utils.cli import load_checkpoint, main
 
+pytestmark = pytest.mark.usefixtures("quiet_bars")  # bars off for in-process calls (conftest.py)
+
 MIRROR = os.environ.get("HEBB_DATA_MIRROR", "").strip()
 ROWS, DIM, SHARD_ROWS = 200, 8, 64  # 4 shards: 64, 64, 64 and 8 rows
 STORIES = [f"story {i}" for i in range(10)]
@@ -34,13 +35,6 @@ def table(n: int = ROWS) -> pd.DataFrame:
 def digests(root: Path) -> dict:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture(autouse=True)
-def _no_progress_bars(monkeypatch):
-    import tqdm.std
-
-    monkeypatch.setattr(tqdm.std.tqdm, "__init__", functools.partialmethod(tqdm.std.tqdm.__init__, disable=True))
 
 
 @pytest.fixture
@@ -78,22 +72,6 @@ def cli(capsys, *argv) -> tuple[int, str]:
 # 1. extract never replaces an existing folder without --force; a store of the same settings resumes
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    if not MIRROR:
-        pytest.skip("HEBB_DATA_MIRROR is not set: extract reads the tokenizer and TinyStories from the offline mirror")
-    from transformers import GPTNeoConfig, GPTNeoForCausalLM
-
-    from hebb_utils import load_tokenizer
-
-    config = GPTNeoConfig(vocab_size=50257, hidden_size=16, num_layers=2, num_heads=2, window_size=32,
-                          attention_types=[[["global", "local"], 1]], max_position_embeddings=64, intermediate_size=32,
-                          bos_token_id=50256, eos_token_id=50256)
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-gpt-neo")
-    GPTNeoForCausalLM(config).save_pretrained(folder)
-    load_tokenizer("roneneldan/TinyStories-1M").save_pretrained(folder)
-    return folder
 
 
 def extract(model, out, *extra):

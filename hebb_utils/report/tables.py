@@ -200,9 +200,12 @@ def results_tables(results_dir) -> str:
                 "intervals do not overlap, \"indistinguishable\" that they do):", "", *findings, ""]
     run = next((x["run"] for x in (acts, found, pca) if x), None)
     if run:
+        pins = run.get("float_pins")  # results written before the pins were recorded have none
+        pinned = "" if pins is None else (", every float path pinned to AVX2 (`hebb_utils/pins.py`)" if pins.get("all_pinned")
+                                          else ", float paths NOT all pinned")
         out.append(f"_Measured on {run['machine']} ({run.get('cpu', 'unknown CPU')}), {run['cpu_count']} CPU cores, "
                    f"{run['torch_threads']} torch threads, torch {run['torch']}, BLAS {run.get('blas', '?')} "
-                   f"(MKL_CBWR={run.get('mkl_cbwr', '?')}), {run['date']}._")
+                   f"(MKL_CBWR={run.get('mkl_cbwr', '?')}){pinned}, {run['date']}._")
     return "\n".join(out)
 
 
