@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import tempfile
@@ -44,9 +45,25 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """`obj` as strict JSON (NaN and inf written as null, so every JSON reader accepts the file), atomically."""
+    text = json.dumps(strict_json(obj), indent=2, sort_keys=True, default=_json_default, allow_nan=False)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+        tmp.write_text(text + "\n")
     return Path(path)
+
+
+def strict_json(obj: Any) -> Any:
+    """`obj` (nested dicts, lists, numbers, arrays, tensors) with every NaN or infinite float replaced by
+    None, so that it is written as strict JSON (null) instead of Python's NaN / Infinity literals."""
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(float(obj)) else None
+    if hasattr(obj, "tolist") and not isinstance(obj, np.generic):  # a numpy array or a torch tensor
+        return strict_json(obj.tolist())
+    return obj
 
 
 def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:

@@ -110,3 +110,22 @@ def test_a_live_writers_folders_are_left_alone(tmp_path):
 
 def test_recover_dir_without_a_parent_folder(tmp_path):
     assert not recover_dir(tmp_path / "no" / "acts")
+
+
+def test_json_artifacts_are_strict(tmp_path):
+    """NaN and inf (Python, numpy, torch) are written as null: every JSON reader accepts the file."""
+    import json
+
+    import numpy as np
+    import torch
+
+    from hebb_utils.io import atomic_write_json
+
+    def refuse(token):
+        raise AssertionError(f"non-standard JSON literal {token}")
+
+    obj = {"p": float("nan"), "arr": np.array([1.0, np.inf]), "t": torch.tensor([-np.inf, 2.0]), "x": np.float32(0.5),
+           "nested": [{"q": float("-inf")}, (1, 2)], "ok": 3}
+    path = atomic_write_json(tmp_path / "r.json", obj)
+    back = json.loads(path.read_text(), parse_constant=refuse)
+    assert back == {"p": None, "arr": [1.0, None], "t": [None, 2.0], "x": 0.5, "nested": [{"q": None}, [1, 2]], "ok": 3}

@@ -24,7 +24,8 @@ import torch
 import hebb_utils
 from hebb_utils import Lateral, LateralSchedule, SoftHebbLinear, train_softhebb, train_som, write_shards
 from hebb_utils.cli import main
-from hebb_utils.report.lm_map import (MAP_FILES, check_map_output, draw_token_map, spreadsheet_safe, strict_json,
+from hebb_utils.io import strict_json
+from hebb_utils.report.lm_map import (MAP_FILES, check_map_output, draw_token_map, spreadsheet_safe,
                                       write_token_map)
 from hebb_utils.report.plots import plot_token_map
 from hebb_utils.report.token_map import token_map_html

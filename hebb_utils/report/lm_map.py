@@ -18,7 +18,6 @@ a leading apostrophe. A 1D grid (n,) is drawn as one row.
 from __future__ import annotations
 
 import contextlib
-import math
 import numbers
 import os
 import shutil
@@ -28,8 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..io import strict_json
+
 __all__ = ["write_token_map", "draw_token_map", "source_of", "map_files", "check_map_settings", "check_map_output",
-           "spreadsheet_safe", "strict_json", "MAP_FILES"]
+           "spreadsheet_safe", "MAP_FILES"]
 
 # the files of the map, after the prefix (draw_token_map writes the first four)
 MAP_FILES = ("map.png", "map_crop.png", "map.html", "top_tokens.csv", "metrics.json")
@@ -64,18 +65,6 @@ def spreadsheet_safe(cell):
     if not isinstance(cell, str):
         return cell
     return ("'" + cell if cell.startswith(FORMULA_START) else cell).replace("\r", "\\r")
-
-
-def strict_json(obj):
-    """`obj` (nested dicts, lists, numbers) with every NaN or infinite float replaced by None, so
-    that it is written as strict JSON (null), which every JSON reader accepts."""
-    if isinstance(obj, dict):
-        return {k: strict_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [strict_json(v) for v in obj]
-    if isinstance(obj, (float, np.floating)) and not math.isfinite(float(obj)):
-        return None
-    return obj
 
 
 def check_map_settings(*, top_tokens: int = 3, purity_top: int = 20, n_shuffles: int = 100,
