@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import time
@@ -48,34 +47,21 @@ def _numbers_as_values(argv: list[str]) -> list[str]:
     return out
 
 
-def _is_activation_folder(folder: Path) -> bool:
-    """A sharded store (manifest.json) or the single-folder artifact (meta.json beside acts.npy)."""
-    return (folder / "manifest.json").is_file() or ((folder / "meta.json").is_file() and (folder / "acts.npy").exists())
-
-
-def _check_out_path(out: Path, name: str = "--out") -> None:
-    """No regular file on the way to `out`, and its first existing folder writable."""
-    for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ValueError(f"{name} {out}: {parent} is a file, not a folder, so nothing can be written under it")
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise ValueError(f"{name} {out}: cannot write in {parent} (permission denied)")
-            return
-
-
 def _check_train_out(out: Path, activations: Path, force: bool) -> None:
     """The checkpoint path: never the activations or inside an activation folder; never an existing
     folder; an existing file only with --force."""
+    from .data.store import is_activation_folder
+    from .io import check_writable
+
     where, acts = out.resolve(), activations.resolve()
     if where == acts or acts in where.parents:
         raise ValueError(f"--out {out}: is {'the --activations path' if where == acts else 'inside the --activations folder'}; "
                          "a checkpoint there would overwrite or damage the activations: write it elsewhere")
-    inside = next((f for f in (where, *where.parents) if f.is_dir() and _is_activation_folder(f)), None)
+    inside = next((f for f in (where, *where.parents) if f.is_dir() and is_activation_folder(f)), None)
     if inside is not None:
         place = "an activation folder" if inside == where else f"inside the activation folder {inside}"
         raise ValueError(f"--out {out}: is {place}; a checkpoint there would damage it: write it elsewhere")
-    _check_out_path(out)
+    check_writable(out.parent, "--out", out)
     if out.is_dir():
         raise ValueError(f"--out {out}: is a folder; give the checkpoint's file name, e.g. {out / 'layer.pt'}")
     if out.exists() and not force:
@@ -85,12 +71,13 @@ def _check_train_out(out: Path, activations: Path, force: bool) -> None:
 def _check_extract_out(out: Path, force: bool) -> None:
     """The store's folder: not a file, not inside another activation folder; a folder that holds
     something other than a store (the single-folder artifact, other files) only with --force."""
-    from .data.store import store_state
+    from .data.store import is_activation_folder, store_state
+    from .io import check_writable
 
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: is a file, not a folder; give the folder of the store")
-    _check_out_path(out)
-    inside = next((f for f in out.resolve().parents if f.is_dir() and _is_activation_folder(f)), None)
+    check_writable(out.parent, "--out", out)
+    inside = next((f for f in out.resolve().parents if f.is_dir() and is_activation_folder(f)), None)
     if inside is not None:
         raise ValueError(f"--out {out}: is inside the activation folder {inside}; choose a folder outside it")
     kind, what = store_state(out)

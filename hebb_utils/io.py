@@ -44,6 +44,18 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             tmp.unlink()
 
 
+def check_writable(folder: str | os.PathLike, name: str, target: str | os.PathLike | None = None) -> None:
+    """Refuse (ValueError naming `name`) writing `target` (default: files in `folder`) when a regular
+    file stands on the way to `folder` or its first existing folder cannot be written. Creates nothing."""
+    folder = Path(folder)
+    shown = folder if target is None else Path(target)
+    existing = next(p for p in (folder, *folder.parents) if p.exists())  # the root always exists
+    if not existing.is_dir():
+        raise ValueError(f"{name} {shown}: {existing} is a file, not a folder, so nothing can be written under it")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{name} {shown}: cannot write in {existing} (permission denied)")
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     """`obj` as strict JSON (NaN and inf written as null, so every JSON reader accepts the file), atomically."""
     text = json.dumps(strict_json(obj), indent=2, sort_keys=True, default=_json_default, allow_nan=False)

@@ -258,6 +258,13 @@ def is_sharded(folder: str | os.PathLike) -> bool:
     return (Path(folder) / MANIFEST).is_file()
 
 
+def is_activation_folder(folder: str | os.PathLike) -> bool:
+    """Whether `folder` holds activations in either format (a manifest.json, or an acts.npy): what no
+    other output may be written into."""
+    folder = Path(folder)
+    return (folder / MANIFEST).is_file() or (folder / "acts.npy").exists()
+
+
 def check_dtype(dtype) -> str:
     """The stored dtype's name, 'float32' or 'float16'."""
     name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype

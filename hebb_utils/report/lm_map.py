@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import strict_json
+from ..data.store import is_activation_folder
+from ..io import check_writable, strict_json
 
 __all__ = ["write_token_map", "draw_token_map", "source_of", "map_files", "check_map_settings", "check_map_output",
            "spreadsheet_safe", "MAP_FILES"]
@@ -105,14 +106,8 @@ def check_map_output(out_dir: str | os.PathLike, prefix: str = "lm_", *, name: s
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{name}={out}: is a file, not a folder for the map's files")
-    existing = out
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ValueError(f"{name}={out}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{name}={out}: cannot write in {existing} (permission denied)")
-    if (out / "manifest.json").exists() or (out / "acts.npy").exists():
+    check_writable(out, name)
+    if is_activation_folder(out):
         raise ValueError(f"{name}={out}: is a folder of activations; write the map's files to another folder")
     resolved = out.resolve()
     for label, folder in (protect_folders or {}).items():

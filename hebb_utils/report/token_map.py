@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..checks import Grid
 from ..io import atomic_path
 
 __all__ = ["context_snippets", "token_map_html"]
@@ -179,20 +180,8 @@ def _visible(token: str) -> str:
 
 def _check_grid(grid) -> tuple[int, int]:
     """(rows, cols) of a checks.Grid, of (rows, cols), or of (n,): one row of n neurons (the 1D grid)."""
-    from ..checks import Grid
-
-    if isinstance(grid, Grid):
-        return grid.rows, grid.cols
-    if isinstance(grid, (tuple, list)) and len(grid) == 1:
-        grid = (1, *grid)
-    try:
-        rows, cols = grid
-    except (TypeError, ValueError):
-        raise ValueError(f"grid={grid!r}: expected (rows, cols), two positive integers, or (n,) for one row") from None
-    for v in (rows, cols):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"grid={grid!r}: expected (rows, cols), two positive integers")
-    return int(rows), int(cols)
+    grid = Grid.of(grid)
+    return grid.rows, grid.cols
 
 
 def _check_names(names, n: int) -> list[list[str]]:
