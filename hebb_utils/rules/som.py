@@ -27,7 +27,7 @@ import torch
 
 from ..checks import Grid, finite_float, matrix, positive_int
 
-__all__ = ["SOM", "train_som", "standardise"]
+__all__ = ["SOM", "train_som", "standardise", "as_float32"]
 
 # BatchNorm1d's eps: the same standardisation as the SoftHebb layer's
 BN_EPS = 1e-5
@@ -78,6 +78,19 @@ class SOM:
         return torch.cat(out)
 
 
+def as_float32(som) -> None:
+    """Make a MiniSom train in float32 instead of its float64: the weights and the grid coordinates the
+    neighbourhood is computed from. Every step of MiniSom streams the whole (rows, cols, D) weight
+    array several times, so halving its bytes makes a step ~3x faster (measured: 8.7 -> 2.9 ms at
+    15 x 30 x 3072 on 2 cores); the SoftHebb layer trains in float32 too. MiniSom has no dtype
+    option, so this sets its arrays; tests/test_som.py checks that it trains in float32 and lands
+    where float64 does."""
+    for name in ("_weights", "_xx", "_yy"):
+        if not isinstance(getattr(som, name, None), np.ndarray):
+            raise RuntimeError(f"this MiniSom has no array {name}: as_float32 was written for MiniSom 2.3")
+        setattr(som, name, getattr(som, name).astype(np.float32))
+
+
 def train_som(X, grid, *, sigma: float = 5.0, learning_rate: float = 0.5, sigma_decay: str = "linear_decay_to_one",
               lr_decay: str = "linear_decay_to_zero", max_samples: int | None = None, seed: int = 42) -> SOM:
     """One pass of MiniSom over X (samples, D) on `grid` (rows, cols); returns a SOM.
@@ -104,7 +117,7 @@ def train_som(X, grid, *, sigma: float = 5.0, learning_rate: float = 0.5, sigma_
     rows = torch.arange(X.shape[0])
     if max_samples is not None and max_samples < X.shape[0]:
         rows = torch.randperm(X.shape[0], generator=torch.Generator().manual_seed(seed))[:max_samples].sort().values
-    data = standardise(X[rows].double(), mean, var).numpy()  # (n, D) float64, MiniSom's precision
+    data = standardise(X[rows].double(), mean, var).float().numpy()  # (n, D) float32, as the SoftHebb layer
     try:
         som = MiniSom(grid.rows, grid.cols, X.shape[1], sigma=sigma, learning_rate=learning_rate,
                       decay_function=lr_decay, sigma_decay_function=sigma_decay,
@@ -112,6 +125,7 @@ def train_som(X, grid, *, sigma: float = 5.0, learning_rate: float = 0.5, sigma_
     except ValueError as e:  # an unknown decay name: MiniSom lists the ones it has
         raise ValueError(f"sigma_decay={sigma_decay!r} / lr_decay={lr_decay!r}: {e}") from None
     som.random_weights_init(data)
+    as_float32(som)
     start = time.perf_counter()
     som.train(data, len(data), random_order=True)  # one pass: a permutation of the samples
     seconds = time.perf_counter() - start
