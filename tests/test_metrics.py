@@ -200,6 +200,25 @@ def test_linear_probe_on_separable_blobs():
         linear_probe(X[:400], y[:400], X[400:, :5], y[400:])
 
 
+def test_linear_probe_on_a_seeded_subsample():
+    """train_samples fits on that many training rows (the seed's randperm, in order), scores every test row."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    g = torch.Generator().manual_seed(1)
+    y = torch.randint(0, 3, (600,), generator=g)
+    X = torch.randn(3, 8, generator=g)[y] * 1.5 + torch.randn(600, 8, generator=g)  # overlapping blobs
+    sub = linear_probe(X[:400], y[:400], X[400:], y[400:], train_samples=50, seed=3)
+    assert sub == linear_probe(X[:400], y[:400], X[400:], y[400:], train_samples=50, seed=3)
+    keep = torch.randperm(400, generator=torch.Generator().manual_seed(3))[:50].sort().values
+    scaler = StandardScaler().fit(X[keep].numpy())
+    ref = LogisticRegression(max_iter=200).fit(scaler.transform(X[keep].numpy()).astype("float32"), y[keep].numpy())
+    assert sub["test_acc"] == ref.score(scaler.transform(X[400:].numpy()).astype("float32"), y[400:].numpy())
+    assert linear_probe(X[:400], y[:400], X[400:], y[400:], train_samples=400) == linear_probe(X[:400], y[:400], X[400:], y[400:])
+    with pytest.raises(ValueError, match="train_samples"):
+        linear_probe(X[:400], y[:400], X[400:], y[400:], train_samples=1)
+
+
 def test_streaming_variants_agree_with_the_response_versions():
     from hebb_utils.measure.metrics import label_selectivity_from_winners, token_purity_from_top, topographic_error_from_winners
 

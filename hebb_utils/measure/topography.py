@@ -119,13 +119,14 @@ def weight_measures(model: SoftHebbLinear | SOM, X_std, grid) -> dict:
 
 
 def cifar_measure(X_train, y_train, X_test, y_test, grid, *, n_labels: int, n_shuffles: int = 100,
-                  probe_max_iter: int = 200):
+                  probe_max_iter: int = 200, probe_train_samples: int | None = None):
     """measure(name, model, seed) for images: X_* (samples, D) pixels, y_* (samples,) class labels.
 
     map_metrics on the test set (topographic error, distance rho, dead units, class purity), the
     linear probe on relu(u - mean u) of the responses (trained on the training set, scored on the
-    test set), and the weight measures on the test images standardised with the training set's
-    statistics (the units both maps are trained in).
+    test set; on a seeded subsample of `probe_train_samples` training images when given), and the
+    weight measures on the test images standardised with the training set's statistics (the units
+    both maps are trained in).
     """
     X_train, X_test = matrix("X_train", X_train, min_rows=2), matrix("X_test", X_test, X_train.shape[1])
     vector("y_train", y_train, X_train.shape[0], integer=True)
@@ -139,7 +140,7 @@ def cifar_measure(X_train, y_train, X_test, y_test, grid, *, n_labels: int, n_sh
         m = map_metrics(model, X_test, grid, labels=y_test, n_labels=n_labels, n_shuffles=n_shuffles, seed=run_seed)
         probe = linear_probe(triangle_activation(model.responses(X_train)), y_train,
                              triangle_activation(model.responses(X_test)), y_test, max_iter=probe_max_iter,
-                             seed=run_seed)
+                             seed=run_seed, train_samples=probe_train_samples)
         m.update(probe_triangle_test_acc=probe["test_acc"], probe_converged=probe["converged"],
                  **weight_measures(model, X_test_std, grid))
         return m
