@@ -1,0 +1,207 @@
+"""Every dictionary method of notebook 07 behind one interface, and the one evaluation they all get.
+
+A method is `fit(seed) -> Dictionary` (the shape `measure.analysis.methods_over_seeds` takes), so
+each runs on the same data, at the same dictionary size and sample budget, once per seed:
+
+    methods = {"softhebb annealed": softhebb_fit_dictionary(X, grid, lateral=..., lr=0.05),
+               "sae topk k=1": sae_fit(X, N, architecture="topk", k=1)}
+    runs, first = methods_over_seeds(methods, seeds, dictionary_measure(truth))
+
+A `Dictionary` is what the metrics need and nothing else: `decoder` (N, d), one direction per unit
+in the INPUT space (what a unit stands for), `encode` (X (n, d) -> codes (n, N), the method's own
+sparse code) and `decode` (codes -> X_hat (n, d)), plus the unit grid when the method lays its
+units on a map. What each method's decoder is:
+
+- SoftHebb: the layer read as the TopK SAE `dictionaries.saelens.export_saelens` writes (k winners
+  of u = w . z, z = (x - mu) / sigma; decoder sigma * w_j / |w_j|^2, offset mu);
+- MiniSom: the prototypes mu + sigma * w_j, a one-winner vector quantiser (code 1 on the winner);
+- Hebbian ICA: the mixing matrix (pseudo-inverse of the unmixing rows); its code is dense and
+  its signs arbitrary (`sign_symmetric`: the metrics take |cos|);
+- scikit-learn MiniBatchDictionaryLearning (coordinate descent, non-negative codes): its atoms;
+- SAELens SAEs (L1 or TopK): W_dec.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..checks import Grid, finite_float, matrix, positive_int
+from ..rules.ica import hebbian_ica
+from ..rules.lateral import Lateral, LateralSchedule
+from ..rules.layer import SoftHebbLinear
+from ..rules.som import train_som
+from ..rules.training import train_softhebb
+from .ground_truth import GroundTruth
+from .recovery import dead_units, explained_variance, mcc, mmcs, recovered_share, topographic_rank_correlation
+from .saelens import decode, encode, saelens_state, train_sae
+
+__all__ = ["Dictionary", "softhebb_fit_dictionary", "minisom_fit_dictionary", "ica_fit_dictionary",
+           "sklearn_fit_dictionary", "sae_fit", "dictionary_measure", "evaluate_dictionary"]
+
+
+@dataclass
+class Dictionary:
+    """A trained dictionary: N units, each with a direction in the input space (d)."""
+
+    decoder: torch.Tensor  # (N, d) what each unit stands for, in input units
+    encode: Callable[[torch.Tensor], torch.Tensor]  # X (n, d) -> codes (n, N)
+    decode: Callable[[torch.Tensor], torch.Tensor]  # codes (n, N) -> X_hat (n, d)
+    grid: tuple | None = None  # (rows, cols) when the units lie on a map: unit j at (j // cols, j % cols)
+    sign_symmetric: bool = False  # a unit and its negative mean the same (ICA): compare |cos|
+    model: object = None  # the trained object itself (layer, SOM, SAE, estimator)
+    info: dict = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------
+# the methods: fit(seed) -> Dictionary
+
+def softhebb_fit_dictionary(X, grid, *, lateral: Lateral | LateralSchedule | None, t_invert: float = 100.0,
+                            lr: float = 0.05, epochs: int = 1, batch_size: int = 64, k: int = 1, device="cpu"):
+    """fit(seed) -> the SoftHebb layer trained on X (n, d) with one unit per cell of grid, read
+    with a k-winner code (k = 1: its own winner-take-all)."""
+    X = matrix("X", X, min_rows=2)
+    n_units = Grid.of(grid).n
+    finite_float("t_invert", t_invert, minimum=0, strict_minimum=True)
+    k = positive_int("k", k)
+    if k > n_units:
+        raise ValueError(f"k={k}: expected at most the {n_units} units of grid {tuple(Grid.of(grid).shape)}")
+
+    def fit(seed: int) -> Dictionary:
+        layer = SoftHebbLinear(X.shape[1], n_units, t_invert, lateral=lateral, seed=seed, device=device)
+        train_softhebb(layer, X, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, progress=False)
+        layer = layer.cpu()
+        return Dictionary(decoder=saelens_state(layer)["W_dec"], encode=lambda x: encode(layer, x, k),
+                          decode=lambda c: decode(layer, c), grid=tuple(Grid.of(grid).shape), model=layer,
+                          info={"k": k})
+
+    return fit
+
+
+def minisom_fit_dictionary(X, grid, *, sigma: float, learning_rate: float = 0.5):
+    """fit(seed) -> one pass of MiniSom over X on grid, as a vector quantiser: the code of a sample
+    is 1 on its nearest prototype, the reconstruction that prototype."""
+    X = matrix("X", X, min_rows=2)
+    grid = Grid.of(grid)
+
+    def fit(seed: int) -> Dictionary:
+        som = train_som(X, grid.shape, sigma=sigma, learning_rate=learning_rate, seed=seed)
+        prototypes = som.mean + som.weights * torch.sqrt(som.var + 1e-5)  # (N, d) back in input units
+
+        def code(x):
+            winner = som.responses(x).argmax(1)  # the nearest prototype
+            return torch.nn.functional.one_hot(winner, grid.n).float()
+
+        return Dictionary(decoder=prototypes, encode=code, decode=lambda c: c @ prototypes, grid=tuple(grid.shape),
+                          model=som)
+
+    return fit
+
+
+def ica_fit_dictionary(X, n_components: int, **options):
+    """fit(seed) -> Hebbian ICA with n_components <= d (it unmixes at most d sources): the mixing
+    directions, the sources as a dense code."""
+    X = matrix("X", X, min_rows=2)
+    n_components = positive_int("n_components", n_components)
+    if n_components > X.shape[1]:
+        raise ValueError(f"n_components={n_components}: ICA finds at most d = {X.shape[1]} components (one per "
+                         "input dimension); ask for at most that many")
+
+    def fit(seed: int) -> Dictionary:
+        W = hebbian_ica(X, n_components, seed=seed, **options)  # (k, d): sources (X - mean) W^T
+        mean = X.mean(0)
+        A = torch.linalg.pinv(W.double()).float()  # (d, k): X - mean ~ S A^T
+        return Dictionary(decoder=A.T.contiguous(), encode=lambda x: (x - mean) @ W.T,
+                          decode=lambda s: s @ A.T + mean, sign_symmetric=True, model=W)
+
+    return fit
+
+
+def sklearn_fit_dictionary(X, n_components: int, *, alpha: float = 0.1, batch_size: int = 256,
+                           max_iter: int = 1, transform_alpha: float | None = None):
+    """fit(seed) -> scikit-learn's MiniBatchDictionaryLearning (coordinate descent, non-negative
+    codes), `max_iter` passes over X; codes by the same Lasso (transform_alpha, default alpha)."""
+    X = matrix("X", X, min_rows=2)
+    positive_int("n_components", n_components)
+
+    def fit(seed: int) -> Dictionary:
+        from sklearn.decomposition import MiniBatchDictionaryLearning
+
+        est = MiniBatchDictionaryLearning(n_components=n_components, alpha=alpha, batch_size=batch_size,
+                                          max_iter=max_iter, fit_algorithm="cd", positive_code=True,
+                                          transform_algorithm="lasso_cd", transform_alpha=transform_alpha or alpha,
+                                          random_state=seed)
+        est.fit(X.numpy())
+        atoms = torch.from_numpy(est.components_.astype(np.float32))  # (N, d)
+        return Dictionary(decoder=atoms, encode=lambda x: torch.from_numpy(est.transform(x.numpy()).astype(np.float32)),
+                          decode=lambda c: c @ atoms, model=est)
+
+    return fit
+
+
+def sae_fit(X, d_sae: int, **settings):
+    """fit(seed) -> an SAELens SAE trained on X by `dictionaries.saelens.train_sae(X, d_sae, **settings)`."""
+    X = matrix("X", X, min_rows=2)
+    positive_int("d_sae", d_sae)
+
+    def fit(seed: int) -> Dictionary:
+        sae, info = train_sae(X, d_sae, seed=seed, **settings)
+
+        @torch.no_grad()
+        def code(x):
+            return sae.encode(x)
+
+        @torch.no_grad()
+        def recon(c):
+            return sae.decode(c)
+
+        return Dictionary(decoder=sae.W_dec.detach().clone(), encode=code, decode=recon, model=sae,
+                          info={k: info[k] for k in ("seconds", "steps") if k in info})
+
+    return fit
+
+
+# ------------------------------------------------------------------------------------------------
+# one evaluation for all
+
+def evaluate_dictionary(dictionary: Dictionary, truth: GroundTruth | None, X, *, n_shuffles: int = 100,
+                        seed: int = 0, batch_size: int = 8192) -> dict:
+    """What a dictionary is worth, on X (n, d): mean L0 of its code, explained variance of its
+    reconstruction at that L0, dead units; against known features (truth): MMCS, MCC (Hungarian),
+    the share recovered at cosine >= 0.9; when both lay their units on a grid, the rank correlation
+    of the true and the matched units' grid distances with its shuffled-grid null."""
+    X = matrix("X", X, min_rows=2)
+    codes, recon = [], []
+    for i in range(0, X.shape[0], batch_size):  # codes of a large X in pieces
+        c = dictionary.encode(X[i:i + batch_size]).float()
+        codes.append(c.to_sparse() if c.shape[1] > 256 else c)
+        recon.append(dictionary.decode(c).float())
+    codes = torch.cat([c.to_dense() for c in codes])
+    out = {"l0": float((codes != 0).sum(1).float().mean()), "explained_variance": explained_variance(X, torch.cat(recon)),
+           "dead_fraction": dead_units(codes)}
+    if truth is not None:
+        absolute = dictionary.sign_symmetric
+        match = mcc(dictionary.decoder, truth.features, absolute=absolute)
+        out.update(mmcs=mmcs(dictionary.decoder, truth.features, absolute=absolute), mcc=match["mcc"],
+                   recovered_share=recovered_share(dictionary.decoder, truth.features, 0.9, absolute=absolute))
+        if truth.grid is not None and dictionary.grid is not None:
+            topo = topographic_rank_correlation(truth.grid, dictionary.grid, match, n_shuffles=n_shuffles, seed=seed)
+            out.update(topographic_rho=topo["rho"], topographic_null=topo["null_mean"], topographic_p=topo["p_value"])
+    return out
+
+
+def dictionary_measure(truth: GroundTruth | None, X=None, **options):
+    """measure(name, dictionary, seed) for methods_over_seeds: evaluate_dictionary on X (default:
+    the ground truth's samples)."""
+    X = truth.X if X is None else X
+
+    def measure(name: str, dictionary: Dictionary, seed: int) -> dict:
+        start = time.perf_counter()
+        out = evaluate_dictionary(dictionary, truth, X, seed=seed, **options)
+        out["eval_seconds"] = round(time.perf_counter() - start, 2)
+        return out
+
+    return measure
