@@ -122,7 +122,12 @@ $(R)/05_lm_softhebb.json: $(ACTS)/meta.json $(call notebook_deps,05_lm_softhebb)
 $(R)/06_topography.json: $(ACTS)/meta.json $(call notebook_deps,06_topography) | $(STAMP)
 	$(call run_notebook,06_topography,$(R),-p results_dir $(R) -p figures_dir $(F) -p activations_dir $(ACTS))
 
-RESULTS_JSON := $(R)/01_extract_activations.json $(R)/02_foundations.json $(R)/03_pca_family.json $(R)/04_cifar_softhebb.json $(R)/05_lm_softhebb.json $(R)/06_topography.json
+# 7. dictionaries: SoftHebb against SAELens sparse autoencoders, MiniSom, ICA and scikit-learn, on ground truth
+#    (Sharkey's toys, SAELens' synthetic benchmark, a topographic one) and on the activations
+$(R)/07_dictionaries.json: $(ACTS)/meta.json $(call notebook_deps,07_dictionaries) | $(STAMP)
+	$(call run_notebook,07_dictionaries,$(R),-p results_dir $(R) -p figures_dir $(F) -p activations_dir $(ACTS))
+
+RESULTS_JSON := $(R)/01_extract_activations.json $(R)/02_foundations.json $(R)/03_pca_family.json $(R)/04_cifar_softhebb.json $(R)/05_lm_softhebb.json $(R)/06_topography.json $(R)/07_dictionaries.json
 
 # the README's results table is generated from the JSON files, so it cannot drift
 README.md: $(ACTS)/meta.json $(RESULTS_JSON) $(call deps_of,$(H)/report/__main__.py) $(ALWAYS) | $(STAMP)
@@ -152,6 +157,7 @@ smoke: $(STAMP)
 	$(call run_notebook,04_cifar_softhebb,$(S),-p results_dir $(S) -p figures_dir $(S)/figures -p smoke True)
 	$(call run_notebook,05_lm_softhebb,$(S),-p results_dir $(S) -p figures_dir $(S)/figures -p activations_dir $(S)/activations -p smoke True)
 	$(call run_notebook,06_topography,$(S),-p results_dir $(S) -p figures_dir $(S)/figures -p activations_dir $(S)/activations -p smoke True)
+	$(call run_notebook,07_dictionaries,$(S),-p results_dir $(S) -p figures_dir $(S)/figures -p activations_dir $(S)/activations -p smoke True)
 	@echo "smoke: all notebooks ran"
 
 bench: $(STAMP)

@@ -29,6 +29,13 @@ gathers the public names):
         analysis.py    one streaming pass over many samples for the metrics of a trained map; runs over seeds
         seeds.py       means and 95% intervals over seeds
         topography.py  notebook 06's experiments: SoftHebb (fixed, annealed) against MiniSom on one grid
+    dictionaries/      notebook 07: is the Hebbian dictionary a good dictionary? (imports SAELens lazily)
+        ground_truth.py  superposition with known features: Sharkey et al.'s toys, a topographic one
+        synthetic.py     SAELens' own synthetic benchmark, built locally and scored by SAELens
+        recovery.py      MMCS, Hungarian MCC, recovered share, explained variance, dead units, topographic rank rho
+        saelens.py       SAELens SAEs trained beside SoftHebb; export_saelens; any SAE on the map
+        methods.py       every method as fit(seed) -> Dictionary, and the one evaluation they all get
+        goals.py         the goals set before measuring, judged on the seeds' intervals
     report/
         plots.py, token_map.py (the interactive map page), lm_map.py (the map of words as files),
         tables.py (results JSON and the README's tables), reproduce.py (the check against the committed numbers)

@@ -16,7 +16,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["atomic_path", "atomic_write_json", "atomic_torch_save", "atomic_replace_dir", "recover_dir", "portable"]
+__all__ = ["atomic_path", "atomic_write_json", "atomic_torch_save", "atomic_replace_dir", "recover_dir", "portable",
+           "bars_off"]
 
 MIRROR_ENV = "HEBB_DATA_MIRROR"
 
@@ -220,3 +221,26 @@ def _json_default(o: Any) -> Any:
     except ImportError:  # pragma: no cover
         pass
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+@contextlib.contextmanager
+def bars_off(*modules: str) -> Iterator[None]:
+    """Turn off the tqdm bars that library `modules` (names of modules that did `from tqdm... import
+    tqdm`) draw while the block runs: transformers' GGUF de-quantisation and SAELens' trainer draw
+    theirs with no switch, and in an executed notebook they leave "0%" lines in the committed output.
+    The module attributes are restored after the block."""
+    import functools
+    import importlib
+
+    saved = []
+    for name in modules:
+        module = importlib.import_module(name)
+        bar = getattr(module, "tqdm", None)
+        if bar is not None:
+            saved.append((module, bar))
+            module.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        for module, bar in saved:
+            module.tqdm = bar

@@ -37,7 +37,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from ..checks import positive_int
-from ..io import atomic_path, portable
+from ..io import atomic_path, bars_off, portable
 
 __all__ = ["DataSourceError", "mirror_dir", "resolve_source", "resolve_device", "default_cache_dir", "load_cifar10",
            "cifar_inputs", "load_tinystories", "load_tokenizer", "load_language_model", "is_causal_lm",
@@ -392,15 +392,9 @@ def _lm_source(name: str | os.PathLike | None) -> dict:
 def _gguf_errors(source: dict):
     """transformers' errors for a GGUF it cannot read, as one error naming the argument and the fix;
     and its de-quantising bar off (it is not switched by hf_logging, and reads "0%" in notebooks)."""
-    import functools
-
-    import transformers.modeling_gguf_pytorch_utils as gguf_utils
-
-    bar = getattr(gguf_utils, "tqdm", None)
-    if bar is not None:
-        gguf_utils.tqdm = functools.partial(bar, disable=True)
     try:
-        yield
+        with bars_off("transformers.modeling_gguf_pytorch_utils"):
+            yield
     except ImportError as e:  # the `gguf` package (and `accelerate`) read the file
         raise DataSourceError(f"model_name={source['name']!r}: reading a GGUF file needs the `gguf` and "
                               f"`accelerate` packages ({e}); `make venv` installs them") from None
@@ -410,9 +404,6 @@ def _gguf_errors(source: dict):
             "It reads GGUF of the architectures in transformers.integrations.ggml.GGUF_CONFIG_MAPPING (llama, "
             "mistral, qwen2, gpt2, ...) and the common quantisations; convert the model to a Hugging Face folder "
             "(save_pretrained) and pass that folder instead") from None
-    finally:
-        if bar is not None:
-            gguf_utils.tqdm = bar
 
 
 def load_tokenizer(name: str | os.PathLike):

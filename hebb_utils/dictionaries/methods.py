@@ -40,7 +40,7 @@ from .recovery import dead_units, explained_variance, mcc, mmcs, recovered_share
 from .saelens import decode, encode, saelens_state, train_sae
 
 __all__ = ["Dictionary", "softhebb_fit_dictionary", "minisom_fit_dictionary", "ica_fit_dictionary",
-           "sklearn_fit_dictionary", "sae_fit", "dictionary_measure", "evaluate_dictionary"]
+           "sklearn_fit_dictionary", "sae_fit", "dictionary_measure", "evaluate_dictionary", "benchmark_measure"]
 
 
 @dataclass
@@ -142,10 +142,13 @@ def sklearn_fit_dictionary(X, n_components: int, *, alpha: float = 0.1, batch_si
     return fit
 
 
-def sae_fit(X, d_sae: int, **settings):
-    """fit(seed) -> an SAELens SAE trained on X by `dictionaries.saelens.train_sae(X, d_sae, **settings)`."""
+def sae_fit(X, d_sae: int, grid=None, **settings):
+    """fit(seed) -> an SAELens SAE trained on X by `dictionaries.saelens.train_sae(X, d_sae, **settings)`.
+    grid (rows, cols) with rows * cols = d_sae lays its latents on a map in index order (an SAE has no
+    layout of its own: the null a topographic map is compared with)."""
     X = matrix("X", X, min_rows=2)
     positive_int("d_sae", d_sae)
+    grid = None if grid is None else tuple(Grid.of(grid, n=d_sae, what="latents of the SAE").shape)
 
     def fit(seed: int) -> Dictionary:
         sae, info = train_sae(X, d_sae, seed=seed, **settings)
@@ -158,7 +161,7 @@ def sae_fit(X, d_sae: int, **settings):
         def recon(c):
             return sae.decode(c)
 
-        return Dictionary(decoder=sae.W_dec.detach().clone(), encode=code, decode=recon, model=sae,
+        return Dictionary(decoder=sae.W_dec.detach().clone(), encode=code, decode=recon, model=sae, grid=grid,
                           info={k: info[k] for k in ("seconds", "steps") if k in info})
 
     return fit
@@ -203,5 +206,21 @@ def dictionary_measure(truth: GroundTruth | None, X=None, **options):
         out = evaluate_dictionary(dictionary, truth, X, seed=seed, **options)
         out["eval_seconds"] = round(time.perf_counter() - start, 2)
         return out
+
+    return measure
+
+
+def benchmark_measure(synthetic_model, n_samples: int = 20_000):
+    """measure(name, dictionary, seed) on SAELens' synthetic benchmark: the dictionary as an SAELens SAE
+    (an SAE as it is; a SoftHebb layer as export_saelens writes it, k from its Dictionary) scored by
+    SAELens' own eval_sae_on_synthetic_data on n_samples fresh rows (dictionaries.synthetic)."""
+    from .synthetic import eval_on_synthetic, softhebb_as_sae
+
+    positive_int("n_samples", n_samples)
+
+    def measure(name: str, dictionary: Dictionary, seed: int) -> dict:
+        model = dictionary.model
+        sae = softhebb_as_sae(model, dictionary.info["k"]) if isinstance(model, SoftHebbLinear) else model
+        return eval_on_synthetic(sae, synthetic_model, n_samples=n_samples, seed=seed)
 
     return measure

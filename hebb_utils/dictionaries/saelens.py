@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from ..checks import Grid, device_of, finite_float, matrix, positive_int
-from ..io import atomic_replace_dir, atomic_write_json, check_writable
+from ..io import atomic_replace_dir, atomic_write_json, bars_off, check_writable
 from ..rules.lateral import Lateral
 from ..rules.layer import SoftHebbLinear
 
@@ -151,7 +151,8 @@ def train_sae(X, d_sae: int, *, architecture: str = "topk", k: int | None = None
         sae = sae_class(sae_cfg)
         trainer = RecordingTrainer(trainer_cfg, sae, _batches(X, batch_size, seed))
         start = time.perf_counter()
-        trained = trainer.fit()
+        with bars_off("sae_lens.training.sae_trainer", "sae_lens.training.activation_scaler"):  # no switch of their own
+            trained = trainer.fit()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - start

@@ -192,6 +192,7 @@ def results_tables(results_dir) -> str:
             rows = [(run, *(format_mean_ci(runs[run], c) for c in d["columns"]), _seed_count(runs[run])) for run in order]
             out += _table(("run", *d["columns"], "seeds"), rows) + [""]
         out += [topography_findings(runs, design), ""]
+    out += _dictionaries(load("07_dictionaries"))
     findings = _findings(load("04_cifar_softhebb"), load("05_lm_softhebb"))
     if findings:
         out += ["**What the seeds say** (generated from the JSON: \"lower\" / \"higher\" means the two 95% "
@@ -205,6 +206,40 @@ def results_tables(results_dir) -> str:
                    f"{run['torch_threads']} torch threads, torch {run['torch']}, BLAS {run.get('blas', '?')} "
                    f"(MKL_CBWR={run.get('mkl_cbwr', '?')}){pinned}, {run['date']}._")
     return "\n".join(out)
+
+
+# notebook 07's tables: which metrics each data set is read by, and their names in the README
+DICTIONARY_TABLES = {
+    "saelens benchmark": ("bench_columns", ("mcc", "f1_score", "precision", "recall", "explained_variance", "sae_l0",
+                                            "train_seconds")),
+    "topographic": (None, ("topographic_rho", "topographic_null", "mmcs", "recovered_share", "explained_variance",
+                           "train_seconds")),
+    "real activations": (None, ("explained_variance", "dead_fraction", "token_purity", "topographic_error", "seed_mcc",
+                                "train_seconds")),
+}
+
+
+def _dictionaries(res: dict | None) -> list[str]:
+    """Notebook 07: one table per data set (mean [95% interval] over seeds) and the goals' verdicts."""
+    if not res:
+        return []
+    runs, config = res["results"]["runs"], res["config"]
+    out = [f"**Dictionaries: SoftHebb against SAELens SAEs on known features** (notebook 07), mean [95% interval] "
+           f"over {len(config['seeds'])} seeds (the baselines and the real activations: fewer, as the seeds column "
+           f"says); real activations: {res['source'].get('lm', {}).get('label', '')}", ""]
+    order = ("toy", "saelens benchmark", "topographic", "real activations")  # the notebook's order (JSON sorts keys)
+    for name in sorted(runs, key=lambda n: (next((i for i, o in enumerate(order) if n.startswith(o)), len(order)), n)):
+        table = runs[name]
+        columns = DICTIONARY_TABLES.get(name, (None, ("mmcs", "mcc", "recovered_share", "explained_variance", "l0",
+                                                      "dead_fraction", "train_seconds")))[1]
+        out += [f"_{name}_", ""]
+        out += _table(("method", *columns, "seeds"),
+                      [(run, *(format_mean_ci(entry, c) for c in columns), _seed_count(entry))
+                       for run, entry in table.items()])
+        out.append("")
+    out += ["**Goals of notebook 07** (set before measuring; judged on the 95% intervals):", ""]
+    out += [f"- **{'met' if g['met'] else 'missed'}**: {g['goal']}. {g['evidence']}." for g in res["results"]["goals"]]
+    return out + [""]
 
 
 def _figures(cifar: dict | None, lm: dict | None) -> list[str]:
