@@ -74,6 +74,8 @@ def format_mean_ci(run: dict, metric: str, digits: int = 3) -> str:
     if "mean" in run:
         if metric not in run["mean"]:
             return "-"
+        if metric not in run.get("n_by_metric", {}):  # one number for the run, not a per-seed value (a pair's MCC)
+            return f"{run['mean'][metric]:.{digits}f}"
         lo, hi = run["ci95"][metric]
         if run["n_by_metric"][metric] == 1:
             return f"{run['mean'][metric]:.{digits}f} (1 seed)"
