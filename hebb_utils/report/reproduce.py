@@ -43,7 +43,7 @@ FAMILY_ALPHA = 0.05  # Holm: the chance of any false "discrepant" among the seed
 # Deterministic floats: (pattern on "notebook / metric", relative tol, absolute tol, why). The first match wins.
 TOLERANCES = [
     (r"probe_\w*acc", 0.0, 5e-4,
-     "a linear probe's accuracy moves in steps of one test sample (1e-4 of CIFAR-10's 10,000); L-BFGS in float64 "
+     "a linear probe's accuracy moves in steps of one test sample (1e-4 of CIFAR-10's 10,000); L-BFGS (float32) "
      "on another CPU can flip a few samples at the decision boundary"),
     (r"ICA|kurtosis", 1e-3, 1e-6,
      "Hebbian ICA runs thousands of non-linear float32 steps after a whitening, and FastICA stops its fixed-point "
