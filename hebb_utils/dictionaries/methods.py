@@ -33,7 +33,7 @@ from ..checks import Grid, finite_float, matrix, positive_int
 from ..rules.ica import hebbian_ica
 from ..rules.lateral import Lateral, LateralSchedule
 from ..rules.layer import SoftHebbLinear
-from ..rules.som import train_som
+from ..rules.som import BN_EPS, train_som
 from ..rules.training import train_softhebb
 from .ground_truth import GroundTruth
 from .recovery import dead_units, explained_variance, mcc, mmcs, recovered_share, topographic_rank_correlation
@@ -89,7 +89,7 @@ def minisom_fit_dictionary(X, grid, *, sigma: float, learning_rate: float = 0.5)
 
     def fit(seed: int) -> Dictionary:
         som = train_som(X, grid.shape, sigma=sigma, learning_rate=learning_rate, seed=seed)
-        prototypes = som.mean + som.weights * torch.sqrt(som.var + 1e-5)  # (N, d) back in input units
+        prototypes = som.mean + som.weights * torch.sqrt(som.var + BN_EPS)  # (N, d) back in input units
 
         def code(x):
             winner = som.responses(x).argmax(1)  # the nearest prototype

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 
@@ -41,6 +42,19 @@ NORMALIZATIONS = ("expected_average_only_in", "none", "covariance_whitening")
 
 # -----------------------------------------------------------------------------
 # training an SAELens SAE on activations in memory
+
+
+@contextmanager
+def seeded_global_rng(seed: int, device: str | torch.device):
+    """Run the block with torch's global CPU generator (and `device`'s CUDA one) seeded with `seed`, the
+    caller's states restored afterwards (SAELens draws from the global generators only)."""
+    device = torch.device(device)
+    cuda = [torch.cuda.current_device() if device.index is None else device.index] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.random.default_generator.manual_seed(seed)
+        for index in cuda:
+            torch.cuda.default_generators[index].manual_seed(seed)
+        yield
 
 
 def train_sae(X, d_sae: int, *, architecture: str = "topk", k: int | None = None,
@@ -145,9 +159,7 @@ def train_sae(X, d_sae: int, *, architecture: str = "topk", k: int | None = None
                 losses.setdefault(name, []).append(value.detach())
             return out
 
-    cuda = [torch.cuda.current_device() if device.index is None else device.index] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(seed)
+    with seeded_global_rng(seed, device):
         sae = sae_class(sae_cfg)
         trainer = RecordingTrainer(trainer_cfg, sae, _batches(X, batch_size, seed))
         start = time.perf_counter()

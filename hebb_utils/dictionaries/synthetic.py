@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
-from contextlib import contextmanager
 
 import torch
 
 from ..checks import finite_float, positive_int
 from .ground_truth import GroundTruth
 from .recovery import mcc as signed_mcc
-from .saelens import export_saelens
+from .saelens import export_saelens, seeded_global_rng
 
 __all__ = ["saelens_synthetic", "eval_on_synthetic", "softhebb_as_sae", "EVAL_KEYS"]
 
@@ -51,19 +50,6 @@ _CHUNK = 16_384  # rows per SAELens draw: bounds the peak memory; fixed, so the 
 # what eval_on_synthetic returns (all floats), in this order
 EVAL_KEYS = ("true_l0", "sae_l0", "dead_latents", "dead_fraction", "shrinkage", "explained_variance", "mcc",
              "mcc_signed", "uniqueness", "precision", "recall", "f1_score", "accuracy")
-
-
-@contextmanager
-def _seeded(seed: int, device: str):
-    """Run the block with torch's global CPU generator (and `device`'s CUDA one) seeded with `seed`, the
-    caller's states restored afterwards (SAELens draws from the global generators only)."""
-    device = torch.device(device)
-    cuda = [torch.cuda.current_device() if device.index is None else device.index] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
-        torch.random.default_generator.manual_seed(seed)
-        for index in cuda:
-            torch.cuda.default_generators[index].manual_seed(seed)
-        yield
 
 
 # ----------------------------------------------------------------------------------------------
@@ -146,7 +132,7 @@ def saelens_synthetic(n_samples: int, num_features: int = 512, hidden_dim: int =
                                seed=seed, **config)
     model = SyntheticModel(cfg, device="cpu")
 
-    with _seeded(seed + _SAMPLE_OFFSET, "cpu"):
+    with seeded_global_rng(seed + _SAMPLE_OFFSET, "cpu"):
         parts = [model.sample_with_features(min(_CHUNK, n_samples - start)) for start in range(0, n_samples, _CHUNK)]
     X = torch.cat([x for x, _ in parts])  # (n_samples, hidden_dim)
     codes = torch.cat([c for _, c in parts])  # (n_samples, num_features)
@@ -224,7 +210,7 @@ def eval_on_synthetic(sae, model, n_samples: int = 100_000, seed: int = 0, batch
     seed = positive_int("seed", seed, minimum=0)
     batch_size = positive_int("batch_size", batch_size)
 
-    with _seeded(_EVAL_OFFSET + seed, model.device):
+    with seeded_global_rng(_EVAL_OFFSET + seed, model.device):
         result = eval_sae_on_synthetic_data(sae, model.feature_dict, model.activation_generator,
                                             num_samples=n_samples, batch_size=batch_size)
     c = result.classification
