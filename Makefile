@@ -3,6 +3,7 @@
 #
 #   make reproduce   EVERYTHING, in order, whatever is on disk: all notebooks, figures, HTML, the
 #                    README tables; then `make check` against the numbers committed in git
+#   make paper       paper/paper.pdf from results/*.json and figures/ (Typst, offline; make reproduce builds it last)
 #   make check       only the comparison: results/*.json vs the committed reference (verdict table)
 #   make update      incremental, for development: re-runs only the notebooks whose inputs changed
 #   make activations only notebook 1: the language model's activations (results/activations/lm)
@@ -45,7 +46,8 @@ export ONEDNN_MAX_CPU_ISA ?= AVX2
 export MKL_DYNAMIC ?= FALSE
 PAPERMILL    := $(PY) -m papermill --kernel python3 --log-output --no-progress-bar
 # the offline template drops the CDN scripts (require.js, MathJax, ...) of nbconvert's lab template
-NBCONVERT    := $(PY) -m jupyter nbconvert --to html --log-level WARN \
+# notebooks/nbconvert/config.py: one parameters cell, and the conclusions shown without their code
+NBCONVERT    := $(PY) -m jupyter nbconvert --to html --log-level WARN --config notebooks/nbconvert/config.py \
                 --TemplateExporter.extra_template_basedirs=notebooks/nbconvert --template offline
 R            := results
 F            := figures
@@ -60,7 +62,7 @@ PKG_DEPS     := $(shell $(PYTHON_SYS) tools/import_graph.py --make $(sort $(wild
 deps_of       = $(or $(subst $(comma), ,$(patsubst $(1)=%,%,$(filter $(1)=%,$(PKG_DEPS)))),$(error tools/import_graph.py \
                  gave no hebb_utils files for $(1): run `$(PYTHON_SYS) tools/import_graph.py $(1)` to see why))
 # the HTML template every notebook is rendered with
-TEMPLATE     := $(wildcard notebooks/nbconvert/offline/*)
+TEMPLATE     := $(wildcard notebooks/nbconvert/offline/*) notebooks/nbconvert/config.py $(H)/report/render.py
 # notebook_deps(name): what notebook `name`'s artifacts are made from (beyond the data it reads)
 notebook_deps = notebooks/$(1).ipynb $(call deps_of,notebooks/$(1).ipynb) $(TEMPLATE) $(ALWAYS)
 
@@ -69,9 +71,9 @@ notebook_deps = notebooks/$(1).ipynb $(call deps_of,notebooks/$(1).ipynb) $(TEMP
 # of width 576 run per token, against TinyStories-1M's 6 of width 64). See README "Choices for the offline run".
 N_STORIES    ?= 800
 
-.PHONY: reproduce update check activations test smoke bench clean venv help force
+.PHONY: reproduce update check activations test smoke bench clean venv help force paper
 help:
-	@sed -n '1,19p' Makefile
+	@sed -n '1,20p' Makefile
 
 # `make reproduce` passes FORCE=1: every notebook then counts as out of date (a checkout leaves
 # the committed results newer than their sources, so plain timestamps would skip some).
@@ -133,7 +135,13 @@ RESULTS_JSON := $(R)/01_extract_activations.json $(R)/02_foundations.json $(R)/0
 README.md: $(ACTS)/meta.json $(RESULTS_JSON) $(call deps_of,$(H)/report/__main__.py) $(ALWAYS) | $(STAMP)
 	$(PY) -m hebb_utils.report --results $(R) --readme README.md
 
-update: README.md
+# the short paper: every number and figure read from results/*.json and figures/ when it is built (Typst, offline)
+paper/paper.pdf: $(wildcard paper/*.typ) paper/refs.yml $(H)/report/paper.py $(RESULTS_JSON) $(wildcard $(F)/*.png) | $(STAMP)
+	$(PY) -m hebb_utils.report.paper --out $@
+
+paper: paper/paper.pdf
+
+update: README.md paper/paper.pdf
 
 reproduce: | $(STAMP)
 	@start=$$(date +%s); $(MAKE) --no-print-directory update FORCE=1; \

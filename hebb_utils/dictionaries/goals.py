@@ -7,6 +7,8 @@ goal is not called met on a lucky seed.
 """
 from __future__ import annotations
 
+from ..measure.seeds import format_interval, format_number
+
 __all__ = ["interval", "above", "recovery_goal", "benchmark_goal", "topography_goal", "real_goal"]
 
 
@@ -17,8 +19,7 @@ def interval(run: dict, metric: str) -> tuple[float, float, float]:
 
 
 def _fmt(run: dict, metric: str) -> str:
-    mean, low, high = interval(run, metric)
-    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+    return format_interval(*interval(run, metric))
 
 
 def above(run_a: dict, run_b: dict, metric: str) -> bool:
@@ -66,7 +67,7 @@ def topography_goal(runs: dict, annealed: str, sae: str, rho: float = 0.7, recov
     return {"goal": f"topographic ground truth: annealed map rho >= {rho} and MMCS >= {recovery}; the SAE at the null",
             "met": bool(met),
             "evidence": f"{annealed}: rho {_fmt(ours, 'topographic_rho')}, MMCS {_fmt(ours, 'mmcs')}; "
-                        f"{sae}: rho {_fmt(theirs, 'topographic_rho')} (null {null:.3f})"}
+                        f"{sae}: rho {_fmt(theirs, 'topographic_rho')} (null {format_number(null)})"}
 
 
 def real_goal(runs: dict, softhebb: str, sae: str, ev_gap: float = 0.1) -> dict:

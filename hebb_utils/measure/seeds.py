@@ -1,12 +1,20 @@
 """Numbers from stochastic runs carry their spread over seeds.
 
 A run that depends on a seed (initial weights, batch order) is repeated over `seeds`; each metric
-is then reported as its mean with a 95% confidence interval of the mean (Student t, n - 1 degrees
-of freedom), and the per-seed values are kept so that anyone can recompute anything:
+is then reported as its mean with a 95% percentile-bootstrap interval of the mean (the seeds
+resampled with replacement, BOOTSTRAP_RESAMPLES times, from a fixed generator, so the interval is
+reproducible), and the per-seed values are kept so that anyone can recompute anything:
 
     summarise_seeds([{"seed": 42, "rho": 0.24, ...}, {"seed": 43, ...}, ...])
     -> {"n": 5, "mean": {"rho": ...}, "ci95": {"rho": [lo, hi]}, "std": {...}, "n_by_metric": {...},
         "seeds": [the per-seed dicts]}
+
+Why the bootstrap and not Student t: a resampled mean lies between the smallest and the largest
+seed, so the interval of a bounded quantity (a fraction, a correlation, an accuracy, a p-value)
+never leaves its bounds (t gave dead fractions of [-0.002, 0.004] and p-values of [0.144, 1.060]).
+The price: with 2 or 3 seeds the interval is exactly [min, max] of the seeds, and with few seeds it
+covers the true mean less often than 95%. The reproduction check's tolerance (difference_tolerance)
+stays a t interval of the difference of two means.
 
 A metric missing from some seeds (e.g. a slow probe run on fewer seeds) is summarised over the
 seeds that have it, and `n_by_metric` says over how many.
@@ -15,7 +23,26 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["seed_list", "t_quantile", "mean_ci", "summarise_seeds", "difference_tolerance"]
+import numpy as np
+
+__all__ = ["seed_list", "t_quantile", "mean_ci", "summarise_seeds", "difference_tolerance", "BOOTSTRAP_RESAMPLES",
+           "METRIC_BOUNDS", "format_number", "format_interval"]
+
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0  # one fixed generator per interval: the same values give the same interval, in any order of metrics
+
+# The range each metric can take (what the intervals must stay inside; tests/test_report.py checks the
+# committed results against it). Shares, accuracies, purities and p-values in [0, 1]; correlations and
+# cosines in [-1, 1]; counts, times and dimensions >= 0; explained variance <= 1.
+_UNIT = ("accuracy", "class_chance", "class_purity", "class_purity_weighted", "dead_fraction", "f1_score", "p_value",
+         "precision", "probe_test_acc", "probe_train_acc", "probe_triangle_test_acc", "recall", "recovered_share",
+         "token_purity", "topographic_error", "topographic_error_4", "topographic_p", "uniqueness")
+_SIGNED = ("distance_rho", "null_rho", "neighbour_similarity", "topographic_rho", "topographic_null", "mcc",
+           "mcc_signed", "seed_mcc", "mmcs")
+_POSITIVE = ("dead_latents", "effective_dimension", "eval_seconds", "train_seconds", "l0", "sae_l0", "true_l0",
+             "null_rho_std", "reconstruction_error", "shrinkage")
+METRIC_BOUNDS = {**{m: (0.0, 1.0) for m in _UNIT}, **{m: (-1.0, 1.0) for m in _SIGNED},
+                 **{m: (0.0, math.inf) for m in _POSITIVE}, "explained_variance": (-math.inf, 1.0)}
 
 
 def seed_list(first: int, n_seeds: int) -> list[int]:
@@ -33,17 +60,24 @@ def t_quantile(df: int, level: float = 0.95) -> float:
 
 
 def mean_ci(values, level: float = 0.95) -> tuple[float, float, float, float]:
-    """(mean, low, high, sample std) of `values`; with one value the interval is that value."""
-    values = [float(v) for v in values]
+    """(mean, low, high, sample std) of `values`: the `level` percentile-bootstrap interval of the mean
+    (module docstring); with one value the interval is that value."""
+    values = np.asarray([float(v) for v in values], dtype=np.float64)
     n = len(values)
     if n == 0:
         raise ValueError("values: expected at least one number")
     mean = math.fsum(values) / n
     if n == 1:
         return mean, mean, mean, 0.0
-    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
-    half = t_quantile(n - 1, level) * std / math.sqrt(n)
-    return mean, mean - half, mean + half, std
+    std = math.sqrt(math.fsum((values - mean) ** 2) / (n - 1))
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    means = values[rng.integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))].mean(axis=1)  # (resamples,)
+    lo, hi = np.percentile(means, [50 * (1 - level), 50 * (1 + level)])
+    # a resampled mean is a mean of seeds, so it lies in [min, max]; round-off must not push the interval
+    # out of that range, nor leave the mean outside it (equal seeds: numpy's mean and fsum's differ in the last bit)
+    lo, hi = max(float(lo), float(values.min())), min(float(hi), float(values.max()))
+    lo, hi = min(lo, mean), max(hi, mean)
+    return mean, lo, hi, std
 
 
 def summarise_seeds(per_seed: list[dict], level: float = 0.95) -> dict:
@@ -73,6 +107,17 @@ def difference_tolerance(std: float, n: int, n_new: int | None = None, level: fl
     if n < 2 or n_new < 1:
         return 0.0
     return t_quantile(n - 1, level) * std * math.sqrt(1 / n + 1 / n_new)
+
+
+def format_number(value: float, digits: int = 3) -> str:
+    """`value` with `digits` decimals, never '-0.000': a negative number that rounds to zero prints as zero."""
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def format_interval(mean: float, low: float, high: float, digits: int = 3, sep: str = " ") -> str:
+    """'0.652 [0.640, 0.663]': a mean and its interval (sep between them: ' ', or '<br>' in a narrow table cell)."""
+    return f"{format_number(mean, digits)}{sep}[{format_number(low, digits)}, {format_number(high, digits)}]"
 
 
 def _is_number(v) -> bool:

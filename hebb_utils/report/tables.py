@@ -18,9 +18,10 @@ from pathlib import Path
 import torch
 
 from ..io import atomic_path, atomic_write_json, portable
+from ..measure.seeds import format_interval, format_number
 from ..pins import pin_status
 
-__all__ = ["run_info", "write_results", "results_tables", "update_readme", "format_mean_ci", "seed_table", "contrast",
+__all__ = ["run_info", "write_results", "results_tables", "headline", "update_readme", "format_mean_ci", "seed_table", "contrast",
            "design_entry", "topography_design", "topography_findings", "TOPOGRAPHY_GOALS"]
 
 
@@ -68,18 +69,18 @@ def write_results(path, name: str, config: dict, results: dict, source: dict | N
                                              "run": run_info(device), "results": results}))
 
 
-def format_mean_ci(run: dict, metric: str, digits: int = 3) -> str:
+def format_mean_ci(run: dict, metric: str, digits: int = 3, sep: str = " ") -> str:
     """'0.667 [0.660, 0.674]' (mean [95% interval] over seeds) for a `summarise_seeds` entry, or the
-    plain value for a one-off run ({metric: value}); '-' when the run has no such metric."""
+    plain value for a one-off run ({metric: value}); '-' when the run has no such metric. sep goes
+    between the mean and its interval ('<br>' puts the interval on a line of its own in a table cell)."""
     if "mean" in run:
         if metric not in run["mean"]:
             return "-"
         if metric not in run.get("n_by_metric", {}):  # one number for the run, not a per-seed value (a pair's MCC)
-            return f"{run['mean'][metric]:.{digits}f}"
-        lo, hi = run["ci95"][metric]
+            return format_number(run["mean"][metric], digits)
         if run["n_by_metric"][metric] == 1:
-            return f"{run['mean'][metric]:.{digits}f} (1 seed)"
-        return f"{run['mean'][metric]:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+            return f"{format_number(run['mean'][metric], digits)}{sep}(1 seed)"
+        return format_interval(run["mean"][metric], *run["ci95"][metric], digits=digits, sep=sep)
     return _fmt(run.get(metric), digits)
 
 
@@ -115,7 +116,7 @@ def _fmt(v, digits=3):
     if v is None:
         return "-"
     if isinstance(v, float):
-        return f"{v:.3g}" if abs(v) >= 1e4 else f"{v:.{digits}f}"
+        return f"{v:.3g}" if abs(v) >= 1e4 else format_number(v, digits)
     return str(v)
 
 
@@ -132,16 +133,86 @@ def _table(header, rows) -> list[str]:
     return [_row(header), "|" + "---|" * len(header), *(_row(r) for r in rows)]
 
 
+# What the README calls each metric (column headers and the glossary); a metric without an entry keeps
+# its JSON name with spaces. The arrows say which way is better where there is one.
+METRIC_NAMES = {
+    "topographic_error": "topographic error ↓", "distance_rho": "distance ρ ↑", "null_rho": "ρ, shuffled grid",
+    "p_value": "p-value of ρ", "dead_fraction": "dead units", "class_purity": "class purity",
+    "token_purity": "token purity", "probe_test_acc": "probe on u", "probe_triangle_test_acc": "probe on relu(u − ū)",
+    "reconstruction_error": "reconstruction error ↓", "neighbour_similarity": "neighbour cosine",
+    "effective_dimension": "effective dimension", "train_seconds": "train time (s)", "mmcs": "MMCS ↑", "mcc": "MCC ↑",
+    "recovered_share": "recovered (cos ≥ 0.9)", "explained_variance": "explained variance ↑", "l0": "L0",
+    "sae_l0": "L0", "f1_score": "F1 ↑", "precision": "precision", "recall": "recall",
+    "topographic_rho": "geometry ρ ↑", "topographic_null": "ρ, shuffled grid", "seed_mcc": "MCC of 2 seeds ↑",
+}
+
+# The short glossary printed above the tables.
+GLOSSARY = [
+    "**topographic error**: share of inputs whose best and second-best neurons are not 8-neighbours on the grid "
+    "(0 = a perfect map; about 1 for an unordered one)",
+    "**distance ρ**: Spearman correlation, over all neuron pairs, between grid distance and weight distance; "
+    "**ρ, shuffled grid** its mean over 100 random placements, **p-value of ρ** the permutation p-value (0.010 is "
+    "the smallest 100 shuffles can give)",
+    "**dead units**: share of neurons that never win; **class / token purity**: how often a neuron's inputs share "
+    "its majority class / token",
+    "**probe on u**, **probe on relu(u − ū)**: test accuracy of a logistic regression on the frozen layer's "
+    "responses, or on their part above each input's mean response",
+    "**reconstruction error**: |x − winner's weight| / |x| (a vector quantiser's error); **neighbour cosine**: mean "
+    "cosine of grid neighbours' weights; **effective dimension**: participation ratio of the weights' spectrum",
+    "**MMCS**: mean over true features of the best cosine with a learned one; **MCC**: the same after a one-to-one "
+    "(Hungarian) matching; **recovered**: share of true features matched at cos ≥ 0.9; **L0**: mean active units",
+    "**geometry ρ**: rank correlation of the true features' distances with the grid distances of the units that "
+    "recover them; **MCC of 2 seeds**: MCC between two seeds' dictionaries (agreement, no ground truth)",
+]
+
+MAX_COLUMNS = 7  # every README table: a label column and at most 6 numbers (fits 1000 px; tests/test_browser_reader.py)
+
+
+def _seed_note(runs: dict) -> tuple[str, bool]:
+    """('over 5 seeds', False) when every row has the same seed counts, else ('', True): a seeds column."""
+    counts = {_seed_count(entry) for entry in runs.values()}
+    if len(counts) == 1:
+        (count,) = counts
+        return (f"over {count} seeds" if count != "1" else "one seed"), False
+    return "", True
+
+
+def _number_tables(label: str, runs: dict, columns, caption: str) -> list[str]:
+    """`runs` as Markdown tables of at most MAX_COLUMNS columns: one row per run, 'mean<br>[interval]' per
+    metric, split into consecutive groups of metrics when they do not fit, and a seeds column only
+    when the rows differ in their number of seeds (otherwise the caption says it)."""
+    note, seeds_column = _seed_note(runs)
+    per_table = MAX_COLUMNS - 1 - seeds_column
+    columns = list(columns)
+    groups = [columns[i:i + per_table] for i in range(0, len(columns), per_table)]
+    out = [f"{caption}{', ' + note if note else ''}:", ""]
+    for i, group in enumerate(groups):
+        if i:
+            out.append("")
+        header = (label, *(METRIC_NAMES.get(c, c.replace("_", " ")) for c in group), *(("seeds",) if seeds_column else ()))
+        rows = [(run, *(format_mean_ci(entry, c, sep="<br>") for c in group),
+                 *((_seed_count(entry),) if seeds_column else ())) for run, entry in runs.items()
+                if any(c in entry.get("mean", entry) for c in group)]  # not a row of dashes (a probe-only run)
+        out += _table(header, rows)
+    return out + [""]
+
+
+def _load(results_dir: Path, name: str):
+    p = results_dir / f"{name}.json"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
 def results_tables(results_dir) -> str:
-    """Markdown tables from the notebooks' JSON files (those present)."""
+    """The README's detailed results, as Markdown, from the notebooks' JSON files (those present)."""
     results_dir = Path(results_dir)
-    out = []
-
-    def load(name):
-        p = results_dir / f"{name}.json"
-        return json.loads(p.read_text()) if p.exists() else None
-
-    out += _figures(load("04_cifar_softhebb"), load("05_lm_softhebb"))
+    load = lambda name: _load(results_dir, name)  # noqa: E731
+    out = ["Each number of a stochastic run is the mean over seeds with its 95% interval below it: a percentile "
+           "bootstrap of the mean over the seeds (10,000 resamples), which keeps a bounded quantity inside its bounds "
+           "and, with 2-3 seeds, is the seeds' range. The per-seed values are in the JSON under `seeds`. "
+           "Deterministic runs (foundations, the PCA family) are single numbers.", "",
+           "<details><summary><b>What the columns mean</b></summary>", "", *(f"- {g}" for g in GLOSSARY), "",
+           "</details>", ""]
+    out += _figures(load("04_cifar_softhebb"), load("05_lm_softhebb"), load("06_topography"))
     acts = load("01_extract_activations")
     if acts:
         r, model = acts["results"], acts["source"]["model"]
@@ -151,39 +222,36 @@ def results_tables(results_dir) -> str:
     found = load("02_foundations")
     if found:
         r = found["results"]
-        out += ["**Foundations** (synthetic data, exact reference from `torch.linalg.eigh`)", ""]
-        out += _table(("rule", "result"), [(k, _fmt(v, 4)) for k, v in r.items() if not isinstance(v, (dict, list))])
+        out += ["Table 1. **Foundations** on synthetic data, against the exact answer of `torch.linalg.eigh`:", ""]
+        out += _table(("rule", "result"), [(FOUNDATION_NAMES.get(k, k.replace("_", " ")), _fmt(v, 4)) for k, v in r.items()
+                                           if not isinstance(v, (dict, list))])
         out.append("")
 
     pca = load("03_pca_family")
     if pca:
         r, src = pca["results"], pca["source"]
-        out += [f"**PCA family on LM activations** ({src.get('label', '')})", ""]
+        out += [f"Table 2. **The PCA family on the LM activations** ({src.get('label', '')}):", ""]
         out += _table(("measurement", "value"), [(k, _fmt(v, 4)) for k, v in r.get("summary", {}).items()])
         out.append("")
 
+    number = 3
     for name, what in (("04_cifar_softhebb", "CIFAR-10 SoftHebb"), ("05_lm_softhebb", "LM-token SoftHebb")):
         res = load(name)
         if not res:
             continue
         runs, cols, config = res["results"]["runs"], res["results"]["columns"], res["config"]
-        n_seeds = len(config.get("seeds", [config.get("seed")]))
-        out += [f"**{what}, {config['rows']} x {config['cols']} grid**, mean [95% interval] over {n_seeds} seeds "
-                f"({res['source'].get('label', '')})", ""]
-        out += _table(("run", *cols, "seeds"),
-                      [(run, *(format_mean_ci(entry, c) for c in cols), _seed_count(entry)) for run, entry in runs.items()])
-        out.append("")
+        out += _number_tables("run", runs, cols, f"Table {number}. **{what}, {config['rows']} x {config['cols']} grid**, "
+                                                  f"one epoch with and without the lateral support "
+                                                  f"({res['source'].get('label', '')})")
+        number += 1
     topo = load("06_topography")
     if topo:
         res, config = topo["results"], topo["config"]
         runs, design = res["runs"], topography_design(res, config)
-        grids = ", ".join(f"{d['title']} {d['grid'][0]} x {d['grid'][1]}" for d in design)
-        out += [f"**Topography: MiniSom against SoftHebb with fixed and annealed lateral support** (notebook 06), "
-                f"mean [95% interval] over {len(config['seeds'])} seeds; {grids} "
-                f"({topo['source']['lm'].get('label', '')}); train_seconds is one epoch on this machine "
-                "(MiniSom on LM tokens: one pass over its subsample). Sweep: "
-                "[`figures/topography_sweep.png`](figures/topography_sweep.png); trade-off: "
-                "[`figures/topography_tradeoff.png`](figures/topography_tradeoff.png); maps: "
+        out += ["**Topography: MiniSom against SoftHebb with fixed and annealed lateral support** (notebook 06; "
+                f"{topo['source']['lm'].get('label', '')}); train time is one epoch on this machine (MiniSom on LM "
+                "tokens: one pass over its subsample). Sweep: [`figures/topography_sweep.png`](figures/topography_sweep.png); "
+                "trade-off: [`figures/topography_tradeoff.png`](figures/topography_tradeoff.png); maps: "
                 "[`figures/topography_cifar_minisom.png`](figures/topography_cifar_minisom.png), "
                 "[`figures/topography_cifar_annealed.png`](figures/topography_cifar_annealed.png).", ""]
         # one table per data set: the baselines, then the annealed run, then the sweep around it (the
@@ -191,79 +259,154 @@ def results_tables(results_dir) -> str:
         for d in design:
             order = [n for n in (d["minisom"], d["fixed"], d["annealed"], *d.get("sweep", [])) if n in runs]
             order += [n for n in runs if n.startswith(f"{d['key']} / ") and n not in order]  # a run the design omits
-            rows = [(run, *(format_mean_ci(runs[run], c) for c in d["columns"]), _seed_count(runs[run])) for run in order]
-            out += _table(("run", *d["columns"], "seeds"), rows) + [""]
+            out += _number_tables("run", {n: runs[n] for n in order}, d["columns"],
+                                  f"Table {number}. **{d['title']}, {d['grid'][0]} x {d['grid'][1]}**")
+            number += 1
         out += [topography_findings(runs, design), ""]
-    out += _dictionaries(load("07_dictionaries"))
+    dictionaries, number = _dictionaries(load("07_dictionaries"), number)
+    out += dictionaries
     findings = _findings(load("04_cifar_softhebb"), load("05_lm_softhebb"))
     if findings:
         out += ["**What the seeds say** (generated from the JSON: \"lower\" / \"higher\" means the two 95% "
                 "intervals do not overlap, \"indistinguishable\" that they do):", "", *findings, ""]
     run = next((x["run"] for x in (acts, found, pca) if x), None)
     if run:
-        pins = run.get("float_pins")  # results written before the pins were recorded have none
-        pinned = "" if pins is None else (", every float path pinned to AVX2 (`hebb_utils/pins.py`)" if pins.get("all_pinned")
-                                          else ", float paths NOT all pinned")
-        out.append(f"_Measured on {run['machine']} ({run.get('cpu', 'unknown CPU')}), {run['cpu_count']} CPU cores, "
-                   f"{run['torch_threads']} torch threads, torch {run['torch']}, BLAS {run.get('blas', '?')} "
-                   f"(MKL_CBWR={run.get('mkl_cbwr', '?')}){pinned}, {run['date']}._")
+        out.append(_machine(run))
     return "\n".join(out)
 
 
-# notebook 07's tables: which metrics each data set is read by, and their names in the README
-DICTIONARY_TABLES = {
-    "saelens benchmark": ("bench_columns", ("mcc", "f1_score", "precision", "recall", "explained_variance", "sae_l0",
-                                            "train_seconds")),
-    "topographic": (None, ("topographic_rho", "topographic_null", "mmcs", "recovered_share", "explained_variance",
-                           "train_seconds")),
-    "real activations": (None, ("explained_variance", "dead_fraction", "token_purity", "topographic_error", "seed_mcc",
-                                "train_seconds")),
+def _machine(run: dict) -> str:
+    pins = run.get("float_pins")  # results written before the pins were recorded have none
+    pinned = "" if pins is None else (", every float path pinned to AVX2 (`hebb_utils/pins.py`)" if pins.get("all_pinned")
+                                      else ", float paths NOT all pinned")
+    return (f"_Measured on {run['machine']} ({run.get('cpu', 'unknown CPU')}), {run['cpu_count']} CPU cores, "
+            f"{run['torch_threads']} torch threads, torch {run['torch']}, BLAS {run.get('blas', '?')} "
+            f"(MKL_CBWR={run.get('mkl_cbwr', '?')}){pinned}, {run['date']}._")
+
+
+FOUNDATION_NAMES = {
+    "hebb_decay_abs_cos": "Hebb with linear decay: |cos| with eigenvector 1",
+    "oja_abs_cos": "Oja: |cos| with eigenvector 1",
+    "plain_hebb_diverged": "plain Hebb diverges",
+    "plain_hebb_norm_growth": "plain Hebb: growth of |w|",
+    "recurrent_rel_error": "recurrent Hebb: relative distance to C / α",
+    "sanger_min_abs_cos_top5": "Sanger: smallest |cos| over eigenvectors 1-5",
 }
 
 
-def _dictionaries(res: dict | None) -> list[str]:
+# notebook 07's tables: which metrics each data set is read by, and their captions
+DICTIONARY_TABLES = {
+    "saelens benchmark": (("mcc", "f1_score", "precision", "recall", "explained_variance", "sae_l0", "train_seconds"),
+                          "SAELens' synthetic benchmark (its own generator and scoring)"),
+    "topographic": (("topographic_rho", "topographic_null", "mmcs", "recovered_share", "explained_variance",
+                     "train_seconds"), "a topographic ground truth (features with positions on a grid)"),
+    "real activations": (("explained_variance", "dead_fraction", "token_purity", "topographic_error", "seed_mcc",
+                          "train_seconds"), "the LM activations (no ground truth)"),
+}
+TOY_COLUMNS = ("mmcs", "mcc", "recovered_share", "explained_variance", "l0", "dead_fraction", "train_seconds")
+
+
+def _dictionaries(res: dict | None, number: int) -> tuple[list[str], int]:
     """Notebook 07: one table per data set (mean [95% interval] over seeds) and the goals' verdicts."""
     if not res:
-        return []
-    runs, config = res["results"]["runs"], res["config"]
-    out = [f"**Dictionaries: SoftHebb against SAELens SAEs on known features** (notebook 07), mean [95% interval] "
-           f"over {len(config['seeds'])} seeds (the baselines and the real activations: fewer, as the seeds column "
-           f"says); real activations: {res['source'].get('lm', {}).get('label', '')}", ""]
+        return [], number
+    runs = res["results"]["runs"]
+    out = ["**Dictionaries: SoftHebb against SAELens sparse autoencoders, MiniSom, ICA and scikit-learn on known "
+           f"features** (notebook 07; real activations: {res['source'].get('lm', {}).get('label', '')}).", ""]
     order = ("toy", "saelens benchmark", "topographic", "real activations")  # the notebook's order (JSON sorts keys)
     for name in sorted(runs, key=lambda n: (next((i for i, o in enumerate(order) if n.startswith(o)), len(order)), n)):
-        table = runs[name]
-        columns = DICTIONARY_TABLES.get(name, (None, ("mmcs", "mcc", "recovered_share", "explained_variance", "l0",
-                                                      "dead_fraction", "train_seconds")))[1]
-        out += [f"_{name}_", ""]
-        out += _table(("method", *columns, "seeds"),
-                      [(run, *(format_mean_ci(entry, c) for c in columns), _seed_count(entry))
-                       for run, entry in table.items()])
-        out.append("")
+        columns, what = DICTIONARY_TABLES.get(name, (TOY_COLUMNS, f"Sharkey et al.'s toy ({name.removeprefix('toy ')})"))
+        out += _number_tables("method", runs[name], columns, f"Table {number}. **{what}**")
+        number += 1
     out += ["**Goals of notebook 07** (set before measuring; judged on the 95% intervals):", ""]
     out += [f"- **{'met' if g['met'] else 'missed'}**: {g['goal']}. {g['evidence']}." for g in res["results"]["goals"]]
-    return out + [""]
+    return out + [""], number
 
 
-def _figures(cifar: dict | None, lm: dict | None) -> list[str]:
+def _figures(cifar: dict | None, lm: dict | None, topo: dict | None) -> list[str]:
     """The README's figures, captioned with the grid and seed of the run that drew them."""
     out = []
     if cifar:
         c = cifar["config"]
         out += [f"**CIFAR-10, {c['rows'] * c['cols']} neurons on a {c['rows']} x {c['cols']} grid, one epoch with "
-                f"lateral support** (seed {c['seeds'][0]}; without lateral support: "
+                f"the fixed lateral support** (seed {c['seeds'][0]}; without lateral support: "
                 "[`figures/cifar_weights_no_lateral.png`](figures/cifar_weights_no_lateral.png); training: "
-                "[`figures/cifar_training.gif`](figures/cifar_training.gif)):", "",
+                "[`figures/cifar_training.gif`](figures/cifar_training.gif); annealed: "
+                "[`figures/topography_cifar_annealed.png`](figures/topography_cifar_annealed.png)):", "",
                 "![CIFAR-10 weights on the grid](figures/cifar_weights_lateral.png)", ""]
     if lm:
         c = lm["config"]
-        out += [f"**The 2D neuron map of words**, {c['rows']} x {c['cols']} neurons (seed {c['seeds'][0]}), each named by "
-                f"its top-{c['top_tokens']} distinct tokens ({lm['source'].get('label', '')}). Below, the crop of the "
-                "grid whose neurons win most. **The whole map: [`figures/lm_map.html`](figures/lm_map.html)**, one "
-                "self-contained page to open in a browser (search a token, zoom and pan, click a neuron for its top "
-                "tokens in context); the whole grid as one picture: [`figures/lm_map.png`](figures/lm_map.png); "
-                "every neuron's tokens: [`figures/lm_top_tokens.csv`](figures/lm_top_tokens.csv).", "",
-                "![A legible crop of the 2D neuron map of words](figures/lm_map_crop.png)", ""]
+        out += [f"**The 2D neuron map of words**, {c['rows']} x {c['cols']} neurons, each named by its top-{c['top_tokens']} "
+                f"distinct tokens ({lm['source'].get('label', '')}). **The whole map: [`figures/lm_map.html`](figures/lm_map.html)** "
+                "(the annealed, topographic layer), one self-contained page to open in a browser (search a token, zoom "
+                "and pan, click a neuron for its top tokens in context); the fixed support's map: "
+                "[`figures/lm_fixed_map.html`](figures/lm_fixed_map.html); the whole grid as one picture: "
+                "[`figures/lm_map.png`](figures/lm_map.png); every neuron's tokens: "
+                "[`figures/lm_top_tokens.csv`](figures/lm_top_tokens.csv).", ""]
     return out
+
+
+HEADLINE_FIGURE = "figures/lm_map_crop.png"  # the annealed (topographic) map of words, its busiest window
+
+
+def headline(results_dir) -> str:
+    """The README's first screen: the headline figure and the findings, each with its numbers, from the
+    JSON files (a finding whose notebook has not run is left out)."""
+    results_dir = Path(results_dir)
+    load = lambda name: _load(results_dir, name)  # noqa: E731
+    cifar, lm, topo, dicts, found = (load(n) for n in ("04_cifar_softhebb", "05_lm_softhebb", "06_topography",
+                                                        "07_dictionaries", "02_foundations"))
+    ci = lambda run, m: format_mean_ci(run, m)  # noqa: E731
+    findings = []
+    if cifar and lm:
+        c, t = cifar["results"]["runs"], lm["results"]["runs"]
+        findings.append(
+            "**The lateral support orders the map.** Without it, the best and second-best neurons of "
+            f"{_percent(t['no lateral support'], 'topographic_error')} of LM tokens are not grid neighbours "
+            f"(topographic error {ci(t['no lateral support'], 'topographic_error')}); with it, "
+            f"{ci(t['lateral support'], 'topographic_error')}. CIFAR-10: {ci(c['no lateral support'], 'topographic_error')} "
+            f"→ {ci(c['lateral support'], 'topographic_error')}.")
+    if topo:
+        runs, (images, *rest) = topo["results"]["runs"], topography_design(topo["results"], topo["config"])
+        ann, som, fixed = (runs[images[k]] for k in ("annealed", "minisom", "fixed"))
+        text = (f"**Annealed, it is as topographic as a Kohonen map, {som['mean']['train_seconds'] / ann['mean']['train_seconds']:.0f}x "
+                f"faster.** CIFAR-10 topographic error {ci(ann, 'topographic_error')}, MiniSom {ci(som, 'topographic_error')}, "
+                f"in {ann['mean']['train_seconds']:.1f} s against {som['mean']['train_seconds']:.0f} s per epoch")
+        if rest and all(rest[0][k] in runs for k in ("annealed", "minisom")):
+            la, ls = runs[rest[0]["annealed"]], runs[rest[0]["minisom"]]
+            text += f"; LM tokens {ci(la, 'topographic_error')} against {ci(ls, 'topographic_error')}"
+        findings.append(text + ".")
+        if "probe_triangle_test_acc" in ann.get("mean", {}):
+            findings.append(
+                f"**Order costs features.** A linear probe on the annealed map's CIFAR-10 responses reaches "
+                f"{ci(ann, 'probe_triangle_test_acc')}, {contrast(ann, fixed, 'probe_triangle_test_acc')} the fixed "
+                f"support's {ci(fixed, 'probe_triangle_test_acc')}.")
+    if dicts:
+        goals, runs = dicts["results"]["goals"], dicts["results"]["runs"]
+        met = sum(g["met"] for g in goals)
+        text = (f"**Not yet a better dictionary than a sparse autoencoder**: {met} of {len(goals)} goals set before "
+                "measuring were met")
+        one, five = runs.get("toy L0 1", {}), runs.get("toy L0 5", {})
+        if all(k in d for d in (one, five) for k in ("softhebb", "sae l1")):
+            text += (f". On Sharkey et al.'s toy, SoftHebb recovers the features better than an L1 SAE with one active "
+                     f"feature per input (MMCS {ci(one['softhebb'], 'mmcs')} against {ci(one['sae l1'], 'mmcs')}) "
+                     f"and worse with five ({ci(five['softhebb'], 'mmcs')} against {ci(five['sae l1'], 'mmcs')})")
+        findings.append(text + ".")
+    if found:
+        r = found["results"]
+        findings.append(f"**The Hebbian PCA rules are exact**: Oja's weight has |cos| {_fmt(r['oja_abs_cos'], 4)} with "
+                        "`torch.linalg.eigh`'s top eigenvector, Sanger's five at least "
+                        f"{_fmt(r['sanger_min_abs_cos_top5'], 4)}.")
+    label = (lm or {}).get("source", {}).get("label", "")
+    out = [f'<img src="{HEADLINE_FIGURE}" width="720" alt="The busiest window of the annealed 2D neuron map of words">',
+           "", f"_The busiest window of the topographic map of words: each cell a neuron, named by the tokens it wins "
+               f"most; neighbours share words ({label})._", ""]
+    out += [f"{i}. {f}" for i, f in enumerate(findings, 1)]
+    return "\n".join(out)
+
+
+def _percent(run: dict, metric: str) -> str:
+    return f"{run['mean'][metric]:.1%}"
 
 
 def _findings(cifar: dict | None, lm: dict | None) -> list[str]:
@@ -420,16 +563,21 @@ def _spearman(a: list[float], b: list[float]) -> float:
     return float(spearmanr(np.asarray(a), np.asarray(b)).statistic) if len(a) > 2 else float("nan")
 
 
+BLOCKS = {"headline": headline, "results": results_tables}  # README marker name -> what fills it
+
+
 def update_readme(results_dir, readme) -> None:
+    """Rewrite every generated block of the README (between <!-- NAME:start --> and <!-- NAME:end -->)."""
     readme = Path(readme)
     text = readme.read_text()
-    start, end = "<!-- results:start -->", "<!-- results:end -->"
-    if start not in text or end not in text:
-        raise ValueError(f"{readme} has no {start} ... {end} markers to fill")
-    table = results_tables(results_dir)
-    new = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: f"{start}\n{table}\n{end}", text, flags=re.S)
+    for name, make in BLOCKS.items():
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        if start not in text or end not in text:
+            raise ValueError(f"{readme} has no {start} ... {end} markers to fill")
+        block = make(results_dir)
+        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: f"{start}\n{block}\n{end}", text, flags=re.S)
     with atomic_path(readme) as tmp:
-        tmp.write_text(new)
+        tmp.write_text(text)
     os.utime(readme)  # make sees it as up to date even when the text did not change
 
 

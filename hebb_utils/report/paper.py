@@ -1,0 +1,71 @@
+"""Build the paper (paper/paper.typ) into a PDF, offline, with the `typst` package (typst-py).
+
+    python -m hebb_utils.report.paper --out paper/paper.pdf
+
+The paper reads its numbers from results/*.json and its figures from figures/*.png when it is built
+(Typst's json() and image(), paths from the build root), so the PDF cannot drift from the results.
+The root is the repository by default; `--root` builds another tree laid out the same way (paper/,
+results/, figures/), e.g. a copy with other results. Only the fonts embedded in Typst are used
+(Libertinus Serif, New Computer Modern, DejaVu Sans Mono), so the PDF does not depend on the
+machine's fonts. The PDF is written atomically. Writes nothing else.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..io import atomic_path
+
+__all__ = ["build", "main", "REPO", "PAPER"]
+
+REPO = Path(__file__).resolve().parents[2]
+PAPER = Path("paper") / "paper.typ"  # relative to the root
+
+
+def build(out: str | Path, root: str | Path = REPO, fmt: str = "pdf", ppi: float | None = None) -> Path:
+    """Compile <root>/paper/paper.typ with `root` as Typst's root into `out` (atomically). Returns out.
+
+    fmt="png" writes one page per file: `out` must then contain "{p}" (the page number), and the
+    pages are written directly (not atomically); this is for looking at the pages, not for the build.
+    """
+    import typst  # the optional dependency: imported here so that the package imports without it
+
+    root = Path(root).resolve()
+    source = root / PAPER
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: no paper source under root {root}")
+    options = dict(root=str(root), ignore_system_fonts=True, format=fmt)
+    if ppi is not None:
+        options["ppi"] = ppi
+    out = Path(out)
+    if fmt != "pdf":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        typst.compile(str(source), output=str(out), **options)
+        return out
+    with atomic_path(out, suffix=".pdf") as tmp:
+        typst.compile(str(source), output=str(tmp), **options)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hebb_utils.report.paper", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=str(REPO / "paper" / "paper.pdf"), help="the PDF to write")
+    parser.add_argument("--root", default=str(REPO), help="the tree holding paper/, results/ and figures/")
+    args = parser.parse_args(argv)
+    try:
+        import typst  # noqa: F401
+    except ImportError:
+        print("the paper needs the typst package: pip install typst", file=sys.stderr)
+        return 2
+    try:
+        out = build(args.out, args.root)
+    except Exception as err:  # a Typst error: one readable message, not a Rust traceback
+        print(f"paper: {err}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
