@@ -3,8 +3,11 @@
 Each page is opened from file:// in headless Chromium (driven by Playwright) with every request
 routed: anything that is not file:, data: or blob: is recorded and aborted, and the test fails
 listing them. The page must render (body text, no page errors, no console errors) and every
-<img> must load. The interactive token map (figures/lm_map.html, and a small page written by
-`token_map_html` here) is also used: search, select a neuron, zoom, legend.
+<img> must load. The interactive token map (figures/lm_map.html, and pages written by
+`token_map_html` here) is also used: search, select a neuron, zoom, legend; and, on pages written
+here at 1000 and 1400 px: it opens legible (every drawn label >= 10 px) on the busiest region,
+exact and substring search count as they say, editing #neuron-N selects and centres N, the
+overview inset shows the view and moving on it pans.
 
 Needs Chromium (`apt-get install chromium`, or HEBB_CHROMIUM=/path/to/chrome) and the Python
 package playwright (in the dev extras). Without them the tests skip, except under CI=true, where
@@ -79,16 +82,16 @@ def browser():
 class Opened:
     """A page opened offline, with what it tried to fetch and what it reported."""
 
-    def __init__(self, browser, path: Path):
+    def __init__(self, browser, path: Path, width: int = 1280, height: int = 800, fragment: str = ""):
         self.blocked: list[str] = []
         self.errors: list[str] = []
-        self.context = browser.new_context(viewport={"width": 1280, "height": 800}, service_workers="block")
+        self.context = browser.new_context(viewport={"width": width, "height": height}, service_workers="block")
         self.context.route("**/*", self._route)
         self.context.on("request", self._request)
         self.page = self.context.new_page()
         self.page.on("pageerror", lambda err: self.errors.append(f"page error: {err}"))
         self.page.on("console", self._console)
-        self.page.goto(path.resolve().as_uri(), wait_until="load")
+        self.page.goto(path.resolve().as_uri() + fragment, wait_until="load")
 
     def _console(self, msg):
         # a request this test blocked is reported as such, not again as a console error
@@ -119,8 +122,8 @@ class Opened:
 def open_page(browser):
     opened = []
 
-    def _open(path: Path) -> Opened:
-        o = Opened(browser, path)
+    def _open(path: Path, width: int = 1280, height: int = 800, fragment: str = "") -> Opened:
+        o = Opened(browser, path, width, height, fragment)
         opened.append(o)
         return o
 
@@ -285,6 +288,21 @@ def _check_map(o: Opened, label: str):
     page.click("#reset")
     assert abs(_scale(page) - s0) < 1e-3
     assert not o.errors, f"{label}: errors:\n  " + "\n  ".join(o.errors)
+    if page.query_selector('meta[name="generator"][content^="hebb_utils token_map"]') is None:
+        pytest.skip(f"{label} was written by an older token_map_html (no legible opening view, overview or exact "
+                    "search): re-run the notebook that writes it (05 or 07) to check those too")
+    # the newer page: legible at open, the overview, exact search, the address
+    page.click("#reset")
+    assert _smallest_label_px(page) >= 10
+    assert page.locator("#overview canvas").is_visible() and page.locator("#overview-view").is_visible()
+    page.fill("#search", query)
+    assert "(exact)" in page.inner_text("#count")
+    page.fill("#search", "")
+    other = live[-1]
+    page.evaluate(f"() => {{ location.hash = '#neuron-{other}'; }}")
+    page.wait_for_function(f"() => document.querySelector('#map .cell[data-n=\"{other}\"]').classList.contains('selected')")
+    assert f"Neuron {other}" in page.inner_text("#panel")
+    assert not o.errors, f"{label}: errors:\n  " + "\n  ".join(o.errors)
 
 
 def test_token_map_interaction_small(open_page, small_map):
@@ -292,8 +310,13 @@ def test_token_map_interaction_small(open_page, small_map):
     _check_map(o, "the test page")
     page = o.page
     # the token "</script>" is data, not markup: the page survived it and can find it
-    page.fill("#search", "</script")
+    page.fill("#search", "</script>")  # exact: the whole token
     assert page.locator("#map .cell.hit").count() >= 1
+    page.fill("#search", "")
+    page.check("#substring")
+    page.fill("#search", "</script")  # substring: a part of it
+    assert page.locator("#map .cell.hit").count() >= 1
+    page.uncheck("#substring")
     # a dead neuron is listed as such
     page.fill("#search", "")
     page.locator('#map .cell[data-n="5"]').click()
@@ -303,3 +326,164 @@ def test_token_map_interaction_small(open_page, small_map):
 @pytest.mark.parametrize("path", _map_pages(), ids=_rel)
 def test_token_map_interaction(open_page, path):
     _check_map(open_page(path), _rel(path))
+
+
+# ------------------------------------------------------------------------------------------------
+# the token map's opening view, search modes, address and overview (pages written here)
+# ------------------------------------------------------------------------------------------------
+
+BIG = (30, 60)  # the grid of the committed figures/lm_map.html
+HOT = (21, 44)  # the centre of the hand-made busy region
+
+
+@pytest.fixture(scope="module")
+def big_map(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    """A 30 x 60 page like figures/lm_map.html, with many dead neurons and one busy region away from the centre."""
+    from hebb_utils.report.token_map import token_map_html
+
+    rows, cols = BIG
+    rng = np.random.default_rng(1)
+    r, c = np.divmod(np.arange(rows * cols), cols)
+    wins = rng.integers(0, 30, rows * cols) * (rng.random(rows * cols) < 0.5)
+    wins += (2000 * np.exp(-((r - HOT[0]) ** 2 + (c - HOT[1]) ** 2) / 12)).astype(int)
+    names = [[f"\u00b7w{j}", f"p{j}", "."] for j in range(rows * cols)]
+    snippets = [[{"left": "one day, a good ", "token": f"w{j}", "right": " ran.", "story_id": j, "position": 4}]
+                for j in range(rows * cols)]
+    path = tmp_path_factory.mktemp("big_map") / "big_map.html"
+    return token_map_html(path, BIG, names, wins, snippets, title="big test map", subtitle="annealed layer",
+                          links=[("fixed support", "fixed_map.html")]), wins
+
+
+# exact search: "the" is the token of neurons 0, 1, 4 and 7 (5 is dead); substring adds 2, 3 and 6
+SEARCH_NAMES = [["\u00b7the", "\u00b7a"], ["the"], ["\u00b7There"], ["\u00b7other", "\u00b7dog"], ["\u00b7The"],
+                ["\u00b7the"], ["then"], ["##the"], ["\u00b7cat"]]
+
+
+@pytest.fixture(scope="module")
+def search_map(tmp_path_factory) -> Path:
+    from hebb_utils.report.token_map import token_map_html
+
+    wins = [5, 4, 3, 9, 2, 0, 7, 1, 6]
+    return token_map_html(tmp_path_factory.mktemp("search_map") / "search.html", (3, 3), SEARCH_NAMES, wins)
+
+
+def _smallest_label_px(page) -> float:
+    """The smallest drawn font size (px on screen) of the live cells that show in the view at all."""
+    return page.evaluate("""() => {
+        const vp = document.getElementById('viewport').getBoundingClientRect();
+        let least = Infinity, seen = 0;
+        for (const cell of document.querySelectorAll('#map .cell:not(.dead)')) {
+          const r = cell.getBoundingClientRect();
+          if (r.right <= vp.left || r.left >= vp.right || r.bottom <= vp.top || r.top >= vp.bottom) continue;
+          const drawn = parseFloat(getComputedStyle(cell).fontSize) * r.height / cell.offsetHeight;
+          least = Math.min(least, drawn); seen++;
+        }
+        return seen ? least : -1;
+    }""")
+
+
+def _cell_box(page, j: int) -> dict:
+    return page.evaluate(f"() => {{ const r = document.querySelector('#map .cell[data-n=\"{j}\"]')"
+                         ".getBoundingClientRect(); return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; }")
+
+
+@pytest.mark.parametrize("width", [1000, 1400])
+def test_token_map_opens_legible_on_the_busiest_region(open_page, big_map, width):
+    from hebb_utils.report.plots import busiest_window
+
+    path, wins = big_map
+    page = open_page(path, width=width, height=800).page
+    assert _smallest_label_px(page) >= 10, "a label in the opening view is drawn under 10 px"
+    # the window of the view's size with the most wins, as plots.busiest_window finds it, is in view
+    r0, c0, h, w = map(int, page.eval_on_selector("#map", "el => el.dataset.window").split(","))
+    assert h >= 5 and w >= 5, f"the opening view shows only a {h} x {w} window"
+    assert (r0, c0, h, w) == busiest_window(wins, BIG, (h, w))
+    assert r0 <= HOT[0] < r0 + h and c0 <= HOT[1] < c0 + w
+    vp = page.locator("#viewport").bounding_box()
+    for j in (r0 * BIG[1] + c0, (r0 + h - 1) * BIG[1] + c0 + w - 1):  # its corners
+        box = _cell_box(page, j)
+        assert box["left"] >= vp["x"] - 1 and box["right"] <= vp["x"] + vp["width"] + 1
+        assert box["top"] >= vp["y"] - 1 and box["bottom"] <= vp["y"] + vp["height"] + 1
+    # the map fills the view: no empty margin
+    m = page.locator("#map").bounding_box()
+    assert m["x"] <= vp["x"] + 1 and m["y"] <= vp["y"] + 1
+    assert m["x"] + m["width"] >= vp["x"] + vp["width"] - 1 and m["y"] + m["height"] >= vp["y"] + vp["height"] - 1
+    # the header: subtitle and the link to the sibling page (relative)
+    assert page.inner_text(".subtitle") == "annealed layer"
+    assert page.get_attribute("#links a", "href") == "fixed_map.html"
+    assert page.inner_text("#links a") == "fixed support"
+
+
+def test_token_map_search_is_exact_with_a_substring_switch(open_page, search_map):
+    o = open_page(search_map, width=1000)
+    page = o.page
+    assert page.locator("#substring").is_visible() and not page.is_checked("#substring")
+    page.fill("#search", "the")
+    hits = sorted(int(x) for x in page.eval_on_selector_all("#map .cell.hit", "els => els.map(e => e.dataset.n)"))
+    assert hits == [0, 1, 4, 7]
+    assert page.inner_text("#count").startswith('4 neurons have the token "the" (exact)')
+    page.check("#substring")
+    hits = sorted(int(x) for x in page.eval_on_selector_all("#map .cell.hit", "els => els.map(e => e.dataset.n)"))
+    assert hits == [0, 1, 2, 3, 4, 6, 7]
+    assert page.inner_text("#count").startswith('7 neurons have a token containing "the" (substring)')
+    page.uncheck("#substring")
+    page.fill("#search", " CAT ")  # exact ignores case and surrounding spaces
+    assert page.inner_text("#count").startswith('1 neuron has the token "CAT" (exact)')
+    page.fill("#search", "zebra")
+    assert page.inner_text("#count") == '0 neurons have the token "zebra" (exact)'
+    assert "##" in page.inner_text("#key")  # the WordPiece piece is explained
+    assert not o.errors, o.errors
+
+
+def test_token_map_follows_the_address(open_page, big_map):
+    path, _ = big_map
+    o = open_page(path, width=1000)
+    page = o.page
+    vp = page.locator("#viewport").bounding_box()
+    for j in (15 * 60 + 30, 10 * 60 + 20):  # away from the edges, so the view can centre them
+        page.evaluate(f"() => {{ location.hash = '#neuron-{j}'; }}")
+        page.wait_for_function(f"() => document.querySelector('#map .cell[data-n=\"{j}\"]').classList.contains('selected')")
+        assert page.inner_text("#panel h2") == f"Neuron {j}"
+        assert page.locator("#map .cell.selected").count() == 1
+        box = _cell_box(page, j)
+        assert abs((box["left"] + box["right"]) / 2 - (vp["x"] + vp["width"] / 2)) < 2
+        assert abs((box["top"] + box["bottom"]) / 2 - (vp["y"] + vp["height"] / 2)) < 2
+        assert _smallest_label_px(page) >= 10
+    # opened with the address: selected and centred at load
+    o2 = open_page(path, width=1000, fragment="#neuron-905")
+    assert o2.page.inner_text("#panel h2") == "Neuron 905"
+    box, vp = _cell_box(o2.page, 905), o2.page.locator("#viewport").bounding_box()
+    assert abs((box["left"] + box["right"]) / 2 - (vp["x"] + vp["width"] / 2)) < 2
+    assert not o.errors and not o2.errors, o.errors + o2.errors
+
+
+def test_token_map_overview_shows_and_moves_the_view(open_page, big_map):
+    path, _ = big_map
+    o = open_page(path, width=1000)
+    page = o.page
+    ov = page.locator("#overview canvas").bounding_box()
+    rect = page.locator("#overview-view").bounding_box()
+    assert ov and rect and ov["width"] >= 100, (ov, rect)
+    assert rect["width"] < ov["width"] and rect["height"] < ov["height"]  # a part of the map is in view
+    assert ov["x"] - 1 <= rect["x"] and rect["x"] + rect["width"] <= ov["x"] + ov["width"] + 1
+    # a click on the overview's middle centres the view on the map's middle
+    t0 = _translate(page)
+    page.mouse.click(ov["x"] + ov["width"] / 2, ov["y"] + ov["height"] / 2)
+    t1 = _translate(page)
+    assert t1 != t0
+    vp = page.locator("#viewport").bounding_box()
+    box = _cell_box(page, 15 * 60 + 30)  # the map's middle neuron, near the view's middle
+    assert abs((box["left"] + box["right"]) / 2 - (vp["x"] + vp["width"] / 2)) < 100
+    mid = page.locator("#overview-view").bounding_box()
+    assert abs(mid["x"] + mid["width"] / 2 - (ov["x"] + ov["width"] / 2)) < 3
+    # dragging on the overview pans with it; the view rectangle follows
+    page.mouse.move(ov["x"] + ov["width"] / 2, ov["y"] + ov["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(ov["x"] + ov["width"] / 4, ov["y"] + ov["height"] / 2, steps=5)
+    page.mouse.up()
+    t2 = _translate(page)
+    assert t2[0] > t1[0] + 100, f"dragging left on the overview did not move the view left: {t1} -> {t2}"
+    moved = page.locator("#overview-view").bounding_box()
+    assert moved["x"] < mid["x"] - 10
+    assert not page.locator("#map .cell.selected").count()  # the overview is not a click on the map
+    assert not o.errors, o.errors

@@ -1,6 +1,7 @@
 """The README and its generated tables: GitHub-conformant Markdown, numbers from the JSON, no
 machine paths; the helpers behind them."""
 import json
+import math
 import re
 from pathlib import Path
 
@@ -8,8 +9,8 @@ import pytest
 from markdown_it import MarkdownIt
 
 from hebb_utils.io import portable
-from hebb_utils.report.tables import contrast, format_mean_ci, results_tables
-from hebb_utils.measure.seeds import summarise_seeds
+from hebb_utils.measure.seeds import METRIC_BOUNDS, format_interval, format_number, summarise_seeds
+from hebb_utils.report.tables import BLOCKS, MAX_COLUMNS, contrast, format_mean_ci, results_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,11 +55,47 @@ def test_generated_tables_match_committed_json_and_escape_pipes():
     for header, rows in _tables(generated):
         assert rows and all(n == header for n in rows)
     readme = (ROOT / "README.md").read_text()
-    block = readme.split("<!-- results:start -->\n", 1)[1].split("\n<!-- results:end -->", 1)[0]
-    assert block == generated, "README.md is stale: run `python -m hebb_utils.report` (make reproduce does)"
+    for name, make in BLOCKS.items():
+        block = readme.split(f"<!-- {name}:start -->\n", 1)[1].split(f"\n<!-- {name}:end -->", 1)[0]
+        assert block == make(ROOT / "results"), f"README.md's {name} is stale: run `python -m hebb_utils.report`"
     for name, what in (("04_cifar_softhebb", "CIFAR-10"), ("05_lm_softhebb", "LM-token")):
         config = json.loads((ROOT / "results" / f"{name}.json").read_text())["config"]
         assert f"{what} SoftHebb, {config['rows']} x {config['cols']} grid" in generated  # grid from the results
+
+
+def test_readme_tables_are_narrow_and_intervals_possible():
+    """At most 7 columns (1000 px; tests/test_browser_reader.py measures it), no '-0.000', and every
+    interval of a committed result inside its metric's bounds (measure.seeds.METRIC_BOUNDS)."""
+    readme = (ROOT / "README.md").read_text()
+    assert all(header <= MAX_COLUMNS for header, _ in _tables(readme))
+    assert not re.search(r"-0\.0+(?![0-9])", readme), "a '-0.000' in the README"
+    out_of_bounds = []
+    for path in sorted((ROOT / "results").glob("0*.json")):
+        for run in _summaries(json.loads(path.read_text())):
+            for metric, (low, high) in run["ci95"].items():
+                lo_bound, hi_bound = METRIC_BOUNDS.get(metric, (-math.inf, math.inf))
+                if not lo_bound <= low <= run["mean"][metric] <= high <= hi_bound:
+                    out_of_bounds.append((path.name, metric, low, high))
+    assert not out_of_bounds, out_of_bounds[:10]
+
+
+def test_format_never_prints_negative_zero():
+    assert format_number(-0.0004) == "0.000" and format_number(-0.0005) == "-0.001" and format_number(-0.0) == "0.000"
+    assert format_interval(-0.0001, -0.0004, 0.0002) == "0.000 [0.000, 0.000]"
+    assert format_interval(0.5, 0.25, 0.75, digits=2, sep="<br>") == "0.50<br>[0.25, 0.75]"
+
+
+def _summaries(doc):
+    """Every summarise_seeds entry in a results document."""
+    if isinstance(doc, dict):
+        if "ci95" in doc and "mean" in doc:
+            yield doc
+        else:
+            for value in doc.values():
+                yield from _summaries(value)
+    elif isinstance(doc, list):
+        for value in doc:
+            yield from _summaries(value)
 
 
 def test_committed_outputs_hold_no_machine_paths():
@@ -135,5 +172,5 @@ def test_topography_tables_read_the_design_the_notebook_writes(tmp_path):
     images.update(sweep=[n.replace("cifar / ", "images / ") for n in images["sweep"]], key="images", grid=[5, 90])
     (tmp_path / "06_topography.json").write_text(json.dumps(doc))
     text = results_tables(tmp_path)
-    assert "| images / minisom |" in text and "CIFAR-10 5 x 90," in text and "CIFAR-10, 5 x 90, one epoch" in text
+    assert "| images / minisom |" in text and "**CIFAR-10, 5 x 90**" in text and "CIFAR-10, 5 x 90, one epoch" in text
     assert "cifar / " not in text

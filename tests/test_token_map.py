@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from hebb_utils.report.token_map import context_snippets, token_map_html
+from hebb_utils.report.token_map import check_links, context_snippets, token_map_html, token_texts
 
 
 def table(stories):
@@ -41,9 +41,61 @@ def test_bpe_joins_the_strings_as_they_are():
 
 def test_wordpiece_joins_continuations_and_spaces_the_rest():
     (s,) = one([4], BERT, n_snippets=1, width=3)
-    assert s == {"left": "dog was play", "token": "ing", "right": "ful .", "story_id": 0, "position": 4}
+    assert s == {"left": "dog was play", "token": "ing", "right": "ful.", "story_id": 0, "position": 4}
     (s,) = one([1], BERT, n_snippets=1, width=3)
     assert (s["left"], s["token"], s["right"]) == ("the ", "dog", " was playing")
+
+
+# BERT's basic tokenizer splits punctuation and contractions off: the snippets put them back
+BERT_TEXT = table([["one", "day", ",", "a", "good", "dog", "said", '"', "hello", "!", '"', "she", "didn", "'", "t",
+                    "see", "lily", "'", "s", "(", "red", ")", "ball", "."],
+                   ['"', "yes", ",", '"', "he", "said", "."]])
+
+
+def test_wordpiece_punctuation_and_contractions_read_as_text():
+    (s,) = one([5], BERT_TEXT, n_snippets=1, width=4)
+    assert (s["left"], s["token"], s["right"]) == ("day, a good ", "dog", ' said "hello!')
+    (s,) = one([23], BERT_TEXT, n_snippets=1, width=30)
+    assert s["left"] + s["token"] + s["right"] == \
+        'one day, a good dog said "hello!" she didn\'t see lily\'s (red) ball.'
+    (s,) = one([24], BERT_TEXT, n_snippets=1, width=10)  # the quote parity restarts with each story
+    assert s["left"] + s["token"] + s["right"] == '"yes," he said.'
+
+
+# GPT-2 byte-level BPE as tokenizer.convert_ids_to_tokens gives it: Ġ is a space, Ċ a newline, and
+# "é" (two bytes) and "🐶" (four) are byte symbols; "ðŁ" "Ĳ" "¶" split the dog over three tokens
+RAW = table([["One", "Ġday", ",", "Ġa", "ĠcafÃ©", "Ġowner", "Ġsaid", ":", "Ġ\"", "Hello", "!\"", "Ċ", "The",
+              "Ġdog", "ĠðŁ", "Ĳ", "¶", "Ġran", "."]])
+RAW_TEXT = 'One day, a café owner said: "Hello!"\nThe dog 🐶 ran.'
+
+
+def test_byte_level_bpe_is_decoded():
+    (s,) = one([13], RAW, n_snippets=1, width=30)
+    assert (s["left"], s["token"], s["right"]) == ('One day, a café owner said: "Hello!"\nThe ', "dog", " 🐶 ran.")
+    (s,) = one([4], RAW, n_snippets=1, width=2)
+    assert (s["left"], s["token"], s["right"]) == (", a ", "café", " owner said")
+    (s,) = one([11], RAW, n_snippets=1, width=1)  # the newline token
+    assert (s["left"], s["token"], s["right"]) == ('!"', "\n", "The")
+    assert token_texts(RAW["token"])[:5] == ["One", " day", ",", " a", " café"]
+    assert token_texts(GPT2["token"]) == GPT2["token"].tolist()  # decoded strings: as they are
+    assert token_texts(["Ġthe", "##ing"], style="wordpiece") == ["Ġthe", "##ing"]
+
+
+def test_byte_level_bpe_matches_the_gpt2_tokenizer():
+    """Every snippet of a text tokenized by GPT-2's tokenizer (raw symbols, and decoded one token at a time as
+    the extractor stores them) reads as the text, except those centred on a piece of a split character."""
+    from hebb_utils import load_tokenizer
+
+    tokenizer = load_tokenizer("roneneldan/TinyStories-1M")  # offline: <mirror>/gpt2-tokenizer
+    text = 'Tom\'s café - "wow!"\n\nThe end \u2014 of it.'
+    ids = tokenizer(text)["input_ids"]
+    raw = table([tokenizer.convert_ids_to_tokens(ids)])
+    decoded = table([tokenizer.batch_decode([[i] for i in ids])])
+    assert tokenizer.decode(ids) == text
+    for tokens in (raw, decoded):
+        for r in range(len(ids)):
+            (s,) = one([r], tokens, n_snippets=1, width=len(ids))
+            assert s["left"] + s["token"] + s["right"] == text.strip(), (r, s)
 
 
 def test_style_is_detected_from_the_table_and_can_be_forced():
@@ -218,3 +270,55 @@ def test_token_map_html_validates_its_inputs(tmp_path, change, match):
     with pytest.raises(ValueError, match=match):
         token_map_html(path, **kw)
     assert not path.exists() and not list(tmp_path.iterdir())
+
+
+def test_links_subtitle_and_key(tmp_path):
+    grid, names, wins, snippets = small_inputs()
+    names[3] = ["##ing", "\\n"]
+    path = token_map_html(tmp_path / "map.html", grid, names, wins, snippets, title="t", subtitle="annealed layer",
+                          links=[("fixed support", "lm_fixed_map.html"), ("other & more", "sub/b.html#neuron-3")])
+    text, _ = page_data(path)
+    assert '<a href="lm_fixed_map.html">fixed support</a>' in text
+    assert '<a href="sub/b.html#neuron-3">other &amp; more</a>' in text
+    assert '<span class="subtitle">annealed layer</span>' in text
+    key = re.search(r'<p class="key" id="key">(.*?)</p>', text).group(1)
+    assert "\u00b7" in key and "##ing" in key and "line break" in key
+    text, _ = page_data(token_map_html(tmp_path / "plain.html", (1, 2), [["a"], ["b"]], [1, 1]))
+    key = re.search(r'<p class="key" id="key">(.*?)</p>', text).group(1)
+    assert "##" not in key and "line break" not in key  # only the marks that occur are explained
+
+
+@pytest.mark.parametrize("links, match", [
+    ("a.html", "links"),
+    ([("a", "https://example.org/")], r"links\[0\].*relative"),
+    ([("a", "//example.org/x.html")], r"links\[0\].*relative"),
+    ([("a", "javascript:alert(1)")], r"links\[0\].*relative"),
+    ([("a", "b.html"), ("c",)], r"links\[1\]"),
+    ([("", "b.html")], r"links\[0\]"),
+    ([(1, "b.html")], r"links\[0\]"),
+])
+def test_links_must_be_relative_pairs(tmp_path, links, match):
+    grid, names, wins, _ = small_inputs()
+    with pytest.raises(ValueError, match=match):
+        token_map_html(tmp_path / "map.html", grid, names, wins, links=links)
+    assert not list(tmp_path.iterdir())
+    assert check_links([("a", "b.html"), ["c", "../d.html"]]) == [("a", "b.html"), ("c", "../d.html")]
+
+
+def test_draw_token_map_passes_subtitle_and_links(tmp_path):
+    from hebb_utils.report.lm_map import draw_token_map
+
+    tokens = table([["Once", "Ġupon", "Ġa", "Ġtime", "."], ["The", "Ġdog", "Ġran", "."]])  # raw byte-level
+    summary = {"best2": torch.tensor([[0, 1], [1, 0], [2, 3], [3, 2], [0, 2], [1, 3], [0, 1], [2, 0], [3, 1]]),
+               "top_index": torch.tensor([[1, 6, 3, 8], [2, 7, 0, 5]])}
+    table_ = draw_token_map(summary, tokens, (2, 2), tmp_path, top_tokens=2, crop=(1, 2), subtitle="fixed layer",
+                            links=[("annealed", "lm_map.html")])
+    assert table_["token_1"].tolist() == ["\u00b7upon", "\u00b7dog", "\u00b7time", "."]  # names decoded
+    text, data = page_data(tmp_path / "lm_map.html")
+    assert '<a href="lm_map.html">annealed</a>' in text and "fixed layer" in text
+    assert data["snippets"][0][0][:3] == ["Once ", "upon", " a time."]
+    with pytest.raises(ValueError, match="links"):
+        draw_token_map(summary, tokens, (2, 2), tmp_path / "no", links=[("x", "http://a.b/")])
+    with pytest.raises(ValueError, match="subtitle"):
+        draw_token_map(summary, tokens, (2, 2), tmp_path / "no", subtitle=3)
+    assert not (tmp_path / "no").exists()

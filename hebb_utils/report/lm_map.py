@@ -5,7 +5,8 @@ a shard at a time for a sharded store), measures it (analysis.softhebb_metrics) 
 
     {prefix}map.png          the whole grid, each neuron named by its top distinct tokens
     {prefix}map_crop.png     the `crop` window whose neurons win most, legible
-    {prefix}map.html         the interactive page (token_map.token_map_html)
+    {prefix}map.html         the interactive page (token_map.token_map_html), with an optional
+                             subtitle and header links to sibling maps (`links`: (label, relative href))
     {prefix}top_tokens.csv   neuron, row, col, wins, token_1 .. token_k
     {prefix}metrics.json     topographic error, distance correlation, dead fraction, token purity
 
@@ -69,13 +70,17 @@ def spreadsheet_safe(cell):
 
 
 def check_map_settings(*, top_tokens: int = 3, purity_top: int = 20, n_shuffles: int = 100,
-                       crop: tuple[int, int] = (10, 12), prefix: str = "lm_", seed: int = 42) -> dict:
+                       crop: tuple[int, int] = (10, 12), prefix: str = "lm_", seed: int = 42,
+                       subtitle: str = "", links=()) -> dict:
     """The settings of write_token_map checked (each error names its argument), as a dict.
 
     crop: (rows, cols), two positive integers; a crop larger than the grid shows the whole grid.
     prefix: a file name prefix (no folder: no '/'), at most 200 bytes.
+    subtitle: a line under the page's title; links: (label, relative href) pairs of sibling pages
+    for the page's header (token_map.check_links).
     """
     from ..checks import positive_int
+    from .token_map import check_links
 
     out = {"top_tokens": positive_int("top_tokens", top_tokens, hint="distinct tokens that name a neuron"),
            "purity_top": positive_int("purity_top", purity_top, hint="activations per neuron for token purity"),
@@ -93,6 +98,10 @@ def check_map_settings(*, top_tokens: int = 3, purity_top: int = 20, n_shuffles:
     if len(prefix.encode("utf-8", "surrogatepass")) > PREFIX_MAX_BYTES:
         raise ValueError(f"prefix: {len(prefix)} characters; expected at most {PREFIX_MAX_BYTES} bytes (a file name)")
     out["prefix"] = prefix
+    if not isinstance(subtitle, str):
+        raise ValueError(f"subtitle={subtitle!r}: expected a string (a line under the page's title)")
+    out["subtitle"] = subtitle
+    out["links"] = check_links(links)
     return out
 
 
@@ -130,12 +139,14 @@ def check_map_output(out_dir: str | os.PathLike, prefix: str = "lm_", *, name: s
 
 def write_token_map(layer, data, out_dir: str | os.PathLike, *, top_tokens: int = 3, purity_top: int = 20,
                     n_shuffles: int = 100, crop: tuple[int, int] = (10, 12), seed: int = 42, prefix: str = "lm_",
-                    label: str | None = None, config: dict | None = None, show: bool = False) -> dict:
+                    label: str | None = None, config: dict | None = None, show: bool = False, subtitle: str = "",
+                    links=()) -> dict:
     """Map figures, interactive page, token table and metrics of `layer` (with lateral support) on
     `data` (an Activations or a shards.ShardedActivations with its token table). Returns the metrics.
 
     Everything is checked before the first file is written, and the five files are moved into
     out_dir together at the end: a failure leaves none of them (see the module's docstring).
+    subtitle, links: for the page's header (see draw_token_map).
     """
     from ..checks import check_finite
     from ..measure.analysis import as_layer, neuron_summary, softhebb_metrics
@@ -148,7 +159,7 @@ def write_token_map(layer, data, out_dir: str | os.PathLike, *, top_tokens: int 
         if isinstance(value, torch.Tensor):
             check_finite(f"layer's {key}", value)
     settings = check_map_settings(top_tokens=top_tokens, purity_top=purity_top, n_shuffles=n_shuffles, crop=crop,
-                                  prefix=prefix, seed=seed)
+                                  prefix=prefix, seed=seed, subtitle=subtitle, links=links)
     top_tokens, purity_top, n_shuffles, crop, seed = (settings[k] for k in
                                                       ("top_tokens", "purity_top", "n_shuffles", "crop", "seed"))
     folder = getattr(data, "folder", None)
@@ -167,7 +178,8 @@ def write_token_map(layer, data, out_dir: str | os.PathLike, *, top_tokens: int 
                                purity_top=min(purity_top, n), n_shuffles=n_shuffles, seed=seed, summary=summary)
     with _staged(out_dir) as stage:
         _draw_files(summary, tokens, layer.lateral.grid, stage, top_tokens=top_tokens, crop=crop, seed=seed,
-                    prefix=prefix, label=label or source["label"], show=show)
+                    prefix=prefix, label=label or source["label"], show=show, subtitle=settings["subtitle"],
+                    links=settings["links"])
         write_results(stage / f"{prefix}metrics.json", "map",
                       strict_json({**(config or {}), "top_tokens": top_tokens, "purity_top": purity_top,
                                    "n_shuffles": n_shuffles, "crop": list(crop), "seed": seed}),
@@ -177,21 +189,27 @@ def write_token_map(layer, data, out_dir: str | os.PathLike, *, top_tokens: int 
 
 def draw_token_map(summary: dict, tokens, grid, out_dir: str | os.PathLike, *, top_tokens: int = 3,
                    crop: tuple[int, int] = (10, 12), seed: int = 42, prefix: str = "lm_", label: str = "",
-                   show: bool = False):
+                   show: bool = False, subtitle: str = "", links=()):
     """The files of the map of words from one streaming pass (`analysis.neuron_summary` of the layer
     on every token, with top >= 50): {prefix}map.png, {prefix}map_crop.png (shown inline with
     show=True), {prefix}map.html and {prefix}top_tokens.csv. Returns the token table (pandas).
     Notebook 05 and `python -m hebb_utils map` both draw their map with it. The inputs are checked
-    first and the four files moved into out_dir together: all of them or none."""
-    settings = check_map_settings(top_tokens=top_tokens, crop=crop, prefix=prefix, seed=seed)
+    first and the four files moved into out_dir together: all of them or none.
+
+    subtitle: a line under the page's title (e.g. "annealed lateral support: the topographic layer");
+    links: (label, relative href) pairs shown in the page's header, e.g.
+    [("fixed support", "lm_fixed_map.html")] to link the sibling map beside it."""
+    settings = check_map_settings(top_tokens=top_tokens, crop=crop, prefix=prefix, seed=seed, subtitle=subtitle,
+                                  links=links)
     out_dir = check_map_output(out_dir, settings["prefix"], files=MAP_FILES[:4])
     with _staged(out_dir) as stage:
         return _draw_files(summary, tokens, grid, stage, top_tokens=settings["top_tokens"], crop=settings["crop"],
-                           seed=settings["seed"], prefix=prefix, label=label, show=show)
+                           seed=settings["seed"], prefix=prefix, label=label, show=show,
+                           subtitle=settings["subtitle"], links=settings["links"])
 
 
 def _draw_files(summary: dict, tokens, grid, out_dir: Path, *, top_tokens: int, crop: tuple[int, int], seed: int,
-                prefix: str, label: str, show: bool):
+                prefix: str, label: str, show: bool, subtitle: str = "", links=()):
     """draw_token_map's four files, written straight into out_dir (a staging folder)."""
     import pandas as pd
 
@@ -199,14 +217,15 @@ def _draw_files(summary: dict, tokens, grid, out_dir: Path, *, top_tokens: int, 
     from ..io import atomic_path
     from ..measure.analysis import top_distinct_tokens
     from .plots import busiest_window, plot_token_map, save_figure
-    from .token_map import context_snippets, token_map_html
+    from .token_map import context_snippets, token_map_html, token_texts
 
     grid = Grid.of(grid)
     rows, cols = grid.rows, grid.cols  # a 1D grid (n,) is one row
     if isinstance(summary, dict):  # numpy arrays as tensors
         summary = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in summary.items()}
     _check_summary(summary, grid.n, len(tokens))
-    names = top_distinct_tokens(summary["top_index"], tokens["token"], k=top_tokens)
+    # raw byte-level BPE symbols ("Ġthe") named as text (" the"); decoded strings stay as they are
+    names = top_distinct_tokens(summary["top_index"], token_texts(tokens["token"]), k=top_tokens)
     wins = torch.bincount(summary["best2"][:, 0], minlength=rows * cols)
     labels = ["\n".join(names_j) if w > 0 else "" for names_j, w in zip(names, wins.tolist())]
     table = pd.DataFrame({"neuron": range(rows * cols), "row": [j // cols for j in range(rows * cols)],
@@ -218,19 +237,20 @@ def _draw_files(summary: dict, tokens, grid, out_dir: Path, *, top_tokens: int, 
     with atomic_path(out_dir / f"{prefix}top_tokens.csv") as tmp:
         safe.to_csv(tmp, index=False)
     shade = torch.log1p(wins.double()).numpy()
+    support = subtitle.split(" (")[0] or "lateral support"  # "annealed lateral support (width ...)" -> its name
     fig = plot_token_map(labels, (rows, cols), title=f"2D neuron map of words ({label})", colors=shade)
     save_figure(fig, out_dir / f"{prefix}map.png", dpi=110, show=False)  # the whole grid: too large to show
     region = busiest_window(wins.numpy(), (rows, cols), crop)
     fig = plot_token_map(labels, (rows, cols), colors=shade, region=region, cell_inches=1.25, fontsize=8,
                          title=f"Rows {region[0]}-{region[0] + region[2] - 1}, columns {region[1]}-"
-                               f"{region[1] + region[3] - 1} of the {rows} x {cols} map (lateral support, seed {seed})")
+                               f"{region[1] + region[3] - 1} of the {rows} x {cols} map ({support}, seed {seed})")
     save_figure(fig, out_dir / f"{prefix}map_crop.png", dpi=110, show=show)
     snippets = context_snippets(summary["top_index"], tokens, n_snippets=3, width=8)
     token_map_html(out_dir / f"{prefix}map.html", (rows, cols), names, wins.numpy(), snippets,
                    title=f"2D neuron map of words: {label}",
-                   note=f"{rows * cols} SoftHebb neurons on a {rows} x {cols} grid (lateral support, seed {seed}), "
+                   note=f"{rows * cols} SoftHebb neurons on a {rows} x {cols} grid ({support}, seed {seed}), "
                         f"each named by its top-{top_tokens} distinct tokens; colour: how many of the {len(tokens):,} "
-                        "tokens it wins (log scale).")
+                        "tokens it wins (log scale).", subtitle=subtitle, links=links)
     return table
 
 
