@@ -107,11 +107,12 @@ def test_readme_table_is_generated_from_the_results(tmp_path):
                   {"columns": ["topographic_error"], "runs": runs}, source={"label": "test data"})
     assert json.loads((tmp_path / "04_cifar_softhebb.json").read_text())["config"] == config
     lo, hi = runs["lateral support"]["ci95"]["topographic_error"]
-    row = f"| lateral support | 0.150 [{lo:.3f}, {hi:.3f}] | 2 |"
+    row = f"| lateral support | 0.150<br>[{lo:.3f}, {hi:.3f}] |"
     tables = results_tables(tmp_path)
-    assert row in tables and "CIFAR-10 SoftHebb, 3 x 7 grid**, mean [95% interval] over 2 seeds" in tables
+    assert row in tables and "CIFAR-10 SoftHebb, 3 x 7 grid**, one epoch" in tables and ", over 2 seeds:" in tables
     readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\nend\n")
+    readme.write_text("intro\n<!-- headline:start -->\n<!-- headline:end -->\n<!-- results:start -->\nold\n"
+                      "<!-- results:end -->\nend\n")
     update_readme(tmp_path, readme)
     text = readme.read_text()
     assert "old" not in text and row in text and text.endswith("end\n")

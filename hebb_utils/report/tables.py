@@ -206,10 +206,12 @@ def results_tables(results_dir) -> str:
     """The README's detailed results, as Markdown, from the notebooks' JSON files (those present)."""
     results_dir = Path(results_dir)
     load = lambda name: _load(results_dir, name)  # noqa: E731
-    out = ["Each number of a stochastic run is the mean over seeds with its 95% interval below it: a percentile "
-           "bootstrap of the mean over the seeds (10,000 resamples), which keeps a bounded quantity inside its bounds "
-           "and, with 2-3 seeds, is the seeds' range. The per-seed values are in the JSON under `seeds`. "
-           "Deterministic runs (foundations, the PCA family) are single numbers.", "",
+    out = ["Each number of a stochastic run is the mean over seeds with its 95% interval below it: the Student t "
+           "interval of the mean, cut at the range the quantity can take (a share stays in [0, 1], a correlation in "
+           "[-1, 1]; `measure/seeds.py`, METRIC_BOUNDS). Cutting never excludes the true mean, so the coverage stays "
+           "the t interval's; a percentile bootstrap would also stay inside the bounds, but with 3 seeds it is the "
+           "seeds' range and covers the mean only 75% of the time. The per-seed values are in the JSON under "
+           "`seeds`. Deterministic runs (foundations, the PCA family) are single numbers.", "",
            "<details><summary><b>What the columns mean</b></summary>", "", *(f"- {g}" for g in GLOSSARY), "",
            "</details>", ""]
     out += _figures(load("04_cifar_softhebb"), load("05_lm_softhebb"), load("06_topography"))
@@ -361,26 +363,10 @@ def headline(results_dir) -> str:
     if cifar and lm:
         c, t = cifar["results"]["runs"], lm["results"]["runs"]
         findings.append(
-            "**The lateral support orders the map.** Without it, the best and second-best neurons of "
-            f"{_percent(t['no lateral support'], 'topographic_error')} of LM tokens are not grid neighbours "
-            f"(topographic error {ci(t['no lateral support'], 'topographic_error')}); with it, "
-            f"{ci(t['lateral support'], 'topographic_error')}. CIFAR-10: {ci(c['no lateral support'], 'topographic_error')} "
-            f"→ {ci(c['lateral support'], 'topographic_error')}.")
-    if topo:
-        runs, (images, *rest) = topo["results"]["runs"], topography_design(topo["results"], topo["config"])
-        ann, som, fixed = (runs[images[k]] for k in ("annealed", "minisom", "fixed"))
-        text = (f"**Annealed, it is as topographic as a Kohonen map, {som['mean']['train_seconds'] / ann['mean']['train_seconds']:.0f}x "
-                f"faster.** CIFAR-10 topographic error {ci(ann, 'topographic_error')}, MiniSom {ci(som, 'topographic_error')}, "
-                f"in {ann['mean']['train_seconds']:.1f} s against {som['mean']['train_seconds']:.0f} s per epoch")
-        if rest and all(rest[0][k] in runs for k in ("annealed", "minisom")):
-            la, ls = runs[rest[0]["annealed"]], runs[rest[0]["minisom"]]
-            text += f"; LM tokens {ci(la, 'topographic_error')} against {ci(ls, 'topographic_error')}"
-        findings.append(text + ".")
-        if "probe_triangle_test_acc" in ann.get("mean", {}):
-            findings.append(
-                f"**Order costs features.** A linear probe on the annealed map's CIFAR-10 responses reaches "
-                f"{ci(ann, 'probe_triangle_test_acc')}, {contrast(ann, fixed, 'probe_triangle_test_acc')} the fixed "
-                f"support's {ci(fixed, 'probe_triangle_test_acc')}.")
+            f"**The lateral support orders the map**: topographic error {ci(t['no lateral support'], 'topographic_error')} "
+            f"→ {ci(t['lateral support'], 'topographic_error')} on LM tokens, {ci(c['no lateral support'], 'topographic_error')} "
+            f"→ {ci(c['lateral support'], 'topographic_error')} on CIFAR-10 (the share of inputs whose two best neurons "
+            "are not grid neighbours).")
     if dicts:
         goals, runs = dicts["results"]["goals"], dicts["results"]["runs"]
         met = sum(g["met"] for g in goals)
@@ -388,25 +374,48 @@ def headline(results_dir) -> str:
                 "measuring were met")
         one, five = runs.get("toy L0 1", {}), runs.get("toy L0 5", {})
         if all(k in d for d in (one, five) for k in ("softhebb", "sae l1")):
-            text += (f". On Sharkey et al.'s toy, SoftHebb recovers the features better than an L1 SAE with one active "
-                     f"feature per input (MMCS {ci(one['softhebb'], 'mmcs')} against {ci(one['sae l1'], 'mmcs')}) "
-                     f"and worse with five ({ci(five['softhebb'], 'mmcs')} against {ci(five['sae l1'], 'mmcs')})")
+            text += (f". On Sharkey et al.'s toy, SoftHebb's MMCS is {ci(one['softhebb'], 'mmcs')} against an L1 SAE's "
+                     f"{ci(one['sae l1'], 'mmcs')} with one active feature per input, {ci(five['softhebb'], 'mmcs')} "
+                     f"against {ci(five['sae l1'], 'mmcs')} with five")
         findings.append(text + ".")
+    if topo:
+        runs, (images, *rest) = topo["results"]["runs"], topography_design(topo["results"], topo["config"])
+        ann, som, fixed = (runs[images[k]] for k in ("annealed", "minisom", "fixed"))
+        versus = [(images["title"], ann, som)]
+        if rest and all(rest[0][k] in runs for k in ("annealed", "minisom")):
+            versus.append((rest[0]["title"], runs[rest[0]["annealed"]], runs[rest[0]["minisom"]]))
+        words = [contrast(a, m, "topographic_error") for _, a, m in versus]
+        level = ("as topographic as a Kohonen map" if all(w != "higher than" for w in words)
+                 else "nearly as topographic as a Kohonen map")
+        speed = som["mean"]["train_seconds"] / ann["mean"]["train_seconds"]
+        findings.append(
+            f"**Annealed, the support gives a map {level}, {speed:.0f}x faster than MiniSom.** Topographic error "
+            + "; ".join(f"{title} {ci(a, 'topographic_error')}, {w} MiniSom's {ci(m, 'topographic_error')}"
+                        for (title, a, m), w in zip(versus, words))
+            + f" ({images['title']}: {ann['mean']['train_seconds']:.1f} s against {som['mean']['train_seconds']:.0f} s "
+              "per epoch).")
+        probe = ("probe_triangle_test_acc" in ann.get("mean", {}) and
+                 f"**Order costs features.** A linear probe on the annealed map's {images['title']} responses reaches "
+                 f"{ci(ann, 'probe_triangle_test_acc')}, {contrast(ann, fixed, 'probe_triangle_test_acc')} the fixed "
+                 f"support's {ci(fixed, 'probe_triangle_test_acc')}.")
+    else:
+        probe = None
+    if probe:
+        findings.append(probe)
     if found:
         r = found["results"]
         findings.append(f"**The Hebbian PCA rules are exact**: Oja's weight has |cos| {_fmt(r['oja_abs_cos'], 4)} with "
                         "`torch.linalg.eigh`'s top eigenvector, Sanger's five at least "
                         f"{_fmt(r['sanger_min_abs_cos_top5'], 4)}.")
-    label = (lm or {}).get("source", {}).get("label", "")
-    out = [f'<img src="{HEADLINE_FIGURE}" width="720" alt="The busiest window of the annealed 2D neuron map of words">',
-           "", f"_The busiest window of the topographic map of words: each cell a neuron, named by the tokens it wins "
-               f"most; neighbours share words ({label})._", ""]
+    model = (lm or {}).get("source", {}).get("model", {}).get("name", "")
+    stand_in = f" LM: the offline stand-in {model.split('/')[-1]}, not TinyStories-1M." if "OFFLINE" in (lm or {}).get(
+        "source", {}).get("label", "") else ""
+    # shown at its own width (notebook 06 draws it <= 900 px with >= 10 px text), so it reads as drawn
+    out = [f'<img src="{HEADLINE_FIGURE}" alt="The busiest window of the annealed 2D neuron map of words">',
+           "", f"_The busiest window of the annealed map of words; each cell a neuron, named by the tokens it wins "
+               f"most.{stand_in}_", ""]
     out += [f"{i}. {f}" for i, f in enumerate(findings, 1)]
     return "\n".join(out)
-
-
-def _percent(run: dict, metric: str) -> str:
-    return f"{run['mean'][metric]:.1%}"
 
 
 def _findings(cifar: dict | None, lm: dict | None) -> list[str]:
