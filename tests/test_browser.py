@@ -254,7 +254,10 @@ def _check_map(o: Opened, label: str):
     page.fill("#search", "")
     assert page.locator("#map .cell.hit").count() == 0 and page.inner_text("#count").strip() == ""
 
-    # click a live neuron: its id, tokens and a snippet in the panel
+    # click a live neuron: its id, tokens and a snippet in the panel. A page that opens zoomed in on its
+    # busiest window may have neuron j out of view: the address (#neuron-j, hashchange) brings it there first
+    page.evaluate(f"location.hash = '#neuron-{j}'")
+    page.wait_for_function(f"() => location.hash === '#neuron-{j}'")
     page.locator(f'#map .cell[data-n="{j}"]').click()
     panel = page.locator("#panel")
     text = panel.inner_text()

@@ -84,7 +84,7 @@ def built(tools, tmp_path_factory):
     """The paper built by the command's main() from the committed results: (pdf path, its text)."""
     paper, pypdf = tools
     out = tmp_path_factory.mktemp("paper") / "paper.pdf"
-    assert paper.main(["--out", str(out)]) == 0
+    assert paper.main(["--out", str(out), "--root", str(REPO)]) == 0
     assert out.is_file() and out.stat().st_size > 0
     assert [p.name for p in out.parent.iterdir()] == ["paper.pdf"], "the atomic write left a temporary file"
     return out, text_of(pypdf, out)

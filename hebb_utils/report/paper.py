@@ -4,8 +4,8 @@
 
 The paper reads its numbers from results/*.json and its figures from figures/*.png when it is built
 (Typst's json() and image(), paths from the build root), so the PDF cannot drift from the results.
-The root is the repository by default; `--root` builds another tree laid out the same way (paper/,
-results/, figures/), e.g. a copy with other results. Only the fonts embedded in Typst are used
+The root is the current folder by default (the checkout, where `make paper` runs); `--root` builds
+another tree laid out the same way (paper/, results/, figures/), e.g. a copy with other results. Only the fonts embedded in Typst are used
 (Libertinus Serif, New Computer Modern, DejaVu Sans Mono), so the PDF does not depend on the
 machine's fonts. The PDF is written atomically. Writes nothing else.
 """
@@ -17,13 +17,12 @@ from pathlib import Path
 
 from ..io import atomic_path
 
-__all__ = ["build", "main", "REPO", "PAPER"]
+__all__ = ["build", "main", "PAPER"]
 
-REPO = Path(__file__).resolve().parents[2]
 PAPER = Path("paper") / "paper.typ"  # relative to the root
 
 
-def build(out: str | Path, root: str | Path = REPO, fmt: str = "pdf", ppi: float | None = None) -> Path:
+def build(out: str | Path, root: str | Path = ".", fmt: str = "pdf", ppi: float | None = None) -> Path:
     """Compile <root>/paper/paper.typ with `root` as Typst's root into `out` (atomically). Returns out.
 
     fmt="png" writes one page per file: `out` must then contain "{p}" (the page number), and the
@@ -50,8 +49,9 @@ def build(out: str | Path, root: str | Path = REPO, fmt: str = "pdf", ppi: float
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hebb_utils.report.paper", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=str(REPO / "paper" / "paper.pdf"), help="the PDF to write")
-    parser.add_argument("--root", default=str(REPO), help="the tree holding paper/, results/ and figures/")
+    parser.add_argument("--out", default="paper/paper.pdf", help="the PDF to write")
+    parser.add_argument("--root", default=".", help="the tree holding paper/, results/ and figures/ (default: the "
+                                                     "current folder, the repository checkout as `make paper` runs it)")
     args = parser.parse_args(argv)
     try:
         import typst  # noqa: F401
