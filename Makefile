@@ -73,7 +73,7 @@ N_STORIES    ?= 800
 
 .PHONY: reproduce update check activations test smoke bench clean venv help force paper
 help:
-	@sed -n '1,20p' Makefile
+	@sed -n '1,18p' Makefile
 
 # `make reproduce` passes FORCE=1: every notebook then counts as out of date (a checkout leaves
 # the committed results newer than their sources, so plain timestamps would skip some).
