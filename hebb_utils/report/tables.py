@@ -214,7 +214,7 @@ def results_tables(results_dir) -> str:
            "`seeds`. Deterministic runs (foundations, the PCA family) are single numbers.", "",
            "<details><summary><b>What the columns mean</b></summary>", "", *(f"- {g}" for g in GLOSSARY), "",
            "</details>", ""]
-    out += _figures(load("04_cifar_softhebb"), load("05_lm_softhebb"), load("06_topography"))
+    out += _figures(load("04_cifar_softhebb"), load("05_lm_softhebb"))
     acts = load("01_extract_activations")
     if acts:
         r, model = acts["results"], acts["source"]["model"]
@@ -325,7 +325,7 @@ def _dictionaries(res: dict | None, number: int) -> tuple[list[str], int]:
     return out + [""], number
 
 
-def _figures(cifar: dict | None, lm: dict | None, topo: dict | None) -> list[str]:
+def _figures(cifar: dict | None, lm: dict | None) -> list[str]:
     """The README's figures, captioned with the grid and seed of the run that drew them."""
     out = []
     if cifar:
