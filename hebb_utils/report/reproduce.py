@@ -17,10 +17,18 @@ or `--reference DIR`) and judged at one of three levels:
 - **DISCREPANT**: outside those; also integers, booleans and strings that differ, and a metric the
   new run lacks ("missing").
 
+A seeded metric is one of a seed summary (`summarise_seeds`), wherever it sits in the JSON. Two
+kinds of number are shown but not judged ("unstable (info)"): one a notebook marks as coming from an
+optimiser stopped at its iteration cap (results["unconverged"]: a stopped optimiser amplifies the
+last bits of its input, so no tolerance honest for a converged result covers it), and one computed
+from all the seeds at once (no per-seed spread to test it against).
+
 Wall-clock times (`*seconds`) are not compared; checksums (`*_sha256`) are shown for information.
 The table gives each difference in units of its interval: the seeded metrics' 95% interval of a
 difference of two means, or the deterministic tolerance. The exit status is 0 when every metric is
-identical or consistent, 1 when any is discrepant or missing.
+identical, consistent or unstable and every notebook has results on both sides; 1 when any metric is
+discrepant or missing, or a notebook's results are on one side only; 2 when the input cannot be
+judged (no results, no reference, a file that is not a results JSON: one line says which and why).
 """
 from __future__ import annotations
 
@@ -35,9 +43,11 @@ from pathlib import Path
 
 from ..measure.seeds import difference_tolerance
 
-__all__ = ["Comparison", "flatten_results", "compare_results", "apply_holm", "holm", "welch_p", "tolerance_of",
-           "reference_from_git", "verdict_table", "main", "TOLERANCES"]
+__all__ = ["Comparison", "CheckError", "flatten_results", "unconverged", "compare_results", "apply_holm", "holm",
+           "welch_p", "tolerance_of", "read_results_json", "reference_from_git", "committed_names", "verdict_table",
+           "main", "TOLERANCES", "UNCONVERGED_KEY"]
 
+UNCONVERGED_KEY = "unconverged"  # results[UNCONVERGED_KEY] = {metric: why}: stopped at an iteration cap
 FAMILY_ALPHA = 0.05  # Holm: the chance of any false "discrepant" among the seeded metrics
 
 # Deterministic floats: (pattern on "notebook / metric", relative tol, absolute tol, why). The first match wins.
@@ -63,8 +73,9 @@ class Comparison:
     reference: object
     new: object
     tolerance: float | None  # the interval the difference is measured in (None: exact equality required)
-    verdict: str  # "identical" | "consistent" | "DISCREPANT" | "missing" | "differs (info)"
+    verdict: str  # "identical" | "consistent" | "DISCREPANT" | "missing" | "differs (info)" | "unstable (info)"
     p_value: float | None = None  # the seeded metrics' Welch test, before Holm's correction
+    why: str = ""  # for "unstable (info)": why the value is not judged
 
     @property
     def failed(self) -> bool:
@@ -79,32 +90,48 @@ class Comparison:
         diff = abs(self.new - self.reference)
         return 0.0 if diff == 0 else (diff / self.tolerance if self.tolerance > 0 else math.inf)
 def flatten_results(doc: dict) -> dict[str, dict]:
-    """metric name -> {"value", "std", "n"} from one notebook's JSON (`write_results` layout).
+    """metric name -> {"value", "std", "n", "seeded"} from one notebook's JSON (`write_results` layout).
 
-    Seeded runs (results.runs[name] with "mean", "std", "n_by_metric") give their means;
-    everything else gives its scalar values, nested keys joined with " / ".
+    A seed summary (`summarise_seeds`: a dict with "mean", "std" and "n_by_metric") is recognised
+    wherever it sits (notebooks 04-06 keep theirs in results.runs[name], 07 one level deeper, in
+    results.runs[data][method]); each of its metrics is one seeded metric named by its path, judged
+    by Welch and Holm. A metric in a summary's mean without a per-seed count (one number computed
+    from all the seeds, e.g. the MCC between two seeds' dictionaries) has no spread to test against:
+    it is marked "derived". Everything else gives its scalar values, nested keys joined with " / ";
+    the top level "runs" key is left out of the names (what the verdicts have always called them).
     """
     out: dict[str, dict] = {}
     results = doc.get("results", {})
     runs = results.get("runs", {})
-    for run, entry in runs.items():
-        if isinstance(entry, dict) and "mean" in entry:
-            for metric, value in entry["mean"].items():
-                out[f"{run} / {metric}"] = {"value": value, "std": entry["std"].get(metric, 0.0),
-                                            "n": entry["n_by_metric"].get(metric, 1)}
-        else:
-            _scalars(entry, f"{run} / ", out)
-    _scalars({k: v for k, v in results.items() if k != "runs"}, "", out)
+    _walk(runs if isinstance(runs, dict) else {}, "", out)
+    _walk({k: v for k, v in results.items() if k not in ("runs", UNCONVERGED_KEY)}, "", out)
     return out
 
 
-def _scalars(obj, prefix: str, out: dict) -> None:
-    if isinstance(obj, dict):
+def _is_summary(obj) -> bool:
+    return isinstance(obj, dict) and isinstance(obj.get("mean"), dict) and isinstance(obj.get("std"), dict) \
+        and isinstance(obj.get("n_by_metric"), dict)
+
+
+def _walk(obj, prefix: str, out: dict) -> None:
+    if _is_summary(obj):
+        for metric, value in obj["mean"].items():
+            counted = metric in obj["n_by_metric"]
+            out[f"{prefix}{metric}"] = {"value": value, "std": obj["std"].get(metric, 0.0) if counted else None,
+                                        "n": obj["n_by_metric"][metric] if counted else 1, "derived": not counted}
+    elif isinstance(obj, dict):
         for k, v in obj.items():
             if k != "seeds":
-                _scalars(v, f"{prefix}{k} / " if isinstance(v, dict) else f"{prefix}{k}", out)
+                _walk(v, f"{prefix}{k} / " if isinstance(v, dict) else f"{prefix}{k}", out)
     elif isinstance(obj, (int, float, str, bool)) or obj is None:
         out[prefix.rstrip(" /")] = {"value": obj, "std": None, "n": 1}
+
+
+def unconverged(doc: dict) -> dict[str, str]:
+    """The metrics a notebook marks as coming from an optimiser stopped at its iteration cap
+    (results["unconverged"]: {metric name as flatten_results names it: why})."""
+    marked = doc.get("results", {}).get(UNCONVERGED_KEY, {})
+    return {str(k): str(v) for k, v in marked.items()} if isinstance(marked, dict) else {}
 
 
 def _is_timing(metric: str) -> bool:
@@ -145,7 +172,7 @@ def holm(p_values: list[float], alpha: float = FAMILY_ALPHA) -> list[bool]:
     return rejected
 
 
-def _compare_one(notebook: str, metric: str, ref: dict, new: dict | None) -> Comparison:
+def _compare_one(notebook: str, metric: str, ref: dict, new: dict | None, unstable: str | None = None) -> Comparison:
     if new is None:
         return Comparison(notebook, metric, ref["value"], None, None, "missing")
     a, b = ref["value"], new["value"]
@@ -156,6 +183,11 @@ def _compare_one(notebook: str, metric: str, ref: dict, new: dict | None) -> Com
         return Comparison(notebook, metric, a, b, None, "identical" if a == b else "DISCREPANT")
     if a == b or (math.isnan(a) and math.isnan(b)):
         return Comparison(notebook, metric, a, b, 0.0, "identical")
+    if unstable is not None:  # an optimiser stopped at its cap: its last bits are amplified, no tolerance is honest
+        return Comparison(notebook, metric, a, b, None, "unstable (info)", why=unstable)
+    if ref.get("derived") or new.get("derived"):
+        return Comparison(notebook, metric, a, b, None, "unstable (info)",
+                          why="one number computed from all the seeds' runs: no per-seed spread to test it against")
     if ref["std"] is not None and ref["n"] >= 2:
         # judged with Holm over the family in compare_all; the tolerance is the units of the table
         tol = difference_tolerance(ref["std"], ref["n"], new.get("n") or ref["n"])
@@ -166,9 +198,13 @@ def _compare_one(notebook: str, metric: str, ref: dict, new: dict | None) -> Com
 
 def compare_results(reference: dict, new: dict, notebook: str = "") -> list[Comparison]:
     """Compare two JSON documents of one notebook, metric by metric (the reference's metrics), with
-    Holm's correction over this notebook's seeded metrics (compare_all corrects over all notebooks)."""
+    Holm's correction over this notebook's seeded metrics (main corrects over all notebooks at once).
+    A metric that either side marks unconverged (results["unconverged"]) is "unstable (info)" when
+    it is not identical: shown, never judged as exact."""
     ref_flat, new_flat = flatten_results(reference), flatten_results(new)
-    return apply_holm([_compare_one(notebook, m, r, new_flat.get(m)) for m, r in ref_flat.items() if not _is_timing(m)])
+    marked = {**unconverged(reference), **unconverged(new)}
+    return apply_holm([_compare_one(notebook, m, r, new_flat.get(m), marked.get(m))
+                       for m, r in ref_flat.items() if not _is_timing(m)])
 
 
 def apply_holm(comparisons: list[Comparison], alpha: float = FAMILY_ALPHA) -> list[Comparison]:
@@ -179,17 +215,59 @@ def apply_holm(comparisons: list[Comparison], alpha: float = FAMILY_ALPHA) -> li
     return comparisons
 
 
+class CheckError(ValueError):
+    """Input the verdict cannot judge (a missing or unreadable file): one line, and exit status 2."""
+
+
+def read_results_json(text: str, where: str) -> dict:
+    """One notebook's results JSON, parsed strictly: an object with a "results" object, or CheckError naming
+    `where` (a file, or a file at a git revision) and the fix."""
+    def reject(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    try:
+        doc = json.loads(text, parse_constant=reject)
+    except ValueError as e:
+        raise CheckError(f"{where} is not valid JSON ({e}): re-run its notebook, or restore it with "
+                         "`git checkout -- <file>`") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("results"), dict):
+        kind = type(doc).__name__ if not isinstance(doc, dict) else 'an object without a "results" object'
+        raise CheckError(f"{where} is {kind}, not a notebook's results (an object with \"results\"): "
+                         "re-run its notebook, or restore it with `git checkout -- <file>`")
+    if not flatten_results(doc):
+        raise CheckError(f"{where} holds no metrics (its \"results\" is empty): nothing to compare")
+    return doc
+
+
 def reference_from_git(path: Path, rev: str = "HEAD") -> dict | None:
-    """The committed version of `path` (None when git or the file at `rev` is not there)."""
+    """The committed version of `path` (None when the file is not in git at `rev`); CheckError when
+    `path` is not in a git checkout at all, or the committed file is not a results JSON."""
     path = Path(path).resolve()
     try:
         top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=path.parent, capture_output=True,
                              text=True, check=True).stdout.strip()
-        text = subprocess.run(["git", "show", f"{rev}:{path.relative_to(top).as_posix()}"], cwd=top,
-                              capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError, ValueError):
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise CheckError(f"{path.parent} is not in a git checkout, so there is no committed reference: pass "
+                         "--reference DIR (a folder of reference JSON files)") from e
+    name = path.relative_to(top).as_posix()
+    try:
+        text = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=top, capture_output=True, text=True,
+                              check=True).stdout
+    except subprocess.CalledProcessError:
         return None
-    return json.loads(text)
+    return read_results_json(text, f"{name} at git {rev}")
+
+
+def committed_names(folder: Path, rev: str = "HEAD") -> list[str]:
+    """The `0*.json` file names committed in `folder` at git `rev` (what a reference run produced)."""
+    folder = Path(folder).resolve()
+    try:
+        listing = subprocess.run(["git", "ls-tree", "--name-only", rev, "--", "./"], cwd=folder, capture_output=True,
+                                 text=True, check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise CheckError(f"{folder} is not in a git checkout with a revision {rev!r}: pass --reference DIR "
+                         "(a folder of reference JSON files), or --rev REV") from e
+    return sorted(n for n in listing if re.fullmatch(r"0.*\.json", n))
 
 
 def _reference(path: Path, folder: str | None, rev: str) -> dict | None:
@@ -197,7 +275,7 @@ def _reference(path: Path, folder: str | None, rev: str) -> dict | None:
     if folder is None:
         return reference_from_git(path, rev)
     ref = Path(folder) / path.name
-    return json.loads(ref.read_text()) if ref.exists() else None
+    return read_results_json(ref.read_text(), str(ref)) if ref.exists() else None
 
 
 def _fmt(v) -> str:
@@ -211,12 +289,35 @@ def _fmt(v) -> str:
 def verdict_table(comparisons: list[Comparison]) -> str:
     header = ("notebook", "metric", "reference", "this run", "interval", "difference", "verdict")
     rows = [(c.notebook, c.metric, _fmt(c.reference), _fmt(c.new),
-             "exact" if c.tolerance in (None, 0.0) else f"{c.tolerance:.2g}",
+             "not judged" if c.verdict == "unstable (info)" else "exact" if c.tolerance in (None, 0.0)
+             else f"{c.tolerance:.2g}",
              "" if c.units in (None, 0.0) else f"{c.units:.2f} x" + (f" (p {c.p_value:.2g})" if c.p_value is not None else ""),
              c.verdict) for c in comparisons]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def _files(results: Path, reference: str | None, rev: str) -> tuple[list[str], list[str]]:
+    """(names of this run's 0*.json, names of the reference's 0*.json); CheckError when a side has none."""
+    if not results.is_dir():
+        raise CheckError(f"--results {results}: no such folder (run `make reproduce`)")
+    new = sorted(p.name for p in results.glob("0*.json"))
+    if not new:
+        raise CheckError(f"--results {results}: no 0*.json results in it (run `make reproduce`)")
+    if reference is None:
+        ref = committed_names(results, rev)
+        where = f"git {rev} ({results}/)"
+    else:
+        folder = Path(reference)
+        if not folder.is_dir():
+            raise CheckError(f"--reference {reference}: no such folder (give a folder of reference 0*.json files, "
+                             "or leave --reference out to compare with git HEAD)")
+        ref = sorted(p.name for p in folder.glob("0*.json"))
+        where = f"--reference {reference}"
+    if not ref:
+        raise CheckError(f"{where}: no reference 0*.json files, so nothing can be compared")
+    return new, ref
 
 
 def main(argv=None) -> int:
@@ -226,32 +327,50 @@ def main(argv=None) -> int:
                    help="folder with the reference JSON files (default: the same files at git HEAD)")
     p.add_argument("--rev", default="HEAD", help="git revision of the reference (default HEAD)")
     a = p.parse_args(argv)
-    files = sorted(Path(a.results).glob("0*.json"))
-    if not files:
-        print(f"check: no results in {a.results}/ (run `make reproduce`)", file=sys.stderr)
-        return 1
-    comparisons, unchecked = [], []
-    for path in files:
-        ref = _reference(path, a.reference, a.rev)
-        if ref is None:
-            unchecked.append(path.name)
-            continue
-        ref_flat, new_flat = flatten_results(ref), flatten_results(json.loads(path.read_text()))
-        comparisons += [_compare_one(path.stem, m, r, new_flat.get(m)) for m, r in ref_flat.items() if not _is_timing(m)]
+    results = Path(a.results)
+    try:
+        new_names, ref_names = _files(results, a.reference, a.rev)
+        comparisons = []
+        for name in sorted(set(new_names) & set(ref_names)):
+            ref = _reference(results / name, a.reference, a.rev)
+            new = read_results_json((results / name).read_text(), str(results / name))
+            marked = {**unconverged(ref), **unconverged(new)}
+            ref_flat, new_flat = flatten_results(ref), flatten_results(new)
+            comparisons += [_compare_one(Path(name).stem, m, r, new_flat.get(m), marked.get(m))
+                            for m, r in ref_flat.items() if not _is_timing(m)]
+    except CheckError as e:
+        print(f"check: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"check: cannot read {e.filename}: {e.strerror}", file=sys.stderr)
+        return 2
     apply_holm(comparisons)  # one family: every seeded metric of every notebook
     print(verdict_table(comparisons))
     counts = {v: sum(c.verdict == v for c in comparisons) for v in
-              ("identical", "consistent", "differs (info)", "DISCREPANT", "missing")}
+              ("identical", "consistent", "differs (info)", "unstable (info)", "DISCREPANT", "missing")}
     print("\n" + ", ".join(f"{n} {v}" for v, n in counts.items() if n) + f" ({len(comparisons)} metrics)")
-    if unchecked:
-        print(f"no committed reference for: {', '.join(unchecked)} (not in git at {a.rev}?)")
+    unstable = [c for c in comparisons if c.verdict == "unstable (info)"]
+    for c in unstable:
+        print(f"unstable (not judged): {c.notebook} / {c.metric}: {c.why}")
+    # a notebook on one side only is a failure: a verdict over fewer notebooks than the run made proves nothing
+    only_new, only_ref = sorted(set(new_names) - set(ref_names)), sorted(set(ref_names) - set(new_names))
+    problems = ([f"no reference for {', '.join(only_new)}"] if only_new else []) + \
+               ([f"this run lacks {', '.join(only_ref)}"] if only_ref else [])
     failed = [c for c in comparisons if c.failed]
-    level = ("IDENTICAL: every metric is bit for bit the reference's" if not failed and counts["consistent"] == 0
-             else "CONSISTENT: every metric identical or within what honest reruns give (Holm-corrected over the "
-                  f"seeded metrics, tolerances for deterministic floats); {counts['consistent']} not identical"
-             if not failed else f"DISCREPANT: {len(failed)} metric(s) outside what reruns give")
-    print("VERDICT: " + (level if not unchecked or failed else level + "; some results had no reference"))
-    return 1 if failed else 0
+    if failed:
+        level = f"DISCREPANT: {len(failed)} metric(s) outside what reruns give"
+    elif problems:
+        level = "INCOMPLETE: " + "; ".join(problems)
+    elif counts["consistent"] == 0 and not unstable:
+        level = "IDENTICAL: every metric is bit for bit the reference's"
+    else:
+        level = ("CONSISTENT: every metric identical or within what honest reruns give (Holm-corrected over the "
+                 f"seeded metrics, tolerances for deterministic floats); {counts['consistent']} not identical"
+                 + (f", {len(unstable)} unstable (not judged)" if unstable else ""))
+    if failed and problems:
+        level += "; " + "; ".join(problems)
+    print("VERDICT: " + level)
+    return 1 if failed or problems else 0
 
 
 if __name__ == "__main__":

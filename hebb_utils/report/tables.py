@@ -40,11 +40,13 @@ def run_info(device: torch.device | str | None = None) -> dict:
         "torch": torch.__version__,
         "machine": platform.machine(),
         "cpu": _cpu_name(),
+        "cpu_vendor": _cpuinfo("vendor_id") or platform.processor() or "unknown",
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "blas": (blas.group(1) if blas else "unknown") + (f" {mkl.group(1)}" if mkl else ""),
         "mkl_cbwr": os.environ.get("MKL_CBWR", "unset (MKL picks the CPU's widest branch)"),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "openblas": _openblas_kernels(),
         "float_pins": pin_status(),
         "device": str(device) if device is not None else "cpu",
     }
@@ -53,14 +55,28 @@ def run_info(device: torch.device | str | None = None) -> dict:
     return info
 
 
-def _cpu_name() -> str:
+def _cpuinfo(field: str) -> str | None:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.split(":", 1)[0].strip() == field:
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    return None
+
+
+def _cpu_name() -> str:
+    return _cpuinfo("model name") or platform.processor() or "unknown"
+
+
+def _openblas_kernels() -> str:
+    """The kernels numpy's OpenBLAS runs (its `architecture`: Haswell when pinned, SkylakeX or Zen otherwise)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # scikit-learn's dependency: absent only in a bare torch + numpy install
+        return "unknown (threadpoolctl not installed)"
+    kernels = sorted({i.get("architecture", "?") for i in threadpool_info() if i.get("internal_api") == "openblas"})
+    return ", ".join(kernels) or "none loaded"
 
 
 def write_results(path, name: str, config: dict, results: dict, source: dict | None = None, device=None) -> Path:
@@ -156,7 +172,8 @@ GLOSSARY = [
     "**dead units**: share of neurons that never win; **class / token purity**: how often a neuron's inputs share "
     "its majority class / token",
     "**probe on u**, **probe on relu(u − ū)**: test accuracy of a logistic regression on the frozen layer's "
-    "responses, or on their part above each input's mean response",
+    "responses, or on their part above each input's mean response (L-BFGS stopped at `probe_max_iter` iterations, "
+    "200, before convergence: an early-stopped probe; the raw-pixel probe runs to convergence)",
     "**reconstruction error**: |x − winner's weight| / |x| (a vector quantiser's error); **neighbour cosine**: mean "
     "cosine of grid neighbours' weights; **effective dimension**: participation ratio of the weights' spectrum",
     "**MMCS**: mean over true features of the best cosine with a learned one; **MCC**: the same after a one-to-one "
@@ -279,11 +296,13 @@ def results_tables(results_dir) -> str:
 
 def _machine(run: dict) -> str:
     pins = run.get("float_pins")  # results written before the pins were recorded have none
-    pinned = "" if pins is None else (", every float path pinned to AVX2 (`hebb_utils/pins.py`)" if pins.get("all_pinned")
+    pinned = "" if pins is None else (", every float path pinned (`hebb_utils/pins.py`)" if pins.get("all_pinned")
                                       else ", float paths NOT all pinned")
-    return (f"_Measured on {run['machine']} ({run.get('cpu', 'unknown CPU')}), {run['cpu_count']} CPU cores, "
+    vendor = f"{run['cpu_vendor']} " if run.get("cpu_vendor") else ""
+    openblas = f", OpenBLAS {run['openblas']}" if run.get("openblas") else ""
+    return (f"_Measured on {run['machine']} ({vendor}{run.get('cpu', 'unknown CPU')}), {run['cpu_count']} CPU cores, "
             f"{run['torch_threads']} torch threads, torch {run['torch']}, BLAS {run.get('blas', '?')} "
-            f"(MKL_CBWR={run.get('mkl_cbwr', '?')}){pinned}, {run['date']}._")
+            f"(MKL_CBWR={run.get('mkl_cbwr', '?')}){openblas}{pinned}, {run['date']}._")
 
 
 FOUNDATION_NAMES = {
