@@ -333,3 +333,21 @@ def test_the_verdict_outside_git_asks_for_a_reference(tmp_path, capsys):
     _write(tmp_path / "results", "02_x.json", _doc(a=1.0))
     assert main(["--results", str(tmp_path / "results")]) == 2
     assert "not in a git checkout" in capsys.readouterr().err
+
+
+def test_tolerance_spread_measures_each_deterministic_class(tmp_path, capsys):
+    from hebb_utils.report.reproduce import tolerance_spread
+
+    ref = _doc(runs={"lat": _seeded([0.6, 0.62, 0.64])}, oja=0.5, raw={"probe_test_acc": 0.35}, other=2.0)
+    new = _doc(runs={"lat": _seeded([0.61, 0.62, 0.64])}, oja=0.5 * (1 + 3e-5), raw={"probe_test_acc": 0.3509},
+               other=2.0)
+    rows = {r["class"]: r for r in tolerance_spread(compare_results(ref, new, "02_foundations"))}
+    assert rows["probe_\\w*acc"]["metrics"] == 1 and rows["probe_\\w*acc"]["max_abs"] == pytest.approx(9e-4)
+    assert rows["probe_\\w*acc"]["outside"] == 1  # 9 test samples in 10,000: beyond the probe's 5e-4
+    assert rows["^0[23]_"]["metrics"] == 2 and rows["^0[23]_"]["max_rel"] == pytest.approx(3e-5)
+    assert rows["^0[23]_"]["differ"] == 1 and rows["^0[23]_"]["outside"] == 0
+    assert sum(r["metrics"] for r in rows.values()) == 3  # the seeded metrics are not deterministic floats
+    _write(tmp_path / "r", "02_x.json", ref)
+    _write(tmp_path / "n", "02_x.json", new)
+    main(["--results", str(tmp_path / "n"), "--reference", str(tmp_path / "r"), "--spread"])
+    assert "max relative 3e-05" in capsys.readouterr().out

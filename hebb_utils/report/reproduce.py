@@ -44,7 +44,7 @@ from pathlib import Path
 from ..measure.seeds import difference_tolerance
 
 __all__ = ["Comparison", "CheckError", "flatten_results", "unconverged", "compare_results", "apply_holm", "holm",
-           "welch_p", "tolerance_of", "read_results_json", "reference_from_git", "committed_names", "verdict_table",
+           "welch_p", "tolerance_of", "tolerance_spread", "read_results_json", "reference_from_git", "committed_names", "verdict_table",
            "main", "TOLERANCES", "UNCONVERGED_KEY"]
 
 UNCONVERGED_KEY = "unconverged"  # results[UNCONVERGED_KEY] = {metric: why}: stopped at an iteration cap
@@ -76,6 +76,7 @@ class Comparison:
     verdict: str  # "identical" | "consistent" | "DISCREPANT" | "missing" | "differs (info)" | "unstable (info)"
     p_value: float | None = None  # the seeded metrics' Welch test, before Holm's correction
     why: str = ""  # for "unstable (info)": why the value is not judged
+    seeded: bool = False  # a mean over seeds (judged by Welch and Holm when not identical)
 
     @property
     def failed(self) -> bool:
@@ -148,6 +149,30 @@ def tolerance_of(notebook: str, metric: str, value: float) -> tuple[float, str]:
     raise AssertionError("TOLERANCES ends with a catch-all")
 
 
+def tolerance_spread(comparisons: list[Comparison]) -> list[dict]:
+    """What the deterministic tolerances were measured with: for each TOLERANCES class, the deterministic
+    floats of `comparisons` it covers, their largest relative and absolute difference, and how many
+    exceed the class's tolerance. Run the notebooks on another float path (e.g. with the pins unset)
+    into a folder and `check --results FOLDER --spread`."""
+    rows = []
+    for pattern, rtol, atol, _ in TOLERANCES:
+        mine = [c for c in comparisons if not c.seeded and isinstance(c.new, float) and isinstance(c.reference, float)
+                and c.verdict in ("identical", "consistent", "DISCREPANT") and c.tolerance is not None
+                and _class_of(c.notebook, c.metric) == pattern]
+        diffs = [(abs(c.new - c.reference), abs(c.new - c.reference) / abs(c.reference) if c.reference else math.inf)
+                 for c in mine]
+        rows.append({"class": pattern or "(any other)", "rtol": rtol, "atol": atol, "metrics": len(mine),
+                     "differ": sum(d > 0 for d, _ in diffs), "max_abs": max((d for d, _ in diffs), default=0.0),
+                     "max_rel": max((r for d, r in diffs if d > 0), default=0.0),
+                     "outside": sum(c.verdict == "DISCREPANT" for c in mine)})
+    return rows
+
+
+def _class_of(notebook: str, metric: str) -> str:
+    name = f"{notebook} / {metric}"
+    return next(pattern for pattern, *_ in TOLERANCES if re.search(pattern, name))
+
+
 def welch_p(ref: dict, new: dict) -> float:
     """Two-sided p-value of Welch's t-test that two runs' seed means are equal (from mean, std, n)."""
     from scipy.stats import t
@@ -181,17 +206,18 @@ def _compare_one(notebook: str, metric: str, ref: dict, new: dict | None, unstab
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
     if not numeric or (isinstance(a, int) and isinstance(b, int)):
         return Comparison(notebook, metric, a, b, None, "identical" if a == b else "DISCREPANT")
+    seeded = ref["std"] is not None and ref["n"] >= 2
     if a == b or (math.isnan(a) and math.isnan(b)):
-        return Comparison(notebook, metric, a, b, 0.0, "identical")
+        return Comparison(notebook, metric, a, b, 0.0, "identical", seeded=seeded)
     if unstable is not None:  # an optimiser stopped at its cap: its last bits are amplified, no tolerance is honest
         return Comparison(notebook, metric, a, b, None, "unstable (info)", why=unstable)
     if ref.get("derived") or new.get("derived"):
         return Comparison(notebook, metric, a, b, None, "unstable (info)",
                           why="one number computed from all the seeds' runs: no per-seed spread to test it against")
-    if ref["std"] is not None and ref["n"] >= 2:
+    if seeded:
         # judged with Holm over the family in compare_all; the tolerance is the units of the table
         tol = difference_tolerance(ref["std"], ref["n"], new.get("n") or ref["n"])
-        return Comparison(notebook, metric, a, b, tol, "consistent", p_value=welch_p(ref, new))
+        return Comparison(notebook, metric, a, b, tol, "consistent", p_value=welch_p(ref, new), seeded=True)
     tol, _ = tolerance_of(notebook, metric, a)
     return Comparison(notebook, metric, a, b, tol, "consistent" if abs(a - b) <= tol else "DISCREPANT")
 
@@ -326,6 +352,8 @@ def main(argv=None) -> int:
     p.add_argument("--reference", default=None,
                    help="folder with the reference JSON files (default: the same files at git HEAD)")
     p.add_argument("--rev", default="HEAD", help="git revision of the reference (default HEAD)")
+    p.add_argument("--spread", action="store_true",
+                   help="also print, for each deterministic tolerance, the largest differences measured (tolerance_spread)")
     a = p.parse_args(argv)
     results = Path(a.results)
     try:
@@ -346,6 +374,11 @@ def main(argv=None) -> int:
         return 2
     apply_holm(comparisons)  # one family: every seeded metric of every notebook
     print(verdict_table(comparisons))
+    if a.spread:
+        print("\ndeterministic floats by tolerance class (largest differences measured):")
+        for r in tolerance_spread(comparisons):
+            print(f"  {r['class']:<22} rtol {r['rtol']:.0e} atol {r['atol']:.0e}: {r['metrics']} metrics, {r['differ']} differ, "
+                  f"max |diff| {r['max_abs']:.3g}, max relative {r['max_rel']:.3g}, {r['outside']} outside")
     counts = {v: sum(c.verdict == v for c in comparisons) for v in
               ("identical", "consistent", "differs (info)", "unstable (info)", "DISCREPANT", "missing")}
     print("\n" + ", ".join(f"{n} {v}" for v, n in counts.items() if n) + f" ({len(comparisons)} metrics)")
