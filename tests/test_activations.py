@@ -348,6 +348,26 @@ def test_gguf_file_as_model(stand_in_model, tmp_path):
         load_language_model(tmp_path / "missing.gguf")
 
 
+@pytest.mark.parametrize("size", [4, 4096, 1 << 20])
+def test_a_truncated_gguf_file_is_one_clear_error(tmp_path, size):
+    """Issue 26: a GGUF cut at 4 bytes, 4 KiB or 1 MiB gave a raw struct.error, from the API and from
+    `extract --model`."""
+    import subprocess
+    import sys
+
+    from hebb_utils.data.sources import _offline_lm_file, load_tokenizer
+
+    cut = tmp_path / "cut.gguf"
+    with open(_offline_lm_file(), "rb") as f:
+        cut.write_bytes(f.read(size))
+    for load in (load_language_model, load_tokenizer):
+        with pytest.raises(DataSourceError, match=r"model_name='cut.gguf': the GGUF file is truncated or corrupt"):
+            load(cut)
+    run = subprocess.run([sys.executable, "-m", "hebb_utils", "extract", "--model", str(cut), "--out",
+                          str(tmp_path / "acts")], capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0 and "truncated or corrupt" in run.stderr and "Traceback" not in run.stderr
+
+
 def test_missing_stand_in_package_says_how_to_install(monkeypatch):
     import importlib.util
 

@@ -179,3 +179,30 @@ def test_zero_learned_rows_never_match():
     m = mcc(torch.cat([torch.zeros(1, 3), LEARNED[:2]]), TRUE)
     assert m["rows"].tolist() == [1, 2] and m["mcc"] == pytest.approx(0.6, abs=1e-15)
     assert math.isclose(mmcs(torch.zeros(2, 3), TRUE), 0.0)
+
+
+def test_extreme_scales_keep_their_directions_and_empty_codes_are_refused():
+    """Issue 26: mmcs(T, T * 1e200) was 0.0 (the norm overflowed) and mmcs(T * 1e-200, T) 1e100, a cosine
+    above 1 (the norm underflowed); dead_units of an empty matrix was NaN."""
+    import torch
+
+    from hebb_utils.dictionaries.recovery import cosine_matrix, dead_units, mcc, mmcs
+
+    T = torch.randn(6, 9, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for learned, true in ((T, T * 1e200), (T * 1e-200, T), (T * 1e-300, T * 1e300), (T * 1e-310, T)):
+        assert mmcs(learned, true) == pytest.approx(1.0, abs=1e-12)
+        assert mcc(learned, true)["mcc"] == pytest.approx(1.0, abs=1e-12)
+        assert cosine_matrix(learned, true).abs().max() <= 1 + 1e-12
+    assert torch.equal(cosine_matrix(T, T), cosine_matrix(T * 1.0, T))  # ordinary rows: the plain path, bit for bit
+    with pytest.raises(ValueError, match="codes has 0 columns"):
+        dead_units(torch.zeros(4, 0))
+    with pytest.raises(ValueError, match="codes has 0 row"):
+        dead_units(torch.zeros(0, 4))
+
+
+def test_a_radius_whose_square_underflows_is_the_centre_only_limit():
+    from hebb_utils.dictionaries.ground_truth import topographic_toy
+
+    gt = topographic_toy(200, d=16, grid=(4, 4), radius=1e-300, mean_l0=0.5, seed=0)
+    tiny = topographic_toy(200, d=16, grid=(4, 4), radius=1e-3, mean_l0=0.5, seed=0)
+    assert torch.equal(gt.codes, tiny.codes)  # at 1e-3 only the centre can fire too: the same draw

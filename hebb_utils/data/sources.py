@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import socket
+import struct
 import sys
 import time
 import warnings
@@ -398,6 +399,9 @@ def _gguf_errors(source: dict):
     except ImportError as e:  # the `gguf` package (and `accelerate`) read the file
         raise DataSourceError(f"model_name={source['name']!r}: reading a GGUF file needs the `gguf` and "
                               f"`accelerate` packages ({e}); `make venv` installs them") from None
+    except (struct.error, EOFError) as e:  # the gguf reader runs off the end of a cut file
+        raise DataSourceError(f"model_name={source['name']!r}: the GGUF file is truncated or corrupt "
+                              f"({type(e).__name__}: {e}); download or copy it again") from None
     except (ValueError, KeyError, NotImplementedError) as e:
         raise ValueError(
             f"model_name={source['name']!r}: transformers cannot load this GGUF file ({type(e).__name__}: {e}). "

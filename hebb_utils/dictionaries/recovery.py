@@ -25,18 +25,28 @@ def _directions(learned, true) -> tuple[torch.Tensor, torch.Tensor]:
     """learned (N, d) and true (M, d) as float64 CPU tensors with the same d; true rows nonzero."""
     learned = matrix("learned", learned, dtype=torch.float64).cpu()
     true = matrix("true", true, learned.shape[1], dtype=torch.float64, cols_name="learned.shape[1]").cpu()
-    if (true.norm(dim=1) == 0).any():
-        raise ValueError(f"true: row(s) {(true.norm(dim=1) == 0).nonzero().flatten().tolist()[:5]} are zero: "
+    zero = (true == 0).all(dim=1)
+    if zero.any():
+        raise ValueError(f"true: row(s) {zero.nonzero().flatten().tolist()[:5]} are zero: "
                          "a true feature needs a direction")
     return learned, true
 
 
 def _cosines(learned: torch.Tensor, true: torch.Tensor, absolute: bool) -> torch.Tensor:
     """(N, M) float64 cosines of checked rows; 0 for zero learned rows; |cos| with absolute."""
-    L = learned / learned.norm(dim=1, keepdim=True).clamp_min(1e-300)  # zero rows stay zero
-    T = true / true.norm(dim=1, keepdim=True)
-    C = L @ T.T
+    C = _unit_rows(learned) @ _unit_rows(true).T
     return C.abs() if absolute else C
+
+
+def _unit_rows(x: torch.Tensor) -> torch.Tensor:
+    """Rows of x scaled to unit norm; zero rows stay zero. Rows whose norm would overflow or underflow
+    float64 (entries beyond ~1e150 or below ~1e-150) are first divided by their largest entry, so that
+    T and T * 1e200 have the same directions; other rows take the plain path, bit for bit as before."""
+    scale = x.abs().amax(dim=1, keepdim=True)
+    extreme = (scale > 0) & ((scale < 1e-150) | (scale > 1e150))
+    if extreme.any():
+        x = torch.where(extreme, x / scale.where(extreme, torch.ones_like(scale)), x)
+    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-300)
 
 
 def _absolute(absolute) -> bool:
@@ -106,6 +116,8 @@ def explained_variance(X, X_hat) -> float:
 def dead_units(codes) -> float:
     """Share of units (columns of codes (n_samples, N)) that are zero on every sample."""
     codes = matrix("codes", codes)
+    if codes.shape[1] == 0:
+        raise ValueError("codes has 0 columns: expected one column per unit (n_samples, N) with N >= 1")
     return float(((codes != 0).sum(dim=0) == 0).double().mean())
 
 
