@@ -220,6 +220,19 @@ def test_a_manifest_marked_incomplete_is_refused(made):
         load_activations(made / "store", stream=True)
 
 
+@pytest.mark.parametrize("fmt", ["hebb_utils.shards/0", "hebb_utils.shards/2", None])
+def test_a_manifest_of_another_format_is_refused(made, fmt):
+    """Issue 26: the manifest's format was never checked (/0, /2 or none all opened and trained)."""
+    path = made / "store" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest.pop("format")
+    path.write_text(json.dumps(manifest if fmt is None else {**manifest, "format": fmt}))
+    with pytest.raises(ValueError, match=r"format .* this hebb_utils reads 'hebb_utils.shards/1'"):
+        load_activations(made / "store", stream=True)
+    with pytest.raises(ValueError, match="re-extract"):
+        open_activations(made / "store")
+
+
 # ------------------------------------------------------------------------------------------------
 # 4. damage is caught on opening, by default and cheaply, naming the file
 

@@ -529,6 +529,10 @@ def _read_manifest(folder: Path) -> dict:
         raise bad(f"unreadable ({type(e).__name__}: {e})") from None
     if not isinstance(manifest, dict):
         raise bad(f"holds a JSON {type(manifest).__name__}, not the manifest object")
+    if manifest.get("format") != FORMAT:  # another version's layout would be read as this one's, silently
+        raise ValueError(f"{path}: format {manifest.get('format')!r}, this hebb_utils reads {FORMAT!r}: "
+                         "re-extract the activations with this version (`python -m hebb_utils extract`), or read "
+                         "the store with the hebb_utils that wrote it")
     shards, counts = manifest.get("shards"), manifest.get("counts")
     if not isinstance(shards, list) or not shards:
         raise bad("lists no shards" if isinstance(shards, list) else "has no list of shards")
