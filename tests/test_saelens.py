@@ -200,3 +200,37 @@ def test_the_map_tools_draw_an_sae(data, tmp_path):
                               crop=(2, 2))
     assert all(p.is_file() for p in map_files(tmp_path))
     assert 0 <= metrics["topographic_error"] <= 1
+
+
+def test_export_and_the_map_refuse_non_finite_dictionaries_and_impossible_folders(layer, tmp_path, monkeypatch):
+    """Issue 26: NaN weights or a BatchNorm variance of inf were exported without a word (the loaded SAE
+    encoded NaN); as_map_layer on a NaN W_enc returned NaN responses; k > d_sae in cfg.json loaded, then
+    failed deep in torch; export_saelens(layer, "") gave OSError [Errno 16]."""
+    import copy
+
+    broken = copy.deepcopy(layer)
+    with torch.no_grad():
+        broken.weight[3, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"layer: layer.weight holds 1 NaN or inf value"):
+        export_saelens(broken, tmp_path / "nan")
+    broken = copy.deepcopy(layer)
+    broken.bn.running_var[0] = float("inf")
+    with pytest.raises(ValueError, match=r"layer: layer.bn.running_var holds 1 NaN or inf"):
+        export_saelens(broken, tmp_path / "inf")
+    assert not (tmp_path / "nan").exists() and not (tmp_path / "inf").exists()
+    for empty in ("", "  "):
+        with pytest.raises(ValueError, match="expected the path of a new or empty folder"):
+            export_saelens(layer, empty)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="is the current folder"):
+        export_saelens(layer, ".")
+
+    sae = SAE.load_from_disk(export_saelens(layer, tmp_path / "sae", k=2))
+    with torch.no_grad():
+        sae.W_enc[0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"sae: its W_enc holds 1 NaN or inf"):
+        as_map_layer(sae, (3, 4))
+    cfg = json.loads((tmp_path / "sae" / "cfg.json").read_text())
+    (tmp_path / "sae" / "cfg.json").write_text(json.dumps({**cfg, "k": 99}))
+    with pytest.raises(ValueError, match=r"k=99 for d_sae=12 latents"):
+        as_map_layer(SAE.load_from_disk(tmp_path / "sae"), (3, 4))

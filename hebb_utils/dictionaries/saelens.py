@@ -228,8 +228,14 @@ def saelens_state(layer: SoftHebbLinear) -> dict[str, torch.Tensor]:
     sigma = torch.sqrt(layer.bn.running_var.detach().cpu().to(W.dtype) + layer.bn.eps)  # (D,)
     norm2 = W.pow(2).sum(1, keepdim=True)  # (N, 1)
     unit = torch.where(norm2 > 0, W / torch.where(norm2 > 0, norm2, 1), 0)  # w_j / |w_j|^2; 0 for a zero row
-    return {"W_enc": (W / sigma).T.contiguous(), "b_enc": torch.zeros(W.shape[0], dtype=W.dtype),
-            "W_dec": (unit * sigma).contiguous(), "b_dec": mu.clone()}
+    state = {"W_enc": (W / sigma).T.contiguous(), "b_enc": torch.zeros(W.shape[0], dtype=W.dtype),
+             "W_dec": (unit * sigma).contiguous(), "b_dec": mu.clone()}
+    for name, value in (("layer.weight", W), ("layer.bn.running_mean", mu), ("layer.bn.running_var", sigma),
+                        *state.items()):
+        if not bool(torch.isfinite(value).all()):  # an SAE of NaN or inf would load and encode NaN without a word
+            raise ValueError(f"layer: {name} holds {int((~torch.isfinite(value)).sum())} NaN or inf value(s), so the "
+                             "SAE would encode NaN; retrain the layer on finite data (check the inputs, or lower lr)")
+    return state
 
 
 def export_saelens(layer: SoftHebbLinear, folder: str | os.PathLike, k: int = 1, *,
@@ -264,7 +270,12 @@ def export_saelens(layer: SoftHebbLinear, folder: str | os.PathLike, k: int = 1,
         raise ValueError(f"k={k}: expected at most out_features={layer.out_features} winners")
     if metadata is not None and not isinstance(metadata, dict):
         raise ValueError(f"metadata: expected a dict (such as {{'hook_name': ...}}), got {type(metadata).__name__}")
+    if not isinstance(folder, (str, os.PathLike)) or not str(folder).strip():
+        raise ValueError(f"folder={folder!r}: expected the path of a new or empty folder for the SAE's files")
     folder = Path(folder)
+    if folder.resolve() == Path.cwd().resolve():
+        raise ValueError(f"folder={str(folder)!r} is the current folder, which the export cannot replace whole: "
+                         "give a new folder, e.g. 'sae'")
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"folder={folder}: is a file; expected a folder for the SAE's {' and '.join(SAE_FILES)}")
     if folder.is_dir():
@@ -389,5 +400,13 @@ def as_map_layer(sae, grid) -> SAEMapLayer:
     if getattr(sae.cfg, "reshape_activations", "none") != "none":
         raise ValueError(f"sae: reads {sae.cfg.reshape_activations} activations (heads x d_head); the map reads "
                          "rows of d_in features: use an SAE with reshape_activations='none'")
+    k = getattr(sae.cfg, "k", None)
+    if k is not None and not (isinstance(k, int) and 1 <= k <= sae.cfg.d_sae):
+        raise ValueError(f"sae: its cfg has k={k!r} for d_sae={sae.cfg.d_sae} latents: expected 1 <= k <= d_sae "
+                         "(fix k in the SAE's cfg.json)")
+    for name, value in sae.state_dict().items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"sae: its {name} holds {int((~torch.isfinite(value)).sum())} NaN or inf value(s), so "
+                             "every response would be NaN; use an SAE trained on finite data")
     grid = Grid.of(grid, n=sae.cfg.d_sae, what="latents in the SAE (d_sae)")
     return SAEMapLayer(sae, grid).eval()
