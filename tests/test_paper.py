@@ -202,3 +202,29 @@ def test_a_changed_result_changes_the_paper(tools, built, tmp_path):
     text = text_of(pypdf, out)
     assert before in committed_text and before not in text
     assert after in text and after not in committed_text
+
+
+def test_a_missing_metric_or_an_impossible_out_fails_naming_it(tools, tmp_path, capsys):
+    """Issue 26: a results JSON missing a metric built with exit 0 and printed "–" in the abstract; an
+    unwritable --out was reported with a temp file's name."""
+    paper, _ = tools
+    root = tmp_path / "root"
+    shutil.copytree(PAPER_DIR, root / "paper", ignore=shutil.ignore_patterns("*.pdf"))
+    shutil.copytree(REPO / "results", root / "results", ignore=shutil.ignore_patterns("*.html", "*.ipynb", "*.csv"))
+    (root / "figures").mkdir()
+    for f in included_figures():
+        shutil.copy2(REPO / f.lstrip("/"), root / "figures" / Path(f).name)
+    path = root / "results" / "05_lm_softhebb.json"
+    data = json.loads(path.read_text())
+    del data["results"]["runs"]["lateral support"]["mean"]["topographic_error"]
+    path.write_text(json.dumps(data))
+    assert paper.main(["--out", str(tmp_path / "p.pdf"), "--root", str(root)]) == 1
+    assert "the results have no metric topographic_error" in capsys.readouterr().err
+    assert not (tmp_path / "p.pdf").exists()
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for out, says in ((blocker / "p.pdf", f"--out {blocker / 'p.pdf'}: {blocker} is a file"), (tmp_path, "not a folder")):
+        assert paper.main(["--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert says in err and ".tmp" not in err

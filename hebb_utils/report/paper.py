@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..io import atomic_path
+from ..io import atomic_path, check_writable
 
 __all__ = ["build", "main", "PAPER"]
 
@@ -38,6 +38,9 @@ def build(out: str | Path, root: str | Path = ".", fmt: str = "pdf", ppi: float 
     if ppi is not None:
         options["ppi"] = ppi
     out = Path(out)
+    if not str(out).strip() or out.is_dir():
+        raise ValueError(f"--out {str(out)!r}: expected the path of a PDF file to write, not a folder")
+    check_writable(out.parent, "--out", out)  # before Typst runs, naming --out (not the temp file)
     if fmt != "pdf":
         out.parent.mkdir(parents=True, exist_ok=True)
         typst.compile(str(source), output=str(out), **options)
