@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import re
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -66,6 +69,33 @@ def _check_train_out(out: Path, activations: Path, force: bool) -> None:
         raise ValueError(f"--out {out}: is a folder; give the checkpoint's file name, e.g. {out / 'layer.pt'}")
     if out.exists() and not force:
         raise ValueError(f"--out {out}: exists; pass --force to replace it (train never replaces a file without it)")
+    _check_creatable(out)
+
+
+def _check_creatable(out: Path) -> None:
+    """A file can be made next to `out` (where the checkpoint's temporary file goes), tried with an
+    unnamed temporary file: the permission bits that check_writable reads say yes to root, and to
+    folders such as /proc, where the save would fail only after training."""
+    if not out.parent.is_dir():  # made when the checkpoint is saved; check_writable has read its first existing folder
+        return
+    try:
+        with tempfile.TemporaryFile(dir=out.parent):
+            pass
+    except OSError as e:
+        raise ValueError(f"--out {out}: no file can be created in {out.parent} ({e.strerror or type(e).__name__}); "
+                         "write the checkpoint to a folder that can be written") from None
+
+
+def _check_train_options(args) -> None:
+    """What the command line alone decides, before the process group forms (under torchrun every rank
+    then reports it at once, without waiting for the others) and before any file is read."""
+    if args.no_lateral:
+        given = [f"--{name.replace('_', '-')}" for name in ("radius_end", "gain_end") if getattr(args, name) is not None]
+        if given:
+            shown = " and ".join(f"{g} {getattr(args, g[2:].replace('-', '_'))}" for g in given)
+            raise ValueError(f"{shown}: anneals the lateral support, which --no-lateral turns off, so it would have "
+                             f"no effect; drop {' and '.join(given)}, or drop --no-lateral to train with the support")
+    _check_train_out(Path(args.out), Path(args.activations), args.force)
 
 
 def _check_extract_out(out: Path, force: bool) -> None:
@@ -274,8 +304,9 @@ def _train(args) -> None:
               "seed": args.seed, "shuffle": args.shuffle, "in_features": data.dim,
               "activations": str(args.activations)}
     lateral = lateral_of(config)
-    layer = SoftHebbLinear(data.dim, n, args.t_invert, lateral=lateral, seed=args.seed, device=device)
     _, world = rank_world()
+    _check_fits(args, n, data.dim, len(data), world, device, lateral)
+    layer = SoftHebbLinear(data.dim, n, args.t_invert, lateral=lateral, seed=args.seed, device=device)
     source = source_of(data)
     _say(f"training {n} neurons on a {'x'.join(map(str, args.grid))} grid on {source['label']} "
          f"({world} process(es), global batch {args.batch_size})")
@@ -285,12 +316,105 @@ def _train(args) -> None:
     if is_main():
         state = {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in layer.state_dict().items()}
         # plain types and tensors only: load_checkpoint reads it with torch.load(weights_only=True)
-        atomic_torch_save(args.out, _plain({"state_dict": state,
-                                            "variant": "no lateral support" if args.no_lateral else "lateral support",
-                                            "config": config, "source": source, "wins": info["wins"],
-                                            "train": {k: info[k] for k in ("steps", "seconds", "samples_per_s")}}))
+        try:
+            atomic_torch_save(args.out, _plain({"state_dict": state,
+                                                "variant": "no lateral support" if args.no_lateral else "lateral support",
+                                                "config": config, "source": source, "wins": info["wins"],
+                                                "train": {k: info[k] for k in ("steps", "seconds", "samples_per_s")}}))
+        except OSError as e:  # named by --out, not by the temporary file next to it
+            raise ValueError(f"--out {args.out}: the checkpoint could not be written ({e.strerror or e}); "
+                             "write it to a folder that can be written") from None
     _say(f"{args.out}: {info['steps']} steps in {info['seconds']:.1f} s ({info['samples_per_s']:,.0f} samples/s); "
          f"{int((info['wins'] == 0).sum())} of {n} neurons never won")
+
+
+GIB = 2.0 ** 30
+
+
+def _bytes(n: float) -> str:
+    for unit in ("GiB", "TiB", "PiB", "EiB"):
+        if n < 1024 * GIB or unit == "EiB":
+            return f"{n / GIB:,.1f} {unit}"
+        n /= 1024
+
+
+def _memory_of(device) -> tuple[int, str] | None:
+    """(bytes, what) that tensors on `device` can ever hold: a GPU's memory, or the machine's RAM + swap
+    for the CPU (the most an allocation could get; limits below it are not counted). None: unknown."""
+    import torch
+
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return int(props.total_memory), f"{device} ({props.name})"
+    if device.type != "cpu":
+        return None
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+    swap = 0
+    try:
+        with open("/proc/meminfo") as f:
+            swap = next((int(line.split()[1]) * 1024 for line in f if line.startswith("SwapTotal:")), 0)
+    except (OSError, ValueError, IndexError):
+        pass
+    return ram + swap, "this machine's RAM + swap" if swap else "this machine's RAM"
+
+
+def _lateral_bytes(lateral, batch: int, n: int) -> int:
+    """A lower bound of the bytes the torch reference's lateral term holds in one step of `batch` winners:
+    the disc's neighbour indices (batch, K) (three int64 and one bool), or the Gaussian's (batch, N) weights
+    (two float32). K is counted from the square inside the disc, which the support always holds."""
+    from .rules.lateral import RADIUS_EPS, LateralSchedule
+
+    if lateral is None:
+        return 0
+    if isinstance(lateral, LateralSchedule):
+        lateral = lateral.at(1.0)  # the last step's support: every run takes it
+    if lateral.shape != "disc":
+        return 2 * 4 * batch * n
+    radius = min(lateral.radius, float(lateral.rows + lateral.cols))
+    if lateral.is_1d:
+        k = 2 * min(math.floor(radius), lateral.cols - 1)
+    else:
+        reach = min(math.floor(math.sqrt(radius ** 2 + RADIUS_EPS)), max(lateral.rows, lateral.cols) - 1)
+        k = (2 * min(math.floor(math.sqrt((radius ** 2 + RADIUS_EPS) / 2)), reach) + 1) ** 2
+    return (3 * 8 + 1) * batch * k
+
+
+def _check_fits(args, n: int, dim: int, rows: int, world: int, device, lateral) -> None:
+    """Refuse a --grid whose matrices cannot fit where they go, before any is allocated.
+
+    Counted (float32): the weights (N, D) three times (the layer, its first snapshot, each step's
+    update), a step's (batch, N) pre-activations and post-synaptic values, and with the torch backend the
+    lateral term's matrices; on a GPU the CPU also holds the initial weights twice. All of these exist
+    at once in every run, so the count is a lower bound of the need and no run that fits is refused."""
+    batch = args.batch_size if isinstance(args.batch_size, int) and args.batch_size > 0 else 0
+    batch = math.ceil(min(batch, rows) / max(world, 1))  # this rank's rows of a step
+    weights = 4 * n * dim
+    per_step = 2 * 4 * batch * n
+    torch_backend = args.backend == "torch" or (device.type == "cpu" and args.backend == "auto")
+    lateral_step = _lateral_bytes(lateral, batch, n) if torch_backend else 0
+    needs = [(device, 3 * weights + per_step + lateral_step)]
+    if device.type != "cpu":
+        import torch
+
+        needs.append((torch.device("cpu"), 2 * weights))  # drawn on the CPU (seeded there), then moved
+    for where, need in needs:
+        memory = _memory_of(where)
+        if memory is None or need <= memory[0]:
+            continue
+        grid = "x".join(map(str, args.grid))
+        parts = [f"3 x {_bytes(weights)} for the weights: the layer, its snapshot, each step's update"
+                 if where == device else f"2 x {_bytes(weights)} to draw the initial weights"]
+        if where == device and per_step:
+            parts.append(f"{_bytes(per_step)} for a step's (batch, neurons) matrices at {batch} rows per process")
+        if where == device and lateral_step >= 0.05 * GIB:
+            parts.append(f"{_bytes(lateral_step)} for the lateral support's neighbour matrices")
+        smaller = "a smaller --grid or --radius" if len(parts) == 3 else "a smaller --grid"
+        raise ValueError(f"--grid {grid}: {n:,} neurons of {dim} features need at least {_bytes(need)} on {where} "
+                         f"({'; '.join(parts)}), but {memory[1]} holds {_bytes(memory[0])}: use {smaller} "
+                         "(or fewer features, or a device with more memory)")
 
 
 def lateral_of(config: dict):
@@ -419,12 +543,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)  # a bad option: argparse's usage line and exit code 2
     run = {"extract": _extract, "train": _train, "map": _map}[args.command]
     try:
+        if args.command == "train":  # the settings and --out before the process group: no rank waits for them
+            _check_train_options(args)
         if args.command != "map":
             init_distributed()
         run(args)
     except (ValueError, OSError, DataSourceError, DistributedError) as e:  # OSError: a path that cannot be written
         message = " ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__
-        print(f"python -m hebb_utils {args.command}: error: {message}", file=sys.stderr, flush=True)
+        # one write per line: under torchrun the ranks' lines do not run into each other
+        sys.stderr.write(f"python -m hebb_utils {args.command}: error: {message}\n")
+        sys.stderr.flush()
         return 2
     finally:
         import torch.distributed as dist

@@ -14,7 +14,7 @@ import time
 import torch
 import torch.distributed as dist
 
-from .checks import device_of
+from .checks import device_of, finite_float
 
 __all__ = ["init_distributed", "rank_world", "is_main", "batch_slice", "local_device", "all_sum", "all_max",
            "DistributedError"]
@@ -23,6 +23,7 @@ DEFAULT_TIMEOUT_S = 6 * 3600  # ranks wait at collectives for the slowest rank's
 # every process must have joined within this (HEBB_JOIN_TIMEOUT_S overrides it): a missing peer is an
 # error in a minute, not a hang until the collective timeout
 JOIN_TIMEOUT_S = 60.0
+LOCAL_RANK_HINT = "this process's rank on its machine, its GPU; torchrun sets it"
 
 
 class DistributedError(RuntimeError):
@@ -51,17 +52,20 @@ def init_distributed(backend: str | None = None, timeout_s: float | None = None)
     """
     if dist.is_available() and dist.is_initialized():
         return rank_world()
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    world = _env_int("WORLD_SIZE", 1, "the number of processes; torchrun sets it; unset it to run in one process")
     if world <= 1:
         return 0, 1
+    # the other variables torchrun sets, read before any of them is used: a wrong one is named
+    node_rank = _env_int("RANK", 0, f"this process's rank, 0 .. WORLD_SIZE-1 = {world - 1}; torchrun sets it",
+                         minimum=0, maximum=world - 1)
     if not dist.is_available():
         raise RuntimeError("WORLD_SIZE > 1 but this PyTorch has no torch.distributed")
     backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
     if backend not in ("nccl", "gloo"):
         raise ValueError(f"backend={backend!r}: expected 'nccl' (GPUs) or 'gloo' (CPU)")
     if backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    join_s = float(os.environ.get("HEBB_JOIN_TIMEOUT_S", "") or JOIN_TIMEOUT_S)
+        torch.cuda.set_device(_env_int("LOCAL_RANK", 0, LOCAL_RANK_HINT, minimum=0))
+    join_s = _env_seconds("HEBB_JOIN_TIMEOUT_S", JOIN_TIMEOUT_S)
     rank = os.environ.get("RANK", "?")
     where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
     try:  # the rendezvous alone, with the short timeout: rank 0's store waits for all WORLD_SIZE processes
@@ -75,8 +79,39 @@ def init_distributed(backend: str | None = None, timeout_s: float | None = None)
             "(torchrun --nproc_per_node N starts them), or unset WORLD_SIZE for one process") from None
     timeout = datetime.timedelta(seconds=timeout_s or DEFAULT_TIMEOUT_S)
     store.set_timeout(timeout)
-    dist.init_process_group(backend, store=store, rank=int(os.environ["RANK"]), world_size=world, timeout=timeout)
+    dist.init_process_group(backend, store=store, rank=node_rank, world_size=world, timeout=timeout)
     return rank_world()
+
+
+def _env_int(name: str, default: int, what: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    """The integer in the environment variable `name` (unset or empty: `default`), else a ValueError
+    naming the variable, what it holds and what it must be."""
+    text = os.environ.get(name, "")
+    if not text.strip():
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        bounds = ""
+        if minimum is not None:
+            bounds = f" in {minimum} .. {maximum}" if maximum is not None else f" >= {minimum}"
+        raise ValueError(f"environment variable {name}={text!r}: expected an integer{bounds} ({what})")
+    return value
+
+
+def _env_seconds(name: str, default: float) -> float:
+    """The positive number of seconds in the environment variable `name` (unset or empty: `default`)."""
+    text = os.environ.get(name, "")
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = text
+    return finite_float(f"environment variable {name}", value, minimum=0, strict_minimum=True,
+                        hint=f"seconds every process has to join; unset it for the default {default:g}")
 
 
 def _wait_for_master(addr: str, port: str, seconds: float) -> None:
@@ -100,7 +135,7 @@ def local_device(device=None) -> torch.device:
     if device not in (None, "auto"):
         return device_of("device", device)
     if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cuda", _env_int("LOCAL_RANK", 0, LOCAL_RANK_HINT, minimum=0))
     return torch.device("cpu")
 
 

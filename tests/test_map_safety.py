@@ -366,7 +366,14 @@ def _nan_store(w):
     """A store (written as such: its manifest agrees) with one NaN in its second shard."""
     acts = w.acts.copy()
     acts[SHARD_ROWS + 3, 2] = np.nan
-    return w.store_of("nan", acts=acts)
+    # write_shards refuses NaN (issue 26): its value check is switched off for this one write, since the store
+    # stands for a damaged extraction (the extraction's ShardWriter.write checks no values)
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr("hebb_utils.data.store._storable", lambda *args: None)
+    try:
+        return w.store_of("nan", acts=acts)
+    finally:
+        monkeypatch.undo()
 
 
 def _edited(w, edit, name):

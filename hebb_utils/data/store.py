@@ -40,6 +40,7 @@ import io
 import json
 import os
 import re
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,30 @@ _STORE_FILE = re.compile(r"(?:shard|tokens)_\d{5,}\.(?:npy|json|parquet)")
 _OWN_NAMES = (MANIFEST, *ARTIFACT_FILES)
 _HINT_ARTIFACT = "run `make activations` or the notebook notebooks/01_extract_activations.ipynb to make it"
 _HINT_STORE = "write it again (the same extract command resumes it)"
+
+
+def _flag(name: str, value) -> bool:
+    """`value` as a bool: True or False (numpy's too); a string or a number is refused, not read as truthy."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}={value!r}: expected True or False")
+    return bool(value)
+
+
+def _texts(name: str, stories) -> list[str]:
+    """`stories` as a list of story texts; a single string (which list() would cut into one story per
+    character) and entries that are not strings are refused."""
+    if isinstance(stories, (str, bytes)):
+        raise ValueError(f"{name}={stories!r:.60}: a single string, which would be stored as {len(stories)} "
+                         "one-character stories; pass a list of texts (e.g. [text])")
+    try:
+        texts = list(stories)
+    except TypeError:
+        raise ValueError(f"{name}: expected a list of story texts, got {type(stories).__name__}") from None
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise ValueError(f"{name}[{bad}] is {type(texts[bad]).__name__} {texts[bad]!r:.60}: expected a list of "
+                         "story texts (str)")
+    return texts
 
 
 @dataclass
@@ -125,12 +150,12 @@ def _stories_text(texts: list[str]) -> str:
 
 def stories_sha256(texts: list[str]) -> str:
     """SHA-256 of the stories.jsonl that write_stories writes for `texts`."""
-    return hashlib.sha256(_stories_text(list(texts)).encode("utf-8")).hexdigest()
+    return hashlib.sha256(_stories_text(_texts("texts", texts)).encode("utf-8")).hexdigest()
 
 
 def write_stories(folder: str | os.PathLike, texts: list[str]) -> str:
     """Write folder/stories.jsonl ({"story_id", "text"} per line) atomically; returns its SHA-256."""
-    text = _stories_text(list(texts))
+    text = _stories_text(_texts("texts", texts))
     with atomic_path(Path(folder) / STORIES) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -170,7 +195,7 @@ def save_activations(folder: str | os.PathLike, result: Activations, stories: li
     `stories` defaults to result.stories; `meta` (model info, data source, ...) is merged into
     result.meta, and the library versions are added.
     """
-    stories = list(result.stories if stories is None else stories)
+    stories = _texts("result.stories" if stories is None else "stories", result.stories if stories is None else stories)
     acts = np.asarray(result.acts, dtype=np.float32)
     if acts.ndim != 2 or acts.shape[0] != len(result.tokens):
         raise ValueError(f"result: acts {acts.shape} and the token table ({len(result.tokens)} rows) disagree")
@@ -202,6 +227,7 @@ def read_artifact(folder: str | os.PathLike, mmap: bool = False, verify: bool = 
     """
     import pandas as pd
 
+    mmap, verify = _flag("mmap", mmap), _flag("verify", verify)
     folder = Path(folder)
     hint = _HINT_ARTIFACT
     if not folder.is_dir() and not recover_dir(folder):
@@ -334,7 +360,7 @@ class ShardWriter:
                  chunk_stories: int | None = None, config: dict | None = None, counts: dict | None = None,
                  versions: dict | None = None):
         self.folder = Path(folder)
-        self.stories = list(stories)
+        self.stories = _texts("stories", stories)
         shard_rows, dtype = positive_int("shard_rows", shard_rows), check_dtype(dtype)
         n_rows, d_model = positive_int("n_rows", n_rows), positive_int("d_model", d_model)
         starts = range(0, n_rows, shard_rows)
@@ -495,8 +521,9 @@ def write_shards(folder: str | os.PathLike, acts, tokens=None, stories: list[str
         raise ValueError(f"acts: expected a (rows >= 1, D) float matrix, got {acts.dtype} {acts.shape}")
     if tokens is not None and len(tokens) != acts.shape[0]:
         raise ValueError(f"tokens: {len(tokens)} rows but acts has {acts.shape[0]}")
-    writer = ShardWriter(folder, int(acts.shape[0]), int(acts.shape[1]), list(stories or []), shard_rows=shard_rows,
-                         dtype=dtype, meta=meta, counts=(meta or {}).get("counts", {}))
+    _storable("acts", acts, check_dtype(dtype))  # before the writer touches the folder
+    writer = ShardWriter(folder, int(acts.shape[0]), int(acts.shape[1]), [] if stories is None else stories,
+                         shard_rows=shard_rows, dtype=dtype, meta=meta, counts=(meta or {}).get("counts", {}))
     writer.begin(writer.check(replace=True))
     for shard in writer.shards:
         a, b = shard["rows"]
@@ -504,6 +531,26 @@ def write_shards(folder: str | os.PathLike, acts, tokens=None, stories: list[str
     if not writer.finish():
         raise RuntimeError(f"{folder}: a shard is missing right after writing it")
     return Path(folder)
+
+
+def _storable(name: str, acts: np.ndarray, dtype: str) -> None:
+    """Refuse a float matrix with NaN or inf, or with values that `dtype` cannot hold (they would be
+    stored as inf). Two reductions (min, max); the element-wise count only on failure."""
+    lo, hi = acts.min(), acts.max()
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        finite = np.isfinite(acts)
+        bad = int(finite.size - np.count_nonzero(finite))
+        rows = int(acts.shape[0] - np.count_nonzero(finite.all(axis=1)))
+        raise ValueError(f"{name} contains {bad} NaN or inf value(s) (in {rows} row(s)): expected finite numbers "
+                         "(drop or impute those rows first); nothing was written")
+    largest = max(-lo, hi)
+    with np.errstate(over="ignore"):
+        stored = np.asarray(largest, dtype=acts.dtype).astype(dtype)
+    if np.isinf(stored):
+        fix = "write with dtype='float32' (or rescale the values)" if dtype != "float32" else "rescale the values"
+        raise ValueError(f"{name} holds values up to {float(largest):.6g} in magnitude, more than dtype={dtype!r} can "
+                         f"hold (largest {float(np.finfo(dtype).max):.6g}): they would be stored as inf; {fix}; "
+                         "nothing was written")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -599,6 +646,9 @@ class ShardedActivations:
     """
 
     def __init__(self, folder: str | os.PathLike, verify: bool = False, max_open: int | None = 2):
+        verify = _flag("verify", verify)
+        if max_open is not None:
+            max_open = positive_int("max_open", max_open, hint="how many shards may be mapped at once, or None for all")
         self.folder = folder = Path(folder)
         self.max_open = max_open
         self._open: OrderedDict[int, np.ndarray] = OrderedDict()
@@ -609,6 +659,7 @@ class ShardedActivations:
             self.files = [folder / "acts.npy"]
             self.offsets = np.array([0, legacy.acts.shape[0]], dtype=np.int64)
             self.dim, self.dtype = int(legacy.acts.shape[1]), "float32"
+            self._warn_if_constant()
             return
         self.legacy = None
         self.meta = _read_manifest(folder)
@@ -643,6 +694,36 @@ class ShardedActivations:
                 if verify and s.get("tokens_sha256") and _sha256(path) != s["tokens_sha256"]:
                     raise ValueError(f"{path}: its SHA-256 is not the manifest's; the token table is damaged or was "
                                      f"edited: {_HINT_STORE}")
+        self._warn_if_constant()
+
+    def _warn_if_constant(self) -> None:
+        """Warn when every row read from the ends of the shards (at most EDGE_BYTES at each end: the bytes
+        opening hashes) is one and the same row: training on such a store cannot move the weights.
+        Reads nothing else; stops at the first row that differs (for real data, in shard 0's first rows)."""
+        if len(self) < 2:
+            return
+        first, seen, every_row = None, 0, True
+        for k in range(self.n_shards):
+            try:
+                array = self.legacy.acts if self.legacy is not None else np.load(self.files[k], mmap_mode="r",
+                                                                                 allow_pickle=False)
+            except (OSError, ValueError):  # left to shard(), which names the file when the rows are read
+                return
+            rows, n = array.shape[0], max(1, EDGE_BYTES // max(1, array.itemsize * self.dim))
+            parts = (array,) if 2 * n >= rows else (array[:n], array[-n:])
+            every_row = every_row and 2 * n >= rows
+            for part in parts:
+                part = np.asarray(part)
+                if first is None:
+                    first = part[0].copy()
+                if not (part == first).all():
+                    return
+                seen += part.shape[0]
+        what = (f"all {len(self)} rows are the same row" if every_row else
+                f"the {seen} rows read on opening (up to {EDGE_BYTES // 1024} KiB at each end of each shard) are all "
+                "the same row")
+        warnings.warn(f"{self.folder}: {what}: training on it cannot move the weights (BatchNorm maps a feature "
+                      "that is constant over a batch to 0); check the activations it was written from", stacklevel=3)
 
     def _check_shard(self, k: int, shard: dict, path: Path, verify: bool) -> None:
         """The shard file against the manifest: header (shape, dtype), size, the hash of its ends."""
@@ -714,7 +795,7 @@ class ShardedActivations:
 
     def take(self, rows) -> torch.Tensor:
         """Rows `rows` (int array, any order) as a float32 (len(rows), D) tensor, in that order."""
-        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        rows = np.asarray(_row_indices(rows), dtype=np.int64).reshape(-1)
         out = np.empty((rows.size, self.dim), dtype=np.float32)
         if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
             raise IndexError(f"rows span {rows.min()}..{rows.max()}, outside 0..{len(self) - 1}")
@@ -799,6 +880,23 @@ class ShardedActivations:
         return Activations(acts=acts, tokens=tokens, stories=self.stories, meta=self.meta)
 
 
+def _row_indices(rows) -> np.ndarray:
+    """`rows` (a list, array or tensor) as an array of integer row indices; a boolean mask (which would
+    read as the rows 0 and 1) and fractional indices (which would be truncated) are refused."""
+    try:
+        array = np.asarray(rows)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"rows: expected integer row indices, got {type(rows).__name__} ({e})") from None
+    if array.dtype.kind == "b":
+        raise ValueError(f"rows has dtype {array.dtype}: a mask, which would be read as the rows 0 and 1; pass "
+                         "the indices of its True entries (np.flatnonzero(mask), or mask.nonzero().squeeze(1) for "
+                         "a tensor)")
+    if array.dtype.kind not in "iu" and array.size:  # an empty list is float64 to numpy: no rows, nothing to refuse
+        raise ValueError(f"rows has dtype {array.dtype}: expected integer row indices (convert with "
+                         "np.asarray(rows, dtype=np.int64), or rows.long() for a tensor)")
+    return array
+
+
 def open_activations(folder: str | os.PathLike, verify: bool = False, max_open: int | None = 2) -> ShardedActivations:
     """A ShardedActivations of `folder`: a sharded store, or the single-folder artifact as one shard."""
     folder = Path(folder)
@@ -820,6 +918,7 @@ def load_activations(folder: str | os.PathLike, mmap: bool = False, verify: bool
     stream=True as a ShardedActivations view that reads one shard at a time (stream=True on the
     single-folder artifact gives a view of one shard). verify=True hashes every file whole.
     """
+    mmap, verify, stream = _flag("mmap", mmap), _flag("verify", verify), _flag("stream", stream)
     if stream or is_sharded(folder):
         view = open_activations(folder, verify=verify)
         return view if stream else view.to_activations()

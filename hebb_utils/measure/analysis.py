@@ -183,6 +183,7 @@ def top_distinct_tokens(top_index: torch.Tensor, tokens: Sequence[str], k: int =
     array or pandas Series). Whitespace is made visible (a leading space becomes a middle dot,
     a newline "\\n") so that ' the' and 'the' stay apart.
     """
+    k = positive_int("k", k, hint="distinct tokens listed per neuron")
     tokens = np.asarray(tokens, dtype=object)
     out = []
     for column in top_index.T.tolist():  # one short list per neuron, not a pass over the samples

@@ -118,6 +118,10 @@ def distance_correlation(W, grid, n_shuffles: int = 100, seed: int = 0, max_pair
     distinct values, so ranking is a bincount), O(max_pairs) per shuffle.
     Returns dict(rho, null_mean, null_std, p_value, n_pairs) with
     ``p_value = (1 + #{null >= rho}) / (1 + n_shuffles)`` (one-sided, never 0).
+    ``n_shuffles=0`` skips the null (rho alone, e.g. `python -m hebb_utils map --n-shuffles 0`): there is
+    then no null to summarise, so null_mean and null_std are NaN ("not measured"; strict JSON writes
+    null, seed summaries leave it out) and p_value is 1.0; with one shuffle null_std is NaN (one value
+    has no spread).
     """
     W = matrix("W", W, dtype=torch.float64).cpu()
     n = W.shape[0]
@@ -252,6 +256,17 @@ def effective_dimension(W) -> float:
     parallel. Scale-free (rows are normalised), so SoftHebb and SOM weights compare.
     """
     W = matrix("W", W)
+    if W.shape[1] == 0:
+        raise ValueError(f"W has shape {tuple(W.shape)}: expected at least one column (the weight vectors' dimension)")
+    if not bool(W.any()):
+        raise ValueError("W: every row is zero, so there are no directions and the participation ratio (0 / 0) is "
+                         "undefined; pass trained weights with at least one non-zero row")
+    norms, largest = W.double().norm(dim=1), W.double().abs().amax(dim=1)
+    if not bool(((largest == 0) | (torch.isfinite(norms) & (norms > 1e-150))).all()):
+        # a float64 row whose |w|^2 overflows (entries ~1e154 and up) or underflows (~1e-154 and below) would give
+        # inf / inf or lose its direction: scale every row to largest entry 1 first (same directions). float32
+        # weights never take this path
+        W = W.double() / largest.clamp_min(1e-300)[:, None]
     V = W.double() / W.double().norm(dim=1, keepdim=True).clamp_min(1e-300)
     power = torch.linalg.svdvals(V).square()
     return float(power.sum().square() / power.square().sum())

@@ -300,6 +300,12 @@ def _check_wins(wins, n: int) -> np.ndarray:
         raise ValueError(f"wins: expected integer counts, got dtype {arr.dtype}")
     if arr.size and arr.min() < 0:
         raise ValueError(f"wins: counts must be >= 0, got a minimum of {arr.min()}")
+    # the page holds int64 counts: a larger one (a float such as 1e300, a uint64 from 2**63) would wrap
+    # to a negative number in the cast
+    if arr.size and (float(arr.max()) >= 2.0 ** 63 if np.issubdtype(arr.dtype, np.floating)
+                     else int(arr.max()) > np.iinfo(np.int64).max):
+        raise ValueError(f"wins: counts must be below 2**63 (int64), got a maximum of {arr.max()}; pass each "
+                         "neuron's number of wins (e.g. torch.bincount of the winners)")
     return arr.astype(np.int64)
 
 
@@ -385,10 +391,21 @@ def token_map_html(path: str | os.PathLike, grid, names, wins, snippets=None, ti
               "LINKS": nav, "KEY": _key(names), "CSS": _CSS.replace("__COLS__", str(cols)), "JS": _JS,
               "DATA": _script_json(data)}
     page = re.sub(r"__(TITLE|NOTE|SUBTITLE|LINKS|KEY|CSS|JS|DATA)__", lambda m: fields[m.group(1)], _PAGE)  # one pass
+    if _SURROGATE.search(page):  # a lone surrogate (e.g. \ud800 in a token) cannot be written as UTF-8
+        page = _without_lone_surrogates(page)
     path = Path(path)
     with atomic_path(path, suffix=".html") as tmp:
         tmp.write_text(page, encoding="utf-8")
     return path
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(text: str) -> str:
+    """text with each surrogate pair joined into its character and each lone surrogate shown as U+FFFD
+    (the replacement character, as an incomplete UTF-8 character in a token is shown)."""
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def _key(names: list[list[str]]) -> str:

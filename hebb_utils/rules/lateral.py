@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..checks import Grid, finite_float
+from ..checks import Grid, finite_float, vector
 
 __all__ = ["Lateral", "LateralSchedule", "NEIGHBOURHOODS", "DECAYS", "check_lateral", "RADIUS_EPS", "GAIN_MAX"]
 
@@ -27,6 +27,7 @@ GAUSSIAN_SCALE_MIN = -1e30
 # the weights turn NaN. The published gain is 0.3, notebook 06's annealing starts at 10.
 GAIN_MAX = 1e4
 GAIN_HINT = "published: 0.3; |gain| <= 1e4"
+PROGRESS_HINT = "step / (total_steps - 1): 0 at the first step, 1 at the last"
 
 
 # The neighbourhood functions, by name: the weight (0 .. 1) of the support from the squared row and
@@ -87,7 +88,12 @@ class Lateral:
         return self.grid.n
 
     def at(self, progress: float | None = None) -> "Lateral":
-        """The support at a point of training: a fixed support is the same throughout."""
+        """The support at a point of training: a fixed support is the same throughout.
+
+        progress, when given, is checked as LateralSchedule.at checks it (a number in [0, 1]), so
+        that a NaN or out-of-range point is refused by either kind of support."""
+        if progress is not None:
+            finite_float("progress", progress, minimum=0, maximum=1, hint=PROGRESS_HINT)
         return self
 
     def offsets(self, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -101,14 +107,30 @@ class Lateral:
         """For winners (B,) int64: neuron indices (B, K) of their disc neighbourhoods and a validity mask (B, K).
 
         Positions that fall off the grid are invalid; their index is the winner itself, so it
-        stays a legal index for gather/scatter (add zero there).
+        stays a legal index for gather/scatter (add zero there). winners outside 0 .. N-1 are refused.
         """
+        winners = self._checked_winners(winners)
         off = self.offsets(winners.device)  # (K, 2)
         row = winners[:, None] // self.cols + off[:, 0]  # (B, K)
         col = winners[:, None] % self.cols + off[:, 1]  # (B, K)
         valid = (row >= 0) & (row < self.rows) & (col >= 0) & (col < self.cols)
         index = torch.where(valid, row * self.cols + col, winners[:, None])
         return index, valid
+
+    def _checked_winners(self, winners) -> torch.Tensor:
+        """winners as a 1D integer tensor of neuron indices in 0 .. N-1, else a ValueError naming winners.
+
+        The tensor itself comes back (no copy, no conversion). The range is read with one min/max
+        (on a GPU one synchronisation; not while a CUDA graph is being captured)."""
+        winners = vector("winners", winners, integer=True)
+        if winners.numel() == 0 or (winners.is_cuda and torch.cuda.is_current_stream_capturing()):
+            return winners
+        lo, hi = (int(v) for v in torch.aminmax(winners))
+        if lo < 0 or hi >= self.n_neurons:
+            where = "" if self.is_1d else "; neuron j sits at row j // cols, column j % cols"
+            raise ValueError(f"winners holds the index {lo if lo < 0 else hi}: expected neuron indices in "
+                             f"0 .. {self.n_neurons - 1} (the grid {self.grid.shape} has {self.n_neurons} neurons{where})")
+        return winners
 
     @property
     def gaussian_scale(self) -> float:
@@ -127,8 +149,9 @@ class Lateral:
         """(B, N) the neighbourhood function around each winner (B,): what gain multiplies, per neuron.
 
         2D: NEIGHBOURHOODS[shape] of the squared row and column distances. 1D disc: 1 at
-        k +- 1 .. floor(radius).
+        k +- 1 .. floor(radius). winners outside 0 .. N-1 are refused.
         """
+        winners = self._checked_winners(winners)
         device = winners.device
         if self.is_1d:
             d = torch.arange(self.cols, device=device) - winners[:, None]  # (B, N)
@@ -186,7 +209,9 @@ class LateralSchedule:
         if self.decay not in DECAYS:
             raise ValueError(f"decay={self.decay!r}: expected one of {sorted(DECAYS)}")
         positive = self.decay == "geometric"
-        object.__setattr__(self, "radius", _pair("radius", radius, positive, "a grid distance, e.g. (7.5, 1.0)"))
+        # a radius is a grid distance: >= 0 whatever the decay (> 0 for the geometric one)
+        object.__setattr__(self, "radius", _pair("radius", radius, positive, "a grid distance, e.g. (7.5, 1.0)",
+                                                 nonnegative=True))
         object.__setattr__(self, "gain", _pair("gain", self.gain, positive, "e.g. (1.0, 0.3)"))
         for g in self.gain:
             _gain(g)
@@ -197,16 +222,16 @@ class LateralSchedule:
 
     def at(self, progress: float) -> Lateral:
         """The Lateral support at `progress` in [0, 1] of training."""
-        p = finite_float("progress", progress, minimum=0, maximum=1, hint="step / (total_steps - 1)")
+        p = finite_float("progress", progress, minimum=0, maximum=1, hint=PROGRESS_HINT)
         decay = DECAYS[self.decay]
         return Lateral(self.grid, decay(*self.radius, p), decay(*self.gain, p), self.shape)
 
 
-def _pair(name: str, value, positive: bool, hint: str) -> tuple[float, float]:
+def _pair(name: str, value, positive: bool, hint: str, nonnegative: bool = False) -> tuple[float, float]:
     pair = value if isinstance(value, (tuple, list)) else (value, value)
     if len(pair) != 2:
         raise ValueError(f"{name}={value!r}: expected (start, end) or one number ({hint})")
-    minimum = 0.0 if positive else None
+    minimum = 0.0 if positive or nonnegative else None
     out = tuple(finite_float(name, v, minimum=minimum, strict_minimum=positive, hint=hint) for v in pair)
     return out
 

@@ -107,6 +107,8 @@ def train_som(X, grid, *, sigma: float = 5.0, learning_rate: float = 0.5, sigma_
     if grid.one_d:
         raise ValueError(f"grid={grid.shape}: the SOM baseline needs (rows, cols); use (1, {grid.cols}) for one row")
     X = matrix("X", X, dtype=torch.float32, min_rows=2)
+    if X.shape[1] == 0:
+        raise ValueError(f"X has shape {tuple(X.shape)}: expected at least one feature (column) per sample")
     sigma = finite_float("sigma", sigma, minimum=SIGMA_MIN, hint="grid units, e.g. 5.0")
     learning_rate = finite_float("learning_rate", learning_rate, minimum=0, maximum=LEARNING_RATE_MAX,
                                  strict_minimum=True, hint="in (0, 1], e.g. 0.5")
