@@ -20,8 +20,9 @@ or `--reference DIR`) and judged at one of three levels:
 A seeded metric is one of a seed summary (`summarise_seeds`), wherever it sits in the JSON. Two
 kinds of number are shown but not judged ("unstable (info)"): one a notebook marks as coming from an
 optimiser stopped at its iteration cap (results["unconverged"]: a stopped optimiser amplifies the
-last bits of its input, so no tolerance honest for a converged result covers it), and one computed
-from all the seeds at once (no per-seed spread to test it against).
+last bits of its input, so no tolerance honest for a converged result covers it), one computed
+from all the seeds at once, and one from a single seed of a stochastic run (neither has a spread
+over seeds to test it against).
 
 Wall-clock times (`*seconds`) are not compared; checksums (`*_sha256`) are shown for information.
 The table gives each difference in units of its interval: the seeded metrics' 95% interval of a
@@ -98,7 +99,7 @@ def flatten_results(doc: dict) -> dict[str, dict]:
     results.runs[data][method]); each of its metrics is one seeded metric named by its path, judged
     by Welch and Holm. A metric in a summary's mean without a per-seed count (one number computed
     from all the seeds, e.g. the MCC between two seeds' dictionaries) has no spread to test against:
-    it is marked "derived". Everything else gives its scalar values, nested keys joined with " / ";
+    it is marked "derived"; a summary of a single seed, "single". Everything else gives its scalar values, nested keys joined with " / ";
     the top level "runs" key is left out of the names (what the verdicts have always called them).
     """
     out: dict[str, dict] = {}
@@ -118,8 +119,9 @@ def _walk(obj, prefix: str, out: dict) -> None:
     if _is_summary(obj):
         for metric, value in obj["mean"].items():
             counted = metric in obj["n_by_metric"]
+            n = obj["n_by_metric"][metric] if counted else 1
             out[f"{prefix}{metric}"] = {"value": value, "std": obj["std"].get(metric, 0.0) if counted else None,
-                                        "n": obj["n_by_metric"][metric] if counted else 1, "derived": not counted}
+                                        "n": n, "derived": not counted, "single": counted and n < 2}
     elif isinstance(obj, dict):
         for k, v in obj.items():
             if k != "seeds":
@@ -211,6 +213,9 @@ def _compare_one(notebook: str, metric: str, ref: dict, new: dict | None, unstab
         return Comparison(notebook, metric, a, b, 0.0, "identical", seeded=seeded)
     if unstable is not None:  # an optimiser stopped at its cap: its last bits are amplified, no tolerance is honest
         return Comparison(notebook, metric, a, b, None, "unstable (info)", why=unstable)
+    if ref.get("single") or new.get("single"):
+        return Comparison(notebook, metric, a, b, None, "unstable (info)",
+                          why="one seed of a stochastic run: no spread over seeds to test it against (run more seeds)")
     if ref.get("derived") or new.get("derived"):
         return Comparison(notebook, metric, a, b, None, "unstable (info)",
                           why="one number computed from all the seeds' runs: no per-seed spread to test it against")
