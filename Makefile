@@ -69,7 +69,7 @@ TEMPLATE     := $(wildcard notebooks/nbconvert/offline/*) notebooks/nbconvert/co
 notebook_deps = notebooks/$(1).ipynb $(call deps_of,notebooks/$(1).ipynb) $(TEMPLATE) $(ALWAYS)
 
 # Parameters of the full run. The published run used 3,200 stories (the offline mirror holds 2,316);
-# 800 keep `make reproduce` within 55 minutes on 2 CPU cores with the offline stand-in (22 blocks
+# 800 keep `make reproduce` near an hour on 2 CPU cores (62 minutes measured) with the offline stand-in (22 blocks
 # of width 576 run per token, against TinyStories-1M's 6 of width 64). See README "Choices for the offline run".
 N_STORIES    ?= 800
 
