@@ -126,12 +126,13 @@ def test_welch_and_holm_by_hand():
 def test_deterministic_tolerances_are_per_algorithm():
     from hebb_utils.report.reproduce import TOLERANCES, tolerance_of
 
-    assert tolerance_of("04_cifar_softhebb", "raw pixels (probe only) / probe_test_acc", 0.4)[0] == pytest.approx(5e-4)
+    assert tolerance_of("04_cifar_softhebb", "raw pixels (probe only) / probe_test_acc", 0.4)[0] == pytest.approx(2e-3)
     assert tolerance_of("03_pca_family", "summary / Hebbian ICA vs FastICA, Amari distance", 0.1)[0] == \
         pytest.approx(1e-6 + 1e-4)
     assert tolerance_of("02_foundations", "oja_abs_cos", 1.0)[0] == pytest.approx(1e-6 + 1e-4)
     assert tolerance_of("01_x", "y", 2.0)[0] == pytest.approx(2e-6)
     assert all(len(why) > 40 for *_, why in TOLERANCES)  # each tolerance says why
+    assert all("measured" in why for *_, why in TOLERANCES[:-1])  # and what was measured
     # the cross-CPU differences of deterministic floats: 2e-6 relative (02) and 3e-5 relative (ICA)
     c = compare_results(_doc(recurrent_rel_error=0.0123), _doc(recurrent_rel_error=0.0123 * (1 + 2e-6)), "02_foundations")
     assert c[0].verdict == "consistent"
@@ -281,9 +282,9 @@ def test_unconverged_and_derived_numbers_are_shown_but_not_judged_as_exact():
     (c_probe, c_oja) = compare_results(ref, new, "04_cifar_softhebb")
     assert (c_probe.verdict, c_probe.why, c_oja.verdict) == ("unstable (info)", why, "identical")
     assert not c_probe.failed
-    # unmarked, the same difference is judged against the probe's tolerance (5e-4): at its edge
+    # unmarked, a difference is judged against the probe's tolerance (2e-3)
     unmarked = compare_results(_doc(runs={"raw": {"probe_test_acc": 0.3567}}),
-                               _doc(runs={"raw": {"probe_test_acc": 0.3582}}), "04_cifar_softhebb")
+                               _doc(runs={"raw": {"probe_test_acc": 0.3592}}), "04_cifar_softhebb")
     assert unmarked[0].verdict == "DISCREPANT"
     # a marked metric that is missing from the new run is still missing
     assert compare_results(ref, _doc(oja=0.5), "04")[0].verdict == "missing"
@@ -349,11 +350,11 @@ def test_tolerance_spread_measures_each_deterministic_class(tmp_path, capsys):
     from hebb_utils.report.reproduce import tolerance_spread
 
     ref = _doc(runs={"lat": _seeded([0.6, 0.62, 0.64])}, oja=0.5, raw={"probe_test_acc": 0.35}, other=2.0)
-    new = _doc(runs={"lat": _seeded([0.61, 0.62, 0.64])}, oja=0.5 * (1 + 3e-5), raw={"probe_test_acc": 0.3509},
+    new = _doc(runs={"lat": _seeded([0.61, 0.62, 0.64])}, oja=0.5 * (1 + 3e-5), raw={"probe_test_acc": 0.3530},
                other=2.0)
     rows = {r["class"]: r for r in tolerance_spread(compare_results(ref, new, "02_foundations"))}
-    assert rows["probe_\\w*acc"]["metrics"] == 1 and rows["probe_\\w*acc"]["max_abs"] == pytest.approx(9e-4)
-    assert rows["probe_\\w*acc"]["outside"] == 1  # 9 test samples in 10,000: beyond the probe's 5e-4
+    assert rows["probe_\\w*acc"]["metrics"] == 1 and rows["probe_\\w*acc"]["max_abs"] == pytest.approx(3e-3)
+    assert rows["probe_\\w*acc"]["outside"] == 1  # 30 test samples in 10,000: beyond the probe's 2e-3
     assert rows["^0[23]_"]["metrics"] == 2 and rows["^0[23]_"]["max_rel"] == pytest.approx(3e-5)
     assert rows["^0[23]_"]["differ"] == 1 and rows["^0[23]_"]["outside"] == 0
     assert sum(r["metrics"] for r in rows.values()) == 3  # the seeded metrics are not deterministic floats

@@ -52,18 +52,25 @@ UNCONVERGED_KEY = "unconverged"  # results[UNCONVERGED_KEY] = {metric: why}: sto
 FAMILY_ALPHA = 0.05  # Holm: the chance of any false "discrepant" among the seeded metrics
 
 # Deterministic floats: (pattern on "notebook / metric", relative tol, absolute tol, why). The first match wins.
+# Each reason gives what was measured on another float path: the project's Intel Xeon unpinned (MKL's
+# AVX-512 branch, ATen AVX512, OpenBLAS SkylakeX) against the pinned references (`check --spread`), and
+# earlier an AMD EPYC against an Intel Xeon. With the pins, Intel and AMD give the same bits: these
+# tolerances are for the paths the pins do not reach (another BLAS, ARM, a GPU).
 TOLERANCES = [
-    (r"probe_\w*acc", 0.0, 5e-4,
-     "a linear probe's accuracy moves in steps of one test sample (1e-4 of CIFAR-10's 10,000); L-BFGS (float32) "
-     "on another CPU can flip a few samples at the decision boundary"),
+    (r"probe_\w*acc", 0.0, 2e-3,
+     "a converged linear probe (L-BFGS to tol 1e-4, float32) stops at a slightly different point on another float "
+     "path: measured unpinned, the raw-pixel probe's test accuracy moved by 3e-4 (3 of 10,000 images) and its "
+     "train accuracy by 1.05e-3 (21 of 20,000); 2e-3 is about twice the largest"),
     (r"ICA|kurtosis", 1e-3, 1e-6,
-     "Hebbian ICA runs thousands of non-linear float32 steps after a whitening, and FastICA stops its fixed-point "
-     "iterations at a tolerance (1e-4): another summation order can change the last iteration"),
+     "Hebbian ICA runs thousands of non-linear float32 steps after a whitening: measured, its mean excess kurtosis "
+     "moved by 7.6e-6 relative unpinned and by 3e-5 from an AMD EPYC to an Intel Xeon; 1e-3 is 33x the largest "
+     "(FastICA, which stops at its iteration cap here, is marked unconverged and not judged)"),
     (r"^0[23]_", 1e-4, 1e-6,
      "float32 Hebbian rules (Hebb with decay, Oja, Sanger, the recurrent circuit) over a few thousand steps against "
-     "float64 eigenvectors: another CPU rounds each step's sums in another order (float32 eps 6e-8), and these "
-     "contracting rules carry the difference at most linearly in the steps"),
-    (r"", 1e-6, 0.0, "any other float32 pipeline: the last digits of another BLAS"),
+     "float64 eigenvectors: measured, at most 1.4e-6 relative unpinned and 2e-6 from an AMD EPYC to an Intel Xeon; "
+     "1e-4 is 50x the largest (these contracting rules carry a difference at most linearly in the steps)"),
+    (r"", 1e-6, 0.0, "any other float: the last digits of another BLAS (no deterministic float of the current "
+                     "notebooks falls here: the seeded metrics are tested over seeds, the rest is marked not judged)"),
 ]
 
 
