@@ -13,10 +13,10 @@ import warnings
 import torch
 
 from .kernels.launch import triton_available, triton_interpreted
-from .rules.lateral import Lateral
+from .rules.lateral import NEIGHBOURHOODS, Lateral
 from .rules import softhebb as reference  # looked up at call time: tests may replace its functions
 
-__all__ = ["resolve_backend", "step_functions", "triton_available", "triton_interpreted"]
+__all__ = ["resolve_backend", "step_functions", "self_check_cases", "triton_available", "triton_interpreted"]
 
 BACKENDS = ("auto", "torch", "triton")
 _SELF_CHECK: dict[str, bool] = {}  # str(device) -> did the Triton kernels pass there
@@ -76,28 +76,40 @@ def _triton_functions():
     return post_synaptic_triton, apply_update_triton
 
 
+def self_check_cases() -> dict[str, tuple]:
+    """What the self-check runs: every lateral shape the kernels compute (one case per entry of
+    rules/lateral.NEIGHBOURHOODS on a 3 x 4 grid, the 1D support, none) and the published batch-wide
+    winner flip, as name -> (lateral, legacy_batch_winner). A new shape registered there is checked too."""
+    cases = {f"{shape} support": (Lateral((3, 4), radius=1.0, gain=0.3, shape=shape), False) for shape in NEIGHBOURHOODS}
+    cases["1D support"] = (Lateral((12,), radius=2.0, gain=0.3), False)
+    cases["no support"] = (None, False)
+    cases["batch-wide winner"] = (Lateral((3, 4), radius=1.0, gain=0.3), True)
+    return cases
+
+
 def _self_check(device: torch.device, steps: int = 4) -> str | None:
-    """Why the Triton SoftHebb step disagrees with the torch reference on `device`, or None."""
+    """Why the Triton SoftHebb step disagrees with the torch reference on `device` for any of
+    self_check_cases(), or None."""
     try:
         post_triton, apply_triton = _triton_functions()
-        g = torch.Generator().manual_seed(0)
-        W0 = torch.randn(12, 16, generator=g)  # (N, D) on a 3 x 4 grid
-        xs = torch.randn(steps, 8, 16, generator=g).to(device)  # (steps, B, D)
-        W = {"triton": W0.to(device), "torch": W0.clone().to(device)}
         fns = {"triton": (post_triton, apply_triton), "torch": (reference.post_synaptic_sums, reference.apply_update)}
-        lateral = Lateral((3, 4), radius=1.0, gain=0.3)
-        for x in xs:
-            winners = {}
-            for name, (post, apply) in fns.items():
-                u = x @ W[name].T  # (B, N)
-                y, s = post(u, 5.0, lateral, False)
-                winners[name] = u.argmax(dim=1)
-                apply(W[name], reference.raw_update(x, W[name], y, s), 0.1)
-            if not torch.equal(winners["triton"], winners["torch"]):
-                return "the winners differ from the torch reference"
-        err = float((W["triton"] - W["torch"]).abs().max())
-        if not err <= 1e-4:  # NaN fails too
-            return f"the weights differ from the torch reference by {err:.3g} (tolerance 1e-4)"
+        for case, (lateral, legacy) in self_check_cases().items():
+            g = torch.Generator().manual_seed(0)
+            W0 = torch.randn(12, 16, generator=g)  # (N, D): 12 neurons on the case's grid
+            xs = torch.randn(steps, 8, 16, generator=g).to(device)  # (steps, B, D)
+            W = {"triton": W0.to(device), "torch": W0.clone().to(device)}
+            for x in xs:
+                winners = {}
+                for name, (post, apply) in fns.items():
+                    u = x @ W[name].T  # (B, N)
+                    y, s = post(u, 5.0, lateral, legacy)
+                    winners[name] = u.argmax(dim=1)
+                    apply(W[name], reference.raw_update(x, W[name], y, s), 0.1)
+                if not torch.equal(winners["triton"], winners["torch"]):
+                    return f"{case}: the winners differ from the torch reference"
+            err = float((W["triton"] - W["torch"]).abs().max())
+            if not err <= 1e-4:  # NaN fails too
+                return f"{case}: the weights differ from the torch reference by {err:.3g} (tolerance 1e-4)"
     except Exception as exc:  # a compile or launch error: report it, fall back to torch
         return f"{type(exc).__name__}: {exc}"
     return None

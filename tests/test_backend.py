@@ -65,7 +65,7 @@ def test_a_passing_kernel_makes_auto_choose_triton(fake_gpu):
         warnings.simplefilter("error")
         assert backend.resolve_backend("auto", "cuda:0") == "triton"
         assert backend.resolve_backend("auto", "cuda:0") == "triton"
-    assert len(calls) == 4  # the check ran once for the device
+    assert len(calls) == 4 * len(backend.self_check_cases())  # the check ran once for the device: 4 steps a case
     assert backend.resolve_backend("auto", "cpu") == "torch"
     assert backend.resolve_backend("torch", "cuda:0") == "torch"
 
@@ -82,3 +82,20 @@ def test_cached_per_device(fake_gpu):
 def test_bad_backend_name():
     with pytest.raises(ValueError, match="backend='cuda'"):
         backend.resolve_backend("cuda", "cpu")
+
+
+def test_the_self_check_covers_every_support_the_kernels_run(fake_gpu):
+    """Issue 26: the self-check ran the disc only, so `auto` trusted a Gaussian kernel it never checked."""
+    from hebb_utils.rules.lateral import NEIGHBOURHOODS
+
+    cases = backend.self_check_cases()
+    assert {f"{shape} support" for shape in NEIGHBOURHOODS} <= set(cases)
+    assert {"1D support", "no support", "batch-wide winner"} <= set(cases)
+
+    def wrong_for_gaussian(u, t_invert, lateral, legacy):  # right on the disc, wrong on the Gaussian
+        y, s = sh.post_synaptic_sums(u, t_invert, lateral, legacy)
+        return (y, s * 1.5) if lateral is not None and lateral.shape == "gaussian" else (y, s)
+
+    fake_gpu(wrong_for_gaussian, sh.apply_update)
+    with pytest.warns(RuntimeWarning, match="gaussian support: the weights differ"):
+        assert backend.resolve_backend("auto", "cuda:0") == "torch"
