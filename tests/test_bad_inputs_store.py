@@ -3,9 +3,7 @@
 each, which behave as they did."""
 from __future__ import annotations
 
-import hashlib
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,19 +13,15 @@ import torch
 from hebb_utils import (Activations, SoftHebbLinear, load_activations, load_tinystories, open_activations,
                         save_activations, train_softhebb, write_shards)
 from hebb_utils.data.store import ShardWriter, read_artifact
+from test_store_safety import digests
+from test_store_safety import table as store_table
 
 ROWS, DIM, SHARD_ROWS = 50, 4, 16  # 4 shards: 16, 16, 16 and 2 rows
 STORIES = [f"story {i}" for i in range(5)]
 
 
 def table(n: int = ROWS) -> pd.DataFrame:
-    return pd.DataFrame({"row": np.arange(n), "token_id": np.arange(n) % 7, "token": [f"t{i % 7}" for i in range(n)],
-                         "story_id": np.arange(n) * 5 // n, "position": np.arange(n) % 10})
-
-
-def digests(root: Path) -> dict:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return store_table(n).assign(story_id=np.arange(n) * len(STORIES) // n)  # the token table, for 5 stories
 
 
 @pytest.fixture

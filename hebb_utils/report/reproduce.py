@@ -239,10 +239,15 @@ def compare_results(reference: dict, new: dict, notebook: str = "") -> list[Comp
     Holm's correction over this notebook's seeded metrics (main corrects over all notebooks at once).
     A metric that either side marks unconverged (results["unconverged"]) is "unstable (info)" when
     it is not identical: shown, never judged as exact."""
+    return apply_holm(_compare_docs(reference, new, notebook))
+
+
+def _compare_docs(reference: dict, new: dict, notebook: str) -> list[Comparison]:
+    """Every metric of the reference against the new run, before Holm's correction."""
     ref_flat, new_flat = flatten_results(reference), flatten_results(new)
     marked = {**unconverged(reference), **unconverged(new)}
-    return apply_holm([_compare_one(notebook, m, r, new_flat.get(m), marked.get(m))
-                       for m, r in ref_flat.items() if not _is_timing(m)])
+    return [_compare_one(notebook, m, r, new_flat.get(m), marked.get(m)) for m, r in ref_flat.items()
+            if not _is_timing(m)]
 
 
 def apply_holm(comparisons: list[Comparison], alpha: float = FAMILY_ALPHA) -> list[Comparison]:
@@ -374,10 +379,7 @@ def main(argv=None) -> int:
         for name in sorted(set(new_names) & set(ref_names)):
             ref = _reference(results / name, a.reference, a.rev)
             new = read_results_json((results / name).read_text(), str(results / name))
-            marked = {**unconverged(ref), **unconverged(new)}
-            ref_flat, new_flat = flatten_results(ref), flatten_results(new)
-            comparisons += [_compare_one(Path(name).stem, m, r, new_flat.get(m), marked.get(m))
-                            for m, r in ref_flat.items() if not _is_timing(m)]
+            comparisons += _compare_docs(ref, new, Path(name).stem)
     except CheckError as e:
         print(f"check: {e}", file=sys.stderr)
         return 2

@@ -109,7 +109,11 @@ class Lateral:
         Positions that fall off the grid are invalid; their index is the winner itself, so it
         stays a legal index for gather/scatter (add zero there). winners outside 0 .. N-1 are refused.
         """
-        winners = self._checked_winners(winners)
+        return self._neighbours(self._checked_winners(winners))
+
+    def _neighbours(self, winners: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """neighbours() without the check: the SoftHebb step's winners come from an argmax, in range by
+        construction, so its per-step path reads no min/max (one GPU synchronisation each)."""
         off = self.offsets(winners.device)  # (K, 2)
         row = winners[:, None] // self.cols + off[:, 0]  # (B, K)
         col = winners[:, None] % self.cols + off[:, 1]  # (B, K)
@@ -120,10 +124,9 @@ class Lateral:
     def _checked_winners(self, winners) -> torch.Tensor:
         """winners as a 1D integer tensor of neuron indices in 0 .. N-1, else a ValueError naming winners.
 
-        The tensor itself comes back (no copy, no conversion). The range is read with one min/max
-        (on a GPU one synchronisation; not while a CUDA graph is being captured)."""
+        The tensor itself comes back (no copy, no conversion). The range is read with one min/max."""
         winners = vector("winners", winners, integer=True)
-        if winners.numel() == 0 or (winners.is_cuda and torch.cuda.is_current_stream_capturing()):
+        if winners.numel() == 0:
             return winners
         lo, hi = (int(v) for v in torch.aminmax(winners))
         if lo < 0 or hi >= self.n_neurons:
@@ -151,7 +154,10 @@ class Lateral:
         2D: NEIGHBOURHOODS[shape] of the squared row and column distances. 1D disc: 1 at
         k +- 1 .. floor(radius). winners outside 0 .. N-1 are refused.
         """
-        winners = self._checked_winners(winners)
+        return self._weights(self._checked_winners(winners), dtype)
+
+    def _weights(self, winners: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """weights() without the check (see _neighbours)."""
         device = winners.device
         if self.is_1d:
             d = torch.arange(self.cols, device=device) - winners[:, None]  # (B, N)

@@ -76,11 +76,11 @@ def post_synaptic_sums(u, t_invert, lateral, legacy_batch_winner):
     if lateral is not None:
         w = y.gather(1, winners[:, None])  # (B, 1) the winner's value, before any lateral term
         if lateral.shape == "disc":
-            index, valid = lateral.neighbours(winners)  # (B, K)
+            index, valid = lateral._neighbours(winners)  # (B, K); argmax winners: no range check per step
             # K distinct neighbours per row, so the scatter never adds twice to one element
             y.scatter_add_(1, index, lateral.gain * w * valid.to(y.dtype))
         else:  # a neighbourhood over the whole grid: (B, N) weights
-            y.add_(lateral.weights(winners, y.dtype) * (lateral.gain * w))
+            y.add_(lateral._weights(winners, y.dtype) * (lateral.gain * w))
     return y, (y * u).sum(dim=0)
 
 
