@@ -362,3 +362,18 @@ def test_tolerance_spread_measures_each_deterministic_class(tmp_path, capsys):
     _write(tmp_path / "n", "02_x.json", new)
     main(["--results", str(tmp_path / "n"), "--reference", str(tmp_path / "r"), "--spread"])
     assert "max relative 3e-05" in capsys.readouterr().out
+
+
+def test_seeds_that_disagree_are_shown_per_seed():
+    """One seed succeeding and two failing (notebook 07's benchmark once read MCC 0.515 [-0.526, 1.000]) is
+    shown per seed, not only as an interval spanning the whole range."""
+    from hebb_utils.measure.seeds import disagreeing_seeds
+    from hebb_utils.report.tables import format_mean_ci
+
+    split = summarise_seeds([{"seed": i, "mcc": v, "kurtosis": 10 * v} for i, v in enumerate((0.999, 0.273, 0.274))])
+    assert disagreeing_seeds(split, "mcc") == [0.999, 0.273, 0.274]  # range 0.73 > 0.25 of [-1, 1]'s span
+    assert disagreeing_seeds(split, "kurtosis") is None  # unbounded: no span to compare with
+    close = summarise_seeds([{"seed": i, "mcc": v} for i, v in enumerate((0.70, 0.72, 0.71))])
+    assert disagreeing_seeds(close, "mcc") is None
+    assert format_mean_ci(split, "mcc").endswith(" seeds 0.999, 0.273, 0.274")
+    assert format_mean_ci(close, "mcc") == "0.710 [0.685, 0.735]"

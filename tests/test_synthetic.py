@@ -192,3 +192,23 @@ def test_eval_refuses_what_it_cannot_score(small):
         eval_on_synthetic(torch.nn.Linear(32, 8), model)
     with pytest.raises(ValueError, match="model: expected the SyntheticModel"):
         eval_on_synthetic(_oracle(model), None)
+
+
+def test_the_benchmark_is_not_a_layer_initialisation():
+    """SAELens draws its features as torch.randn(num_features, hidden_dim) from its seed, as SoftHebbLinear
+    draws its initial weights: with one seed for both, the untrained layer of seed 0 matched the true features
+    at MCC 1.000 (the one 'successful' seed of notebook 07's benchmark). The model's streams are offset."""
+    import torch
+
+    from hebb_utils import SoftHebbLinear
+    from hebb_utils.dictionaries.recovery import mcc
+    from hebb_utils.dictionaries.synthetic import saelens_synthetic
+
+    for seed in (0, 1):
+        data, _ = saelens_synthetic(200, num_features=64, hidden_dim=32, mean_l0=4.0, seed=seed)
+        untrained = SoftHebbLinear(32, 64, 100.0, seed=seed).weight.detach()
+        assert mcc(untrained, data.features)["mcc"] < 0.6
+    assert torch.equal(torch.randn(3, generator=torch.Generator().manual_seed(2**32)),
+                       torch.randn(3, generator=torch.Generator().manual_seed(0)))  # why the offsets sit below 2**32
+    with pytest.raises(ValueError, match="below 2\\*\\*30"):
+        saelens_synthetic(10, num_features=8, hidden_dim=4, seed=2**30)

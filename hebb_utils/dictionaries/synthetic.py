@@ -40,11 +40,17 @@ from .saelens import export_saelens, seeded_global_rng
 
 __all__ = ["saelens_synthetic", "eval_on_synthetic", "softhebb_as_sae", "EVAL_KEYS"]
 
-# the seeds of one SyntheticModel: SAELens derives seed .. seed + 4 for its own parts (firing
+# the seeds of one SyntheticModel. torch's CPU generator keeps only the low 32 bits of a seed (2**32 + s
+# draws what s draws), so every stream sits below 2**32, apart from the small seeds the layers and SAEs
+# are trained with. SAELens draws the features as torch.randn(num_features, hidden_dim) from its seed:
+# exactly what SoftHebbLinear(hidden_dim, num_features, seed=s) draws for its initial weights, so with
+# one seed for both the untrained layer IS the true dictionary (measured: MCC 1.000 at the same seed,
+# 0.253 at another). SAELens derives model_seed .. model_seed + 4 for its own parts (firing
 # probabilities, std and mean magnitudes, hierarchy, correlation); the training sample takes the next
-# one, the evaluation a stream no training seed below 2**32 reaches (so it is held out)
-_SAMPLE_OFFSET = 5
-_EVAL_OFFSET = 2**32
+# one, the evaluation a stream of its own (held out).
+_MODEL_OFFSET = 2**30
+_SAMPLE_OFFSET = _MODEL_OFFSET + 5
+_EVAL_OFFSET = 2**31
 _CHUNK = 16_384  # rows per SAELens draw: bounds the peak memory; fixed, so the stream depends on n alone
 
 # what eval_on_synthetic returns (all floats), in this order
@@ -98,7 +104,8 @@ def saelens_synthetic(n_samples: int, num_features: int = 512, hidden_dim: int =
     realised mean L0 is lower than sum_i p_i (config["expected_l0"]).
 
     Then n_samples rows are drawn with SAELens' sample_with_features (in chunks of 16,384 rows) under
-    torch's global generator seeded with seed + 5 inside fork_rng. The GroundTruth:
+    torch's global generator seeded with seed + 2**30 + 5 inside fork_rng (the model itself is built
+    from seed + 2**30: see _MODEL_OFFSET). The GroundTruth:
       X (n_samples, hidden_dim) float32 = codes @ features + bias, exactly as SAELens computes it;
       features (num_features, hidden_dim): model.feature_dict.feature_vectors, unit-norm rows already
         (SAELens normalises them; not re-normalised here, so that X = codes @ features + bias holds);
@@ -116,6 +123,9 @@ def saelens_synthetic(n_samples: int, num_features: int = 512, hidden_dim: int =
     num_features = positive_int("num_features", num_features)
     hidden_dim = positive_int("hidden_dim", hidden_dim)
     seed = positive_int("seed", seed, minimum=0)
+    if seed >= _MODEL_OFFSET:  # the streams must stay below 2**32, where torch's generator wraps around
+        raise ValueError(f"seed={seed}: expected a seed below 2**30 (the benchmark's streams sit at seed + 2**30 "
+                         "and seed + 2**31)")
     if mean_l0 is not None:
         mean_l0 = finite_float("mean_l0", mean_l0, minimum=0, maximum=num_features, strict_minimum=True,
                                hint="the expected number of active features per sample; or None")
@@ -127,9 +137,9 @@ def saelens_synthetic(n_samples: int, num_features: int = 512, hidden_dim: int =
                          f"{sorted(allowed)} (num_features, hidden_dim and seed are arguments; the data are float32)")
     firing = config.pop("firing_probability", None) or ZipfianFiringProbabilityConfig()
     if mean_l0 is not None:
-        firing = _scaled_firing(firing, num_features, mean_l0, seed)
+        firing = _scaled_firing(firing, num_features, mean_l0, seed + _MODEL_OFFSET)
     cfg = SyntheticModelConfig(num_features=num_features, hidden_dim=hidden_dim, firing_probability=firing,
-                               seed=seed, **config)
+                               seed=seed + _MODEL_OFFSET, **config)
     model = SyntheticModel(cfg, device="cpu")
 
     with seeded_global_rng(seed + _SAMPLE_OFFSET, "cpu"):
@@ -169,9 +179,9 @@ def eval_on_synthetic(sae, model, n_samples: int = 100_000, seed: int = 0, batch
     """SAELens' eval_sae_on_synthetic_data of `sae` on n_samples FRESH rows of `model` (saelens_synthetic's
     second value): a flat dict of floats, keys EVAL_KEYS.
 
-    The rows are drawn under torch's global generator seeded with 2**32 + seed inside fork_rng: the
+    The rows are drawn under torch's global generator seeded with 2**31 + seed inside fork_rng: the
     same (sae, model, n_samples, seed, batch_size) give the same numbers, and the rows are not the
-    training rows of saelens_synthetic (seed + 5). No activation scaler: the SAE reads raw X (train_sae
+    training rows of saelens_synthetic (seed + 2**30 + 5). No activation scaler: the SAE reads raw X (train_sae
     folds its normalisation into the weights; a SoftHebb SAE has BatchNorm folded into W_enc, b_dec).
 
     SAELens' numbers (sae_lens/synthetic/evals.py):

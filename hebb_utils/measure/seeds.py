@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["seed_list", "t_quantile", "mean_ci", "summarise_seeds", "difference_tolerance", "METRIC_BOUNDS",
+__all__ = ["seed_list", "t_quantile", "mean_ci", "summarise_seeds", "difference_tolerance", "disagreeing_seeds",
+           "METRIC_BOUNDS",
            "format_number", "format_interval"]
 
 # The range each metric can take (what the intervals must stay inside; tests/test_report.py checks the
@@ -86,6 +87,18 @@ def summarise_seeds(per_seed: list[dict], level: float = 0.95) -> dict:
         out["mean"][name], out["ci95"][name], out["std"][name] = mean, [lo, hi], std
         out["n_by_metric"][name] = len(values)
     return out
+
+
+def disagreeing_seeds(summary: dict, metric: str, share: float = 0.25) -> list[float] | None:
+    """The per-seed values of `metric` when the seeds disagree, else None: when they spread over more than
+    `share` of the metric's range (METRIC_BOUNDS; unbounded metrics are never flagged). Some seeds
+    succeeding and others failing (an MCC of 0.999, 0.273, 0.274) is a finding an interval over the
+    seeds would hide: such values are shown per seed."""
+    low, high = METRIC_BOUNDS.get(metric, (-math.inf, math.inf))
+    values = [row[metric] for row in summary.get("seeds", []) if _is_number(row.get(metric))]
+    if len(values) < 2 or not math.isfinite(high - low):
+        return None
+    return values if max(values) - min(values) > share * (high - low) else None
 
 
 def difference_tolerance(std: float, n: int, n_new: int | None = None, level: float = 0.95) -> float:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from ..io import atomic_path, atomic_write_json, portable
-from ..measure.seeds import format_interval, format_number
+from ..measure.seeds import disagreeing_seeds, format_interval, format_number
 from ..pins import pin_status
 
 __all__ = ["run_info", "write_results", "results_tables", "headline", "update_readme", "format_mean_ci", "seed_table", "contrast",
@@ -96,7 +96,9 @@ def format_mean_ci(run: dict, metric: str, digits: int = 3, sep: str = " ") -> s
             return format_number(run["mean"][metric], digits)
         if run["n_by_metric"][metric] == 1:
             return f"{format_number(run['mean'][metric], digits)}{sep}(1 seed)"
-        return format_interval(run["mean"][metric], *run["ci95"][metric], digits=digits, sep=sep)
+        text = format_interval(run["mean"][metric], *run["ci95"][metric], digits=digits, sep=sep)
+        apart = disagreeing_seeds(run, metric)
+        return text if apart is None else f"{text}{sep}seeds {', '.join(format_number(v, digits) for v in apart)}"
     return _fmt(run.get(metric), digits)
 
 
