@@ -18,7 +18,7 @@ Paths:
       Batches are drawn like ours (one device permutation per epoch) so only the step differs.
   (b) ours, torch: hebb_utils.train_softhebb(backend="torch").
   (c) ours, Triton + CUDA graphs: train_softhebb(backend="triton") on CUDA, which runs the epoch
-      in hebb_utils.kernels.train_epoch_graphed. Only with CUDA.
+      in hebb_utils.rules.graphed_epoch.train_epoch_graphed. Only with CUDA.
 Each path runs a short warm-up epoch first (not timed); with --repeats the timed epochs of the
 paths are interleaved and the median is kept. Epoch times include everything the epoch does
 (shuffling, data checks, for (c) the warm-up step and the graph capture).

@@ -24,18 +24,21 @@ gathers the public names):
         extract.py     residual-stream extraction (runs the model), into one folder or a sharded store
         store.py       the two artifact formats, written atomically and checked on opening: the single
                        folder and the sharded store (fixed-size float32/float16 shards, resumable, streamed)
-    measure/
-        metrics.py     topographic error, distance correlation, Amari distance, purity, probes
-        analysis.py    one streaming pass over many samples for the metrics of a trained map; runs over seeds
-        seeds.py       means and 95% intervals over seeds
-        topography.py  notebook 06's experiments: SoftHebb (fixed, annealed) against MiniSom on one grid
-    dictionaries/      notebook 07: is the Hebbian dictionary a good dictionary? (imports SAELens lazily)
+    measure/           pure metrics: no rule, no experiment (a map is read by what it does)
+        metrics.py     topographic error, distance correlation, Amari distance, purity, probes, excess kurtosis
+        maps.py        one streaming pass over many samples for the metrics of a trained map
+        recovery.py    MMCS, Hungarian MCC, recovered share, explained variance, dead units, topographic rank rho
+        seeds.py       means and 95% intervals over seeds, and their formatting
+    dictionaries/      dictionaries with known features and the methods that learn them (imports SAELens lazily)
         ground_truth.py  superposition with known features: Sharkey et al.'s toys, a topographic one
         synthetic.py     SAELens' own synthetic benchmark, built locally and scored by SAELens
-        recovery.py      MMCS, Hungarian MCC, recovered share, explained variance, dead units, topographic rank rho
         saelens.py       SAELens SAEs trained beside SoftHebb; export_saelens; any SAE on the map
-        methods.py       every method as fit(seed) -> Dictionary, and the one evaluation they all get
-        goals.py         the goals set before measuring, judged on the seeds' intervals
+        registry.py      every method as fit(seed) -> Dictionary, and METHODS, their registry
+    experiments/       what notebooks 04-07 run, with the goals they check: one module per experiment
+        softhebb.py    notebooks 04-05: the SoftHebb layer and its ablations over seeds; any method over seeds
+        topography.py  notebook 06: SoftHebb (fixed, annealed) against MiniSom on one grid, and its goals
+        dictionaries.py  notebook 07: the one evaluation every dictionary method gets
+        goals.py       notebook 07's goals set before measuring, judged on the seeds' intervals
     report/
         plots.py, token_map.py (the interactive map page), lm_map.py (the map of words as files),
         tables.py (results JSON and the README's tables), reproduce.py (the check against the committed numbers)
@@ -51,19 +54,20 @@ from .data.store import (Activations, ShardedActivations, activations_source, ac
                          open_activations, save_activations, write_shards)
 from .data.sources import (DataSourceError, cifar_inputs, default_cache_dir, load_cifar10, load_language_model,
                            load_tinystories, load_tokenizer, mirror_dir, model_label, resolve_device, resolve_source)
+from .dictionaries.registry import METHODS, method
+from .experiments.softhebb import ablations_over_seeds, calibrate_normalisation, methods_over_seeds, train_ablations
 from .io import atomic_path, atomic_replace_dir, atomic_torch_save, atomic_write_json, portable, recover_dir
-from .measure.analysis import (ablations_over_seeds, calibrate_normalisation, map_metrics, methods_over_seeds,
-                               neuron_summary, softhebb_metrics, top_distinct_tokens, train_ablations, triangle_activation)
+from .measure.maps import map_metrics, neuron_summary, softhebb_metrics, top_distinct_tokens, triangle_activation
 from .measure.metrics import (amari_distance, component_cosines, dead_fraction, distance_correlation, effective_dimension,
-                              grid_coordinates, label_selectivity, label_selectivity_from_winners, linear_probe,
-                              neighbour_similarity, reconstruction_error, subspace_error, token_purity,
+                              excess_kurtosis, grid_coordinates, label_selectivity, label_selectivity_from_winners,
+                              linear_probe, neighbour_similarity, reconstruction_error, subspace_error, token_purity,
                               token_purity_from_top, topographic_error, topographic_error_from_winners, winner_counts)
-from .measure.seeds import mean_ci, seed_list, summarise_seeds
+from .measure.seeds import contrast, format_mean_ci, mean_ci, seed_list, summarise_seeds
 from .parallel import init_distributed, rank_world
 from .report.lm_map import draw_token_map, write_token_map
 from .report.plots import (animate_weight_grid, busiest_window, plot_convergence, plot_sweep, plot_token_map,
                            plot_tradeoff, plot_weight_grid, save_figure, show_images, weight_tiles)
-from .report.tables import contrast, format_mean_ci, run_info, seed_table, write_results
+from .report.tables import run_info, seed_table, write_results
 from .report.token_map import context_snippets, token_map_html
 from .rules.hebbian import (HebbResult, estimate_top_eigenvalue, hebb, hebb_with_decay, oja, oja_parallel,
                             recurrent_hebb, sanger, sanger_parallel, sanger_step, sanger_step_parallel, top_eigenvectors)

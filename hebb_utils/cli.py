@@ -29,10 +29,10 @@ import warnings
 from pathlib import Path
 
 from .checks import Grid
+from .settings import LM_TOKENS
 
 __all__ = ["main", "build_parser", "parse_grid"]
 
-NOTEBOOK_05 = dict(t_invert=100.0, lr=0.2, radius=1.0, gain=0.3, epochs=1, batch_size=64, seed=42)
 # a negative number, also in scientific notation (argparse takes "-1e-3" for an option), or -inf / -nan
 NEGATIVE_NUMBER = re.compile(r"-(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|-(?:inf|infinity|nan)", re.IGNORECASE)
 
@@ -115,21 +115,6 @@ def _check_extract_out(out: Path, force: bool) -> None:
         raise ValueError(f"--out {out}: {what}; pass --force to replace it, or choose another folder")
 
 
-def _plain(obj):
-    """Nested dicts/lists of Python numbers, strings and tensors (what torch.load(weights_only=True) reads)."""
-    import numpy as np
-
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_plain(v) for v in obj)
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def parse_grid(text: str) -> tuple[int, ...]:
     """'30x60' -> (30, 60); '1800' -> (1800,) (one row, the 1D variant)."""
     parts = str(text).lower().replace("*", "x").split("x")
@@ -151,6 +136,9 @@ def _pair(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .backend import BACKENDS
+    from .rules.lateral import NEIGHBOURHOODS
+
     top = argparse.ArgumentParser(prog="python -m hebb_utils", description=__doc__.split("\n\n")[0],
                                   formatter_class=argparse.RawDescriptionHelpFormatter,
                                   epilog="Multi-process: torchrun --nproc_per_node N -m hebb_utils extract|train ...")
@@ -187,24 +175,24 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(sharded store or single-folder artifact); the defaults are notebook 05's.")
     tr.add_argument("--activations", required=True, help="folder of `extract` (or of notebook 01)")
     tr.add_argument("--grid", type=parse_grid, required=True, help="the neuron grid ROWSxCOLS, e.g. 30x60")
-    tr.add_argument("--t-invert", type=float, default=NOTEBOOK_05["t_invert"], help="softmax inverse temperature")
-    tr.add_argument("--lr", type=float, default=NOTEBOOK_05["lr"], help="step size (max-normalised update)")
-    tr.add_argument("--radius", type=float, default=NOTEBOOK_05["radius"], help="lateral support radius (grid units)")
-    tr.add_argument("--gain", type=float, default=NOTEBOOK_05["gain"], help="lateral support gain")
-    tr.add_argument("--shape", choices=("disc", "gaussian"), default="disc",
+    tr.add_argument("--t-invert", type=float, default=LM_TOKENS.t_invert, help="softmax inverse temperature")
+    tr.add_argument("--lr", type=float, default=LM_TOKENS.lr, help="step size (max-normalised update)")
+    tr.add_argument("--radius", type=float, default=LM_TOKENS.radius, help="lateral support radius (grid units)")
+    tr.add_argument("--gain", type=float, default=LM_TOKENS.gain, help="lateral support gain")
+    tr.add_argument("--shape", choices=tuple(NEIGHBOURHOODS), default="disc",
                     help="the support's shape: the published disc, or a Gaussian of the grid distance")
     tr.add_argument("--radius-end", type=float, default=None,
                     help="anneal the radius from --radius to this over training (a LateralSchedule, as notebook 06)")
     tr.add_argument("--gain-end", type=float, default=None, help="anneal the gain from --gain to this")
     tr.add_argument("--no-lateral", action="store_true", help="the ablation without lateral support")
-    tr.add_argument("--epochs", type=int, default=NOTEBOOK_05["epochs"], help="passes over the activations")
-    tr.add_argument("--batch-size", type=int, default=NOTEBOOK_05["batch_size"], help="the GLOBAL batch (all ranks)")
-    tr.add_argument("--seed", type=int, default=NOTEBOOK_05["seed"], help="initial weights and batch order")
+    tr.add_argument("--epochs", type=int, default=LM_TOKENS.epochs, help="passes over the activations")
+    tr.add_argument("--batch-size", type=int, default=LM_TOKENS.batch_size, help="the GLOBAL batch (all ranks)")
+    tr.add_argument("--seed", type=int, default=LM_TOKENS.seed, help="initial weights and batch order")
     tr.add_argument("--shuffle", choices=("global", "shard", "none"), default="global",
                     help="global: one permutation of all rows (as the notebooks); shard: shards in order, rows "
                          "shuffled within each (sequential reads, one shard resident)")
     tr.add_argument("--device", default="auto", help="cpu, cuda ... (auto: this rank's GPU if any)")
-    tr.add_argument("--backend", choices=("auto", "torch", "triton"), default="auto",
+    tr.add_argument("--backend", choices=BACKENDS, default="auto",
                     help="auto: the Triton kernels on a GPU that passes their self-check")
     tr.add_argument("--out", required=True, help="checkpoint file (.pt) to write; never inside an activation folder; "
                     "an existing file is refused without --force")
@@ -285,14 +273,12 @@ def _extract(args) -> None:
 
 
 def _train(args) -> None:
-    import torch
-
     from .data.store import load_activations
     from .parallel import is_main, local_device, rank_world
-    from .rules.training import train_softhebb_parallel
-    from .io import atomic_torch_save
     from .report.lm_map import source_of
+    from .rules.checkpoint import lateral_of, save_checkpoint
     from .rules.layer import SoftHebbLinear
+    from .rules.training import train_softhebb_parallel
 
     _check_train_out(Path(args.out), Path(args.activations), args.force)
     data = load_activations(args.activations, stream=True)
@@ -302,7 +288,7 @@ def _train(args) -> None:
               "gain": args.gain, "shape": args.shape, "radius_end": args.radius_end, "gain_end": args.gain_end,
               "lateral": not args.no_lateral, "epochs": args.epochs, "batch_size": args.batch_size,
               "seed": args.seed, "shuffle": args.shuffle, "in_features": data.dim,
-              "activations": str(args.activations)}
+              "activations": str(args.activations)}  # what `train` was asked: saved as the checkpoint's config
     lateral = lateral_of(config)
     _, world = rank_world()
     _check_fits(args, n, data.dim, len(data), world, device, lateral)
@@ -314,13 +300,10 @@ def _train(args) -> None:
                                           seed=args.seed, shuffle=args.shuffle, device=device, backend=args.backend)
     config["world_size"] = world
     if is_main():
-        state = {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in layer.state_dict().items()}
-        # plain types and tensors only: load_checkpoint reads it with torch.load(weights_only=True)
         try:
-            atomic_torch_save(args.out, _plain({"state_dict": state,
-                                                "variant": "no lateral support" if args.no_lateral else "lateral support",
-                                                "config": config, "source": source, "wins": info["wins"],
-                                                "train": {k: info[k] for k in ("steps", "seconds", "samples_per_s")}}))
+            save_checkpoint(args.out, layer, config, variant="no lateral support" if args.no_lateral else "lateral support",
+                            source=source, wins=info["wins"],
+                            train={k: info[k] for k in ("steps", "seconds", "samples_per_s")})
         except OSError as e:  # named by --out, not by the temporary file next to it
             raise ValueError(f"--out {args.out}: the checkpoint could not be written ({e.strerror or e}); "
                              "write it to a folder that can be written") from None
@@ -365,13 +348,14 @@ def _lateral_bytes(lateral, batch: int, n: int) -> int:
     """A lower bound of the bytes the torch reference's lateral term holds in one step of `batch` winners:
     the disc's neighbour indices (batch, K) (three int64 and one bool), or the Gaussian's (batch, N) weights
     (two float32). K is counted from the square inside the disc, which the support always holds."""
-    from .rules.lateral import RADIUS_EPS, LateralSchedule
+    from .constants import RADIUS_EPS
+    from .rules.lateral import NEIGHBOURHOODS, LateralSchedule
 
     if lateral is None:
         return 0
     if isinstance(lateral, LateralSchedule):
         lateral = lateral.at(1.0)  # the last step's support: every run takes it
-    if lateral.shape != "disc":
+    if not (lateral.is_1d or NEIGHBOURHOODS[lateral.shape].cut_off):  # a dense (batch, N) weight
         return 2 * 4 * batch * n
     radius = min(lateral.radius, float(lateral.rows + lateral.cols))
     if lateral.is_1d:
@@ -417,71 +401,6 @@ def _check_fits(args, n: int, dim: int, rows: int, world: int, device, lateral) 
                          "(or fewer features, or a device with more memory)")
 
 
-def lateral_of(config: dict):
-    """The lateral support a `train` config describes: none, the fixed Lateral, or a LateralSchedule
-    when an end radius or gain is given (settings of checkpoints written before these existed: the disc)."""
-    from .rules.lateral import Lateral, LateralSchedule
-
-    if not config.get("lateral", True):
-        return None
-    grid, shape = tuple(config["grid"]), config.get("shape", "disc")
-    radius_end, gain_end = config.get("radius_end"), config.get("gain_end")
-    if radius_end is None and gain_end is None:
-        return Lateral(grid, radius=config["radius"], gain=config["gain"], shape=shape)
-    radius = (config["radius"], config["radius"] if radius_end is None else radius_end)
-    gain = (config["gain"], config["gain"] if gain_end is None else gain_end)
-    return LateralSchedule(grid, radius=radius, gain=gain, shape=shape)
-
-
-def load_checkpoint(path, device="cpu"):
-    """The SoftHebbLinear of a `train` checkpoint (built from its config, then its state_dict) and the file's dict.
-
-    The file is read with torch.load(weights_only=True): tensors, numbers, strings, lists and dicts
-    only (what `train` writes), so a file from elsewhere cannot run code on loading. Anything that
-    is not a usable checkpoint (another file, an edited config, NaN weights) raises ValueError
-    naming the file.
-    """
-    import torch
-
-    from .rules.layer import SoftHebbLinear
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}" + (" (it is a folder)" if path.is_dir() else "") +
-                                f": make one with `python -m hebb_utils train ... --out {path}`")
-    what = f"{path}: not a checkpoint of `python -m hebb_utils train`"
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001  not a torch file, or objects that weights_only refuses to unpickle
-        detail = " ".join(str(e).split())
-        if "Weights only load failed" in detail or "Unsupported global" in detail:
-            found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", detail)
-            raise ValueError(f"{what}: it holds objects other than tensors, numbers, strings, lists and dicts"
-                             f"{f' ({found[1]})' if found else ''}, which are not unpickled (that could run code); "
-                             "train it again with this version") from None
-        raise ValueError(f"{what} (unreadable: {type(e).__name__}: {detail[:200]})") from None
-    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict) \
-            or not isinstance(saved.get("state_dict"), dict):
-        raise ValueError(f"{what} (no config / state_dict)")
-    c = saved["config"]
-    missing = [k for k in ("grid", "in_features", "t_invert", "seed") if k not in c]
-    if missing:
-        raise ValueError(f"{what}: its config lacks {missing}")
-    for key, value in saved["state_dict"].items():
-        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise ValueError(f"{path}: the checkpoint's {key} holds NaN or inf values (a diverged or edited "
-                             "checkpoint): train again")
-    try:
-        lateral = lateral_of(c)
-        n = Grid.of(tuple(c["grid"])).n
-        layer = SoftHebbLinear(c["in_features"], n, c["t_invert"], lateral=lateral, seed=c["seed"], device=device)
-        layer.load_state_dict(saved["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise ValueError(f"{what}: its config and weights do not make a layer ({type(e).__name__}: "
-                         f"{' '.join(str(e).split())[:300]})") from None
-    return layer.eval(), saved
-
-
 def _map(args) -> None:
     """Every setting, the output folder and the inputs are checked before the first file is written;
     write_token_map then writes all five files or none. The files never land on the checkpoint or in
@@ -493,6 +412,7 @@ def _map(args) -> None:
     from .data.store import load_activations
     from .parallel import is_main, local_device
     from .report.lm_map import check_map_output, check_map_settings, write_token_map
+    from .rules.checkpoint import load_checkpoint
 
     if not is_main():
         return
@@ -518,10 +438,6 @@ def _map(args) -> None:
         what = " ".join(str(e).split())[:300]
         raise ValueError(f"--checkpoint {checkpoint}: not a readable checkpoint of `python -m hebb_utils train` "
                          f"({type(e).__name__}: {what})") from None
-    for key, value in layer.state_dict().items():
-        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise ValueError(f"--checkpoint {checkpoint}: its {key} holds NaN or inf values (a diverged or edited "
-                             "checkpoint): train again")
     data = load_activations(args.activations, stream=True)
     if data.dim != layer.in_features:
         raise ValueError(f"--activations has {data.dim} features per token but the checkpoint's layer was trained on "

@@ -139,6 +139,15 @@ def test_train_ablations_share_start_and_batches(tmp_path):
     assert layers["legacy batch winner"].legacy_batch_winner and layers["no lateral support"].lateral is None
     saved = torch.load(tmp_path / "t_no_lateral_support.pt")
     assert saved["variant"] == "no lateral support" and saved["note"] == "x"
+    # the one checkpoint format: it rebuilds the layer, with how it was trained
+    from hebb_utils.rules.checkpoint import load_checkpoint
+
+    loaded, saved = load_checkpoint(tmp_path / "t_lateral_support.pt")
+    assert torch.equal(loaded.weight, layers["lateral support"].weight) and loaded.lateral is not None
+    assert {k: saved["config"][k] for k in ("lr", "epochs", "batch_size", "seed")} == {"lr": 0.05, "epochs": 1,
+                                                                                     "batch_size": 64, "seed": 3}
+    with pytest.raises(ValueError, match="notebook_config"):  # the format's own entries are not overwritten
+        train_ablations(X, (2, 3), 5.0, lr=0.05, seed=3, checkpoint_dir=tmp_path, checkpoint_meta={"config": {}})
 
 
 def test_activations_source_labels_the_stand_in():

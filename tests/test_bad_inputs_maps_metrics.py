@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hebb_utils.measure.analysis import top_distinct_tokens
+from hebb_utils.measure.maps import top_distinct_tokens
 from hebb_utils.measure.metrics import distance_correlation, effective_dimension
 from hebb_utils.report.lm_map import check_map_settings
 from hebb_utils.report.token_map import token_map_html

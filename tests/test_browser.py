@@ -178,7 +178,7 @@ def test_page_opens_offline(open_page, path):
 @pytest.fixture(scope="module")
 def small_map(tmp_path_factory) -> Path:
     """A page written by token_map_html from a tiny GPT-2-style token table (independent of results/)."""
-    from hebb_utils.measure.analysis import top_distinct_tokens
+    from hebb_utils.measure.maps import top_distinct_tokens
     from hebb_utils.report.token_map import context_snippets, token_map_html
 
     stories = [["Once", " upon", " a", " time", ",", " a", " dragon", " slept", "."],

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from hebb_utils import load_activations, neuron_summary, top_distinct_tokens, train_ablations
-from hebb_utils.cli import load_checkpoint, parse_grid
+from hebb_utils.cli import parse_grid
+from hebb_utils.rules.checkpoint import load_checkpoint
 from hebb_utils import write_shards
 
 MIRROR = os.environ.get("HEBB_DATA_MIRROR", "").strip()

@@ -3,11 +3,13 @@ checked on oracle dictionaries whose scores are known exactly, and the goals' ve
 import pytest
 import torch
 
-from hebb_utils.dictionaries import goals
 from hebb_utils.dictionaries.ground_truth import sharkey_toy, topographic_toy
-from hebb_utils.dictionaries.methods import (Dictionary, evaluate_dictionary, ica_fit_dictionary, minisom_fit_dictionary,
-                                             sae_fit, softhebb_fit_dictionary)
-from hebb_utils.dictionaries.saelens import saelens_state
+from hebb_utils.dictionaries.registry import (METHODS, Dictionary, Method, ica_fit_dictionary, method,
+                                              minisom_fit_dictionary, sae_fit, sklearn_fit_dictionary,
+                                              softhebb_fit_dictionary)
+from hebb_utils.dictionaries.saelens import export_saelens, saelens_state
+from hebb_utils.experiments import goals
+from hebb_utils.experiments.dictionaries import evaluate_dictionary
 from hebb_utils.measure.seeds import summarise_seeds
 
 
@@ -51,7 +53,28 @@ def test_softhebb_dictionary_is_the_layer_read_as_a_topk_sae(truth):
     again = softhebb_fit_dictionary(truth.X, (4, 6), lateral=None, t_invert=100.0, lr=0.2, k=2)(0)
     assert torch.equal(again.decoder, d.decoder)  # a seed gives the same dictionary
     with pytest.raises(ValueError, match="k=25"):
-        softhebb_fit_dictionary(truth.X, (4, 6), lateral=None, k=25)
+        softhebb_fit_dictionary(truth.X, (4, 6), lateral=None, lr=0.2, k=25)
+    with pytest.raises(TypeError, match="lr"):  # no default step size: the published ones differ by data
+        softhebb_fit_dictionary(truth.X, (4, 6), lateral=None)
+
+
+def test_the_registry_names_one_fit_per_method():
+    assert list(METHODS) == ["softhebb", "minisom", "hebbian ica", "sklearn", "sae"]
+    assert method("softhebb") == Method(fit=softhebb_fit_dictionary, export=export_saelens,
+                                        description=METHODS["softhebb"].description)
+    assert [m.fit for m in METHODS.values()] == [softhebb_fit_dictionary, minisom_fit_dictionary, ica_fit_dictionary,
+                                                  sklearn_fit_dictionary, sae_fit]
+    assert all(m.description and (m.export is None or callable(m.export)) for m in METHODS.values())
+    with pytest.raises(ValueError, match=r"'kohonen'.*\['hebbian ica', 'minisom', 'sae', 'sklearn', 'softhebb'\]"):
+        method("kohonen")
+    with pytest.raises(AttributeError):
+        METHODS["softhebb"].fit = None  # frozen
+
+
+def test_softhebb_dictionary_t_invert_is_the_published_lm_one(truth):
+    from hebb_utils.settings import LM_TOKENS
+
+    assert softhebb_fit_dictionary(truth.X, (4, 6), lateral=None, lr=0.2)(0).model.t_invert == LM_TOKENS.t_invert
 
 
 def test_minisom_dictionary_is_a_vector_quantiser(truth):

@@ -21,9 +21,10 @@ from hebb_utils.kernels import (  # noqa: E402
     post_synaptic_triton,
     sanger_step_triton,
     softhebb_update_triton,
-    train_epoch_graphed,
 )
-from hebb_utils.kernels import epoch, update  # noqa: E402
+from hebb_utils.kernels import batchnorm, update  # noqa: E402
+from hebb_utils.rules import graphed_epoch  # noqa: E402
+from hebb_utils.rules.graphed_epoch import train_epoch_graphed  # noqa: E402
 from hebb_utils.rules.hebbian import sanger_step  # noqa: E402
 from hebb_utils import (  # noqa: E402
     Lateral,
@@ -341,7 +342,7 @@ def test_device_side_epoch_matches_train_softhebb(n, step0, per_graph, shape, mo
     """The steps the CUDA graphs capture (device-side batches, fused gather + BatchNorm, fused
     update), run eagerly on CPU: same weights, snapshots and BatchNorm statistics as
     train_softhebb's torch loop."""
-    monkeypatch.setattr(epoch, "STEPS_PER_GRAPH", per_graph)
+    monkeypatch.setattr(graphed_epoch, "STEPS_PER_GRAPH", per_graph)
 
     g = torch.Generator().manual_seed(9)
     data = (torch.randn(n, 24, generator=g) * 2 + 1).to(DEVICE)
@@ -477,7 +478,7 @@ try:
     from triton.compiler import ASTSource, compile
 except ImportError as e:  # these are Triton internals; a future version may move them
     sys.exit(f"SKIP: {e}")
-from hebb_utils.kernels import launch, epoch, post_synaptic, sanger, update
+from hebb_utils.kernels import launch, batchnorm, post_synaptic, sanger, update
 P, I = "*fp32", "i32"
 jobs = [  # (kernel, runtime argument types, constexprs): every branch compiled in
     (post_synaptic._row_stats_kernel, [P, "*i32", P, P, I, I, I, "fp32"],
@@ -492,7 +493,7 @@ jobs = [  # (kernel, runtime argument types, constexprs): every branch compiled 
     (update._apply_kernel, [P, P, P, P, I, I, I, "fp32"],
      dict(HAS_S=True, EPS=update.DW_EPS, BLOCK=1024, PART_BLOCK=512)),
     (sanger._sanger_kernel, [P, P, P, P, I, I, "fp32", "fp32"], dict(BLOCK_M=32, BLOCK_D=128)),
-    (epoch._gather_batchnorm_kernel, [P, "*i64", "*i64", P, P, P, I, I, I, "fp32", "fp32"],
+    (batchnorm._gather_batchnorm_kernel, [P, "*i64", "*i64", P, P, P, I, I, I, "fp32", "fp32"],
      dict(BLOCK_B=64, BLOCK_D=64)),
 ]
 for kernel, types, constants in jobs:

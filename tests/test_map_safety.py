@@ -267,7 +267,7 @@ def test_out_never_lands_on_an_input(w, where):
 
 
 def test_write_token_map_refuses_the_activations_folder(w):
-    from hebb_utils.cli import load_checkpoint
+    from hebb_utils.rules.checkpoint import load_checkpoint
     from hebb_utils import load_activations
 
     layer, _ = load_checkpoint(w.ckpt)
@@ -352,7 +352,7 @@ def test_no_module_imports_a_private_name():
 
 
 def test_as_layer_is_public():
-    from hebb_utils.measure.analysis import as_layer
+    from hebb_utils.experiments.softhebb import as_layer
 
     layer = SoftHebbLinear(4, 6, 10.0, seed=0)
     assert as_layer(layer) is layer
@@ -448,7 +448,7 @@ def test_crop_larger_than_the_grid_shows_the_whole_grid(w):
 
 def test_neuron_summary_refuses_nan_in_a_streamed_store(w):
     from hebb_utils import load_activations, neuron_summary
-    from hebb_utils.cli import load_checkpoint
+    from hebb_utils.rules.checkpoint import load_checkpoint
 
     layer, _ = load_checkpoint(w.ckpt)
     with pytest.raises(ValueError, match=f"rows {SHARD_ROWS}..{2 * SHARD_ROWS - 1}.* NaN"):

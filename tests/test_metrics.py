@@ -287,3 +287,23 @@ def test_metrics_refuse_bad_inputs_clearly():
     for call, match in cases:
         with pytest.raises(ValueError, match=match):
             call()
+
+
+def test_excess_kurtosis_is_scipys_with_the_sample_standard_deviation():
+    from scipy.stats import kurtosis
+
+    from hebb_utils import excess_kurtosis
+
+    g = torch.Generator().manual_seed(0)
+    laplace = torch.empty(4000, 1).exponential_(generator=g) - torch.empty(4000, 1).exponential_(generator=g)
+    S = torch.cat([torch.randn(4000, 2, generator=g), laplace,
+                   torch.rand(4000, 1, generator=g)], dim=1).double()
+    n = S.shape[0]
+    b2 = torch.from_numpy(kurtosis(S.numpy(), axis=0, fisher=True))  # biased moments
+    # standardised with the n - 1 standard deviation: ((n - 1) / n)^2 (b2 + 3) - 3
+    torch.testing.assert_close(excess_kurtosis(S), ((n - 1) / n) ** 2 * (b2 + 3) - 3, rtol=1e-10, atol=1e-10)
+    k = excess_kurtosis(S.float())
+    assert abs(k[0]) < 0.3 and abs(k[1]) < 0.3 and 2.0 < k[2] < 4.5 and -1.4 < k[3] < -1.0
+    # normal 0, Laplace 3, uniform -1.2
+    with pytest.raises(ValueError, match="S"):
+        excess_kurtosis(torch.randn(5))

@@ -77,7 +77,7 @@ def test_the_wheel_holds_every_file_of_the_package(built):
     wheel, _, from_sdist, _ = built
     files = _package_files()
     assert {"hebb_utils/kernels/launch.py", "hebb_utils/rules/training.py", "hebb_utils/data/__init__.py",
-            "hebb_utils/measure/topography.py", "hebb_utils/report/tables.py"} <= files
+            "hebb_utils/experiments/topography.py", "hebb_utils/report/tables.py"} <= files
     for w in (wheel, from_sdist):
         assert sorted(files - _wheel_files(w)) == [], f"{w.name} lacks these files of the checkout"
         assert sorted(_wheel_files(w) - files) == [], f"{w.name} holds files the checkout does not"

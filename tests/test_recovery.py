@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from hebb_utils.dictionaries.recovery import (cosine_matrix, dead_units, explained_variance, mcc, mmcs,
-                                              recovered_share, topographic_rank_correlation)
+from hebb_utils.measure.recovery import (cosine_matrix, dead_units, explained_variance, mcc, mmcs,
+                                         recovered_share, topographic_rank_correlation)
 
 TRUE = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # (M=2, d=3)
 # cosines with the true features: row 0 (0.8, 0.6), row 1 (0.6, 0), row 2 (zero norm) (0, 0)
@@ -186,7 +186,7 @@ def test_extreme_scales_keep_their_directions_and_empty_codes_are_refused():
     above 1 (the norm underflowed); dead_units of an empty matrix was NaN."""
     import torch
 
-    from hebb_utils.dictionaries.recovery import cosine_matrix, dead_units, mcc, mmcs
+    from hebb_utils.measure.recovery import cosine_matrix, dead_units, mcc, mmcs
 
     T = torch.randn(6, 9, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     for learned, true in ((T, T * 1e200), (T * 1e-200, T), (T * 1e-300, T * 1e300), (T * 1e-310, T)):

@@ -152,7 +152,7 @@ def test_format_and_contrast():
 def test_topography_tables_read_the_design_the_notebook_writes(tmp_path):
     """Notebook 06 now records which run is which (results.design); the committed JSON predates it and
     gets the same design from its own keys. Either way the README block is the same."""
-    from hebb_utils.report.tables import design_entry, topography_design
+    from hebb_utils.experiments.topography_goals import design_entry, topography_design
 
     for p in (ROOT / "results").glob("0*.json"):
         (tmp_path / p.name).write_text(p.read_text())
@@ -174,3 +174,132 @@ def test_topography_tables_read_the_design_the_notebook_writes(tmp_path):
     text = results_tables(tmp_path)
     assert "| images / minisom |" in text and "**CIFAR-10, 5 x 90**" in text and "CIFAR-10, 5 x 90, one epoch" in text
     assert "cifar / " not in text
+
+
+# -----------------------------------------------------------------------------
+# metric descriptions (measure/describe.py, beside each metric's function) and the notebooks' sections
+
+
+def _committed_columns() -> set[str]:
+    """Every metric a committed results JSON names as a table column (columns, lm_columns, the design's)."""
+    found = set()
+
+    def walk(doc):
+        if isinstance(doc, dict):
+            for key, value in doc.items():
+                if key in ("columns", "lm_columns") and isinstance(value, list):
+                    found.update(value)
+                else:
+                    walk(value)
+        elif isinstance(doc, list):
+            for value in doc:
+                walk(value)
+
+    for path in sorted((ROOT / "results").glob("0*.json")):
+        walk(json.loads(path.read_text()))
+    return found
+
+
+def test_every_committed_metric_has_a_description():
+    """Each column of the committed results and of the sections' tables, and each metric summarised over
+    seeds, is described (label, direction, bounds) beside its function. The fallback, for a metric
+    without a description: its JSON name with spaces, no arrow, and no bounds on its interval."""
+    from hebb_utils.measure.describe import METRICS
+    from hebb_utils.report.markdown import metric_header
+    from hebb_utils.report.sections import dictionaries
+
+    columns = _committed_columns() | set(dictionaries.TOY_COLUMNS)
+    columns |= {c for cols, _ in dictionaries.DICTIONARY_TABLES.values() for c in cols}
+    assert len(columns) > 20
+    assert sorted(columns - set(METRICS)) == []
+    summarised = {m for p in sorted((ROOT / "results").glob("0*.json"))
+                  for run in _summaries(json.loads(p.read_text())) for m in run["mean"]}
+    assert sorted(summarised - set(METRICS)) == []
+    assert sorted(k for k in summarised if METRICS[k].bounds is None) == []
+    assert METRIC_BOUNDS == {k: m.bounds for k, m in METRICS.items() if m.bounds is not None}
+    assert metric_header("no_such_metric") == "no such metric" and "no_such_metric" not in METRIC_BOUNDS
+
+
+def test_metric_bounds_are_the_ones_the_intervals_were_cut_at():
+    """METRIC_BOUNDS, now derived from the descriptions, keeps the values it had when written by hand."""
+    unit = ("accuracy", "class_chance", "class_purity", "class_purity_weighted", "dead_fraction", "f1_score", "p_value",
+            "precision", "probe_test_acc", "probe_train_acc", "probe_triangle_test_acc", "recall", "recovered_share",
+            "token_purity", "topographic_error", "topographic_error_4", "topographic_p", "uniqueness")
+    signed = ("distance_rho", "null_rho", "neighbour_similarity", "topographic_rho", "topographic_null", "mcc",
+              "mcc_signed", "seed_mcc", "mmcs")
+    positive = ("dead_latents", "effective_dimension", "eval_seconds", "train_seconds", "l0", "sae_l0", "true_l0",
+                "null_rho_std", "reconstruction_error", "shrinkage")
+    assert METRIC_BOUNDS == {**{m: (0.0, 1.0) for m in unit}, **{m: (-1.0, 1.0) for m in signed},
+                             **{m: (0.0, math.inf) for m in positive}, "explained_variance": (-math.inf, 1.0)}
+
+
+def test_describe_refuses_duplicates_and_bad_descriptions(monkeypatch):
+    from hebb_utils.measure import describe as describe_module
+    from hebb_utils.measure.describe import Metric, describe
+
+    with pytest.raises(ValueError, match="already described"):
+        describe("mmcs", "another MMCS")  # a key registered by measure/recovery.py
+    registry = {}
+    monkeypatch.setattr(describe_module, "METRICS", registry)
+    metric = describe("test_metric", "test metric", better="lower", bounds=[0, 1], glossary="**test metric**: a test")
+    assert registry == {"test_metric": metric} and metric.bounds == (0.0, 1.0)
+    with pytest.raises(ValueError, match="already described"):
+        describe("test_metric", "test metric")
+    for bad in (dict(better="up"), dict(better="Higher"), dict(better=True), dict(bounds=(1, 0)), dict(bounds=(0,)),
+                dict(bounds=(0, float("nan"))), dict(bounds="01"), dict(glossary=""), dict(glossary=3)):
+        with pytest.raises(ValueError):
+            describe("other_metric", "other metric", **bad)
+    for key, label in (("", "x"), ("two words", "x"), ("x", ""), ("x", "x ↑"), ("x", "x ↓")):
+        with pytest.raises(ValueError):
+            Metric(key, label)
+    assert list(registry) == ["test_metric"]  # nothing refused was registered
+    with pytest.raises(AttributeError):
+        metric.label = "changed"  # frozen
+
+
+def test_column_arrows_come_from_better():
+    from hebb_utils.measure.describe import METRICS, Metric
+    from hebb_utils.report.markdown import metric_header, number_tables
+
+    assert Metric("a", "a").header == "a" and Metric("a", "a", "higher").header == "a ↑"
+    assert Metric("a", "a", "lower").header == "a ↓"
+    for key, metric in METRICS.items():
+        assert "↑" not in metric.label and "↓" not in metric.label, key
+        assert metric_header(key) == {"higher": f"{metric.label} ↑", "lower": f"{metric.label} ↓",
+                                      None: metric.label}[metric.better], key
+    assert METRICS["topographic_error"].better == "lower" and METRICS["mmcs"].better == "higher"
+    table = number_tables("run", {"a": {"topographic_error": 0.1, "mmcs": 0.5, "null_rho": 0.0}},
+                          ["topographic_error", "mmcs", "null_rho"], "caption")
+    assert "| run | topographic error ↓ | MMCS ↑ | ρ, shuffled grid |" in table
+    # the glossary names the metrics by their labels, without the arrows
+    generated = results_tables(ROOT / "results")
+    assert "**topographic error**: share of inputs" in generated and "**MMCS**: mean over true features" in generated
+
+
+def test_a_new_notebook_section_needs_no_edit_to_tables(tmp_path, monkeypatch):
+    """A notebook's part of the README comes from its section module, registered in SECTIONS: a fake
+    notebook 08 appears in the results and the headline without tables.py naming it."""
+    from types import SimpleNamespace
+
+    from hebb_utils.report import tables
+    from hebb_utils.report.sections import SECTIONS
+
+    source = Path(tables.__file__).read_text()
+    assert not re.search(r"\b0\d_[a-z]", source), "tables.py names a notebook"
+    for p in (ROOT / "results").glob("0*.json"):
+        (tmp_path / p.name).write_text(p.read_text())
+    before = results_tables(tmp_path)
+    last = max(int(n) for n in re.findall(r"^Table (\d+)\.", before, flags=re.M))
+    fake = SimpleNamespace(
+        results=lambda res, number: ([f"Table {number}. **The fake notebook**: {res['results']['answer']}", ""], number + 1),
+        headline=lambda loaded: [(45, f"**A fake finding**: {loaded['08_fake']['results']['answer']}")])
+    monkeypatch.setitem(SECTIONS, "08_fake", fake)
+    assert results_tables(tmp_path) == before  # registered, but its notebook has not run
+    (tmp_path / "08_fake.json").write_text(json.dumps({"notebook": "08_fake", "results": {"answer": 42}}))
+    after = results_tables(tmp_path)
+    assert f"Table {last + 1}. **The fake notebook**: 42" in after
+    # after every notebook's tables, before the closing sentences and the machine
+    assert after.index("**Goals of notebook 07**") < after.index("**The fake notebook**") < after.index("**What the seeds say**")
+    head = tables.headline(tmp_path)
+    findings = re.findall(r"^\d+\. \*\*(.+?)\*\*", head, flags=re.M)
+    assert findings[-2:] == ["A fake finding", "The Hebbian PCA rules are exact"]  # rank 45: before foundations' 50

@@ -18,7 +18,8 @@ import torch
 
 import hebb_utils.data.store as store
 from hebb_utils import Activations, load_activations, open_activations, save_activations, write_shards
-from hebb_utils.cli import load_checkpoint, main
+from hebb_utils.cli import main
+from hebb_utils.rules.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("quiet_bars")  # bars off for in-process calls (conftest.py)
 

@@ -102,6 +102,32 @@ def test_dependencies_follow_reexports_not_the_whole_init(tmp_path):
                                                      "hebb_utils/lazy/a.py"]
 
 
+def test_imports_up_a_floor_or_across_a_group_are_found(tmp_path):
+    _write(tmp_path, {
+        "__init__.py": "from .rules import a\n",                        # the top imports anything
+        "checks.py": "",
+        "kernels/__init__.py": "",
+        "kernels/k.py": "from ..checks import x\nfrom ..rules.a import y\n",  # kernels -> rules: up
+        "rules/__init__.py": "",
+        "rules/a.py": "def f():\n    from ..measure import m\n",          # rules -> measure: across, in a function
+        "measure/__init__.py": "",
+        "measure/m.py": "from ..experiments import e\nfrom . import n\n",  # measure -> experiments: up
+        "measure/n.py": "",
+        "experiments/__init__.py": "",
+        "experiments/e.py": "from ..measure import m\nfrom ..rules import a\n",  # down: fine
+        "stray.py": "",
+    })
+    found = import_graph.layer_violations(import_graph.load_package(tmp_path))
+    # `from ..experiments import e` reaches the package and its submodule e (tools/import_graph.py's rule)
+    assert [(a, b) for a, b, _ in found] == [
+        ("hebb_utils.kernels.k", "hebb_utils.rules.a"),
+        ("hebb_utils.measure.m", "hebb_utils.experiments"), ("hebb_utils.measure.m", "hebb_utils.experiments.e"),
+        ("hebb_utils.rules.a", "hebb_utils.measure"), ("hebb_utils.rules.a", "hebb_utils.measure.m"),
+        ("hebb_utils.stray", "")]
+    assert "kernels (floor 1) imports rules (floor 2): a higher floor" in found[0][2]
+    assert "another group of its floor" in found[3][2] and "in no layer" in found[5][2]
+
+
 def test_notebook_source_skips_magics(tmp_path):
     import json
 
@@ -120,6 +146,13 @@ def test_no_import_cycles(package):
     assert not found, "import cycles (module-level or in functions):\n" + "\n".join(" -> ".join(c) for c in found)
 
 
+def test_no_import_reaches_up_a_floor(package):
+    """kernels -> rules, rules <-> measure, rules -> experiments/report, measure -> experiments ...: none."""
+    found = import_graph.layer_violations(package)
+    assert not found, "imports against the floors of tools/import_graph.py LAYERS:\n" + "\n".join(
+        f"{a} -> {b}: {why}" for a, b, why in found)
+
+
 def test_no_private_names_of_other_modules(package):
     found = import_graph.private_uses(package)
     assert not found, "private names used across modules (make them public, or move the code):\n" + "\n".join(
@@ -131,7 +164,7 @@ def test_the_graph_sees_every_module(package):
     assert {package.path(n) for n in package.modules} == files
     edges = import_graph.graph(package)
     assert "hebb_utils.rules.softhebb" in edges["hebb_utils.backend"]  # from .rules import softhebb as reference
-    assert {"hebb_utils.kernels.epoch", "hebb_utils.kernels.update"} <= edges["hebb_utils.kernels"]  # lazy __getattr__
+    assert {"hebb_utils.kernels.batchnorm", "hebb_utils.kernels.update"} <= edges["hebb_utils.kernels"]  # lazy __getattr__
 
 
 # -----------------------------------------------------------------------------
@@ -147,12 +180,13 @@ def test_notebook_prerequisites_are_what_it_imports():
     # the two a hand-written list once missed
     assert "hebb_utils/report/lm_map.py" in lm and "hebb_utils/report/token_map.py" in lm
     assert any(f.startswith("hebb_utils/data/") and not f.endswith("__init__.py") for f in lm)
-    assert "hebb_utils/measure/analysis.py" in lm and "hebb_utils/rules/training.py" in lm
+    assert "hebb_utils/measure/maps.py" in lm and "hebb_utils/experiments/softhebb.py" in lm
+    assert "hebb_utils/rules/training.py" in lm
     # foundations run on synthetic data, with the Hebbian rules alone: no data access, no SoftHebb layer
     assert "hebb_utils/rules/hebbian.py" in foundations and "hebb_utils/report/plots.py" in foundations
     assert not [f for f in foundations if f.startswith("hebb_utils/data/") or f.endswith(("/layer.py", "/lm_map.py"))]
     topo = _deps("06_topography")
-    assert "hebb_utils/measure/topography.py" in topo and "hebb_utils/rules/som.py" in topo
+    assert "hebb_utils/experiments/topography.py" in topo and "hebb_utils/rules/som.py" in topo
     assert "hebb_utils/report/lm_map.py" in topo  # it draws the annealed map of words, the main one
     for name in ("01_extract_activations", "02_foundations", "03_pca_family", "04_cifar_softhebb", "05_lm_softhebb",
                  "06_topography"):
@@ -163,7 +197,14 @@ def test_notebook_prerequisites_are_what_it_imports():
 
 def test_a_module_depends_on_what_it_imports_and_its_packages():
     deps = import_graph.file_dependencies(ROOT / "hebb_utils" / "report" / "__main__.py")
-    assert deps[:2] == ["hebb_utils/__init__.py", "hebb_utils/io.py"]
-    assert set(deps) == {"hebb_utils/__init__.py", "hebb_utils/io.py", "hebb_utils/pins.py", "hebb_utils/report/__init__.py",
-                         "hebb_utils/report/__main__.py", "hebb_utils/report/tables.py",
-                         "hebb_utils/measure/__init__.py", "hebb_utils/measure/seeds.py"}  # the interval formatting
+    assert deps[:2] == ["hebb_utils/__init__.py", "hebb_utils/checks.py"]
+    # the README's generator: its sections, the metrics' descriptions (beside the metrics), the seeds'
+    # intervals and notebook 06's goals; no training code, no data access
+    assert set(deps) == {
+        "hebb_utils/__init__.py", "hebb_utils/checks.py", "hebb_utils/io.py", "hebb_utils/pins.py",
+        "hebb_utils/linalg.py", "hebb_utils/experiments/__init__.py", "hebb_utils/experiments/topography_goals.py",
+        "hebb_utils/measure/__init__.py", "hebb_utils/measure/describe.py", "hebb_utils/measure/metrics.py",
+        "hebb_utils/measure/recovery.py", "hebb_utils/measure/seeds.py", "hebb_utils/report/__init__.py",
+        "hebb_utils/report/__main__.py", "hebb_utils/report/markdown.py", "hebb_utils/report/tables.py",
+        *(f"hebb_utils/report/sections/{n}.py" for n in ("__init__", "activations", "dictionaries", "foundations",
+                                                         "pca", "softhebb", "topography"))}

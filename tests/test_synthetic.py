@@ -201,7 +201,7 @@ def test_the_benchmark_is_not_a_layer_initialisation():
     import torch
 
     from hebb_utils import SoftHebbLinear
-    from hebb_utils.dictionaries.recovery import mcc
+    from hebb_utils.measure.recovery import mcc
     from hebb_utils.dictionaries.synthetic import saelens_synthetic
 
     for seed in (0, 1):

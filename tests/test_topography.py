@@ -14,7 +14,7 @@ import torch
 from hebb_utils import (SOM, Lateral, LateralSchedule, SoftHebbLinear, map_metrics, methods_over_seeds,
                         post_synaptic, reconstruction_error, schedule_progress, softhebb_step, standardise,
                         topographic_error, train_softhebb, train_som)
-from hebb_utils.report.tables import design_entry, topography_design, topography_findings
+from hebb_utils.experiments.topography_goals import design_entry, topography_design, topography_findings
 from hebb_utils.report.reproduce import _is_timing
 from hebb_utils.rules.lateral import DECAYS, NEIGHBOURHOODS
 
@@ -476,31 +476,33 @@ def test_topography_design_of_a_json_written_before_it_was_recorded():
 
 
 # -----------------------------------------------------------------------------
-# notebook 06's experiment, as functions (hebb_utils/measure/topography.py)
+# notebook 06's experiment, as functions (hebb_utils/experiments/topography.py; the maps of dictionaries/registry.py)
 
 
 def test_softhebb_fit_is_one_epoch_of_train_softhebb():
-    from hebb_utils.measure.topography import annealed_support, softhebb_fit
+    from hebb_utils.dictionaries.registry import softhebb_fit_dictionary
+    from hebb_utils.experiments.topography import annealed_support
 
     X = torch.randn(300, 6, generator=torch.Generator().manual_seed(0))
     lateral = annealed_support((3, 4), (2.0, 1.0), 3.0)
-    fit = softhebb_fit(X, (3, 4), 5.0, lateral, 0.05, batch_size=32)
+    fit = softhebb_fit_dictionary(X, (3, 4), t_invert=5.0, lateral=lateral, lr=0.05, batch_size=32, to_cpu=False)
     layer = SoftHebbLinear(6, 12, 5.0, lateral=lateral, seed=7)
     train_softhebb(layer, X, lr=0.05, batch_size=32, seed=7, device="cpu", progress=False)
-    assert torch.equal(fit(7).weight, layer.weight)
-    assert not torch.equal(fit(8).weight, layer.weight)  # the seed sets the weights and the batches
+    assert torch.equal(fit(7).model.weight, layer.weight)
+    assert torch.equal(fit(7).model.bn.running_var, layer.bn.running_var)
+    assert not torch.equal(fit(8).model.weight, layer.weight)  # the seed sets the weights and the batches
 
 
 def test_minisom_fit_is_train_som():
-    from hebb_utils.measure.topography import minisom_fit
+    from hebb_utils.dictionaries.registry import minisom_fit_dictionary
 
     X = torch.randn(200, 5, generator=torch.Generator().manual_seed(1))
-    som = minisom_fit(X, (3, 4), sigma=2.0, learning_rate=0.4, max_samples=150)(3)
+    som = minisom_fit_dictionary(X, (3, 4), sigma=2.0, learning_rate=0.4, max_samples=150)(3).model
     assert torch.equal(som.weights, train_som(X, (3, 4), sigma=2.0, learning_rate=0.4, max_samples=150, seed=3).weights)
 
 
 def test_annealed_sweep_changes_one_setting_at_a_time():
-    from hebb_utils.measure.topography import annealed_sweep
+    from hebb_utils.experiments.topography import annealed_sweep
 
     sweep = annealed_sweep((15, 30), radius=(7.5, 1.5), gain=10.0, lr=0.01, gains=[1.0, 3.0], radius_ends=[2.0],
                            final_gains=[1.0], lrs=[0.08])
@@ -515,7 +517,7 @@ def test_annealed_sweep_changes_one_setting_at_a_time():
 
 def test_cifar_and_lm_measures_are_the_metrics_of_the_notebook():
     from hebb_utils import effective_dimension, linear_probe, neighbour_similarity, triangle_activation
-    from hebb_utils.measure.topography import cifar_measure, feature_statistics, lm_measure
+    from hebb_utils.experiments.topography import cifar_measure, feature_statistics, lm_measure
 
     g = torch.Generator().manual_seed(2)
     X, X_test = torch.randn(240, 6, generator=g) * 3 + 1, torch.randn(80, 6, generator=g) * 3 + 1
@@ -538,13 +540,22 @@ def test_cifar_and_lm_measures_are_the_metrics_of_the_notebook():
     rows = torch.randperm(240, generator=torch.Generator().manual_seed(11))[:50]
     assert lm["reconstruction_error"] == reconstruction_error(standardise(X[rows], mean, var), layer.weight)
     assert lm["token_purity"] == map_metrics(layer, X, (3, 4), token_ids=tokens, n_shuffles=4, seed=5)["token_purity"]
+    # a registry Dictionary is measured by its map: the same numbers
+    from hebb_utils.dictionaries.registry import Dictionary
+
+    wrapped = Dictionary(decoder=layer.weight, encode=layer.responses, decode=None, model=layer)
+    assert lm_measure(X, (3, 4), tokens, n_shuffles=4, reconstruction_samples=50, sample_seed=11)("x", wrapped, 5) == lm
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda t: t.softhebb_fit(torch.randn(20, 4), (3, 4), 5.0, Lateral((2, 2)), 0.1), "neurons"),
-    (lambda t: t.softhebb_fit(torch.randn(20, 4), (3, 4), 5.0, Lateral((3, 4)), -0.1), "lr"),
-    (lambda t: t.softhebb_fit(torch.full((20, 4), float("nan")), (3, 4), 5.0, None, 0.1), "NaN"),
-    (lambda t: t.minisom_fit(torch.randn(20, 4), (3, 4), sigma=0.0, learning_rate=0.5), "sigma"),
+    (lambda t: t.softhebb_fit_dictionary(torch.randn(20, 4), (3, 4), t_invert=5.0, lateral=Lateral((2, 2)), lr=0.1),
+     "neurons"),
+    (lambda t: t.softhebb_fit_dictionary(torch.randn(20, 4), (3, 4), t_invert=5.0, lateral=Lateral((3, 4)), lr=-0.1),
+     "lr"),
+    (lambda t: t.softhebb_fit_dictionary(torch.full((20, 4), float("nan")), (3, 4), t_invert=5.0, lateral=None, lr=0.1),
+     "NaN"),
+    (lambda t: t.minisom_fit_dictionary(torch.randn(20, 4), (3, 4), sigma=0.0, learning_rate=0.5), "sigma"),
+    (lambda t: t.minisom_fit_dictionary(torch.randn(20, 4), (3, 4), sigma=1.0, max_samples=1), "max_samples"),
     (lambda t: t.annealed_sweep((3, 4), radius=(2.0, 1.0), gain=1.0, lr=0.1, lrs=[0.0]), "lrs"),
     (lambda t: t.cifar_measure(torch.randn(20, 4), torch.zeros(19, dtype=torch.long), torch.randn(5, 4),
                                torch.zeros(5, dtype=torch.long), (3, 4), n_labels=2), "y_train"),
@@ -554,7 +565,10 @@ def test_cifar_and_lm_measures_are_the_metrics_of_the_notebook():
     (lambda t: t.weight_measures(SoftHebbLinear(4, 12, 5.0, seed=0), torch.randn(5, 4), (2, 5)), "units in the map"),
 ])
 def test_topography_functions_check_their_inputs(call, match):
-    from hebb_utils.measure import topography
+    from types import SimpleNamespace
+
+    from hebb_utils.dictionaries import registry
+    from hebb_utils.experiments import topography
 
     with pytest.raises(ValueError, match=match):
-        call(topography)
+        call(SimpleNamespace(**{**vars(topography), **{k: getattr(registry, k) for k in registry.__all__}}))

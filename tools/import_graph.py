@@ -5,7 +5,7 @@ Standard library only, so the Makefile can call it before the virtual environmen
     python3 tools/import_graph.py notebooks/05_lm_softhebb.ipynb     # the .py files the notebook runs
     python3 tools/import_graph.py hebb_utils/report/__main__.py      # ... or that a module runs
     python3 tools/import_graph.py --make notebooks/*.ipynb           # FILE=dep,dep,... for the Makefile
-    python3 tools/import_graph.py --check                             # import cycles and private-name uses
+    python3 tools/import_graph.py --check                             # cycles, private names, floors
 
 What counts as an import (tests/test_structure.py checks the package against the same graph):
 
@@ -366,11 +366,58 @@ def _dotted(node: ast.expr, bound: dict[str, str]) -> str | None:
     return ".".join([bound[node.id], *reversed(parts)])
 
 
+# The package's floors, lowest first: a module imports only from a lower floor or from its own group
+# (tests/test_structure.py). Kernels and data stand on the ground floor alone; the rules and the metrics
+# share a floor but not each other; the dictionary methods use both; the experiments (what notebooks
+# 04-07 run) use those; the report reads everything; the command line and the package's __init__ sit on top.
+LAYERS = (  # (group, floor, module names under hebb_utils: a name covers its submodules)
+    ("base", 0, ("checks", "io", "pins", "constants", "settings", "linalg", "parallel")),
+    ("kernels", 1, ("kernels",)),
+    ("data", 1, ("data",)),
+    ("rules", 2, ("rules", "backend")),
+    ("measure", 2, ("measure",)),
+    ("dictionaries", 3, ("dictionaries",)),
+    ("experiments", 4, ("experiments",)),
+    ("report", 5, ("report",)),
+    ("entry", 6, ("cli", "__main__", "")),  # "": the package's own __init__
+)
+
+
+def layer_of(module: str, package: str = PACKAGE, layers=LAYERS) -> tuple[str, int]:
+    """(group, floor) of a module name such as 'hebb_utils.rules.lateral'; KeyError for a module no layer names."""
+    rest = module.removeprefix(package).removeprefix(".")
+    for group, floor, names in layers:
+        if any(rest == n or (n and rest.startswith(n + ".")) for n in names):
+            return group, floor
+    raise KeyError(f"{module}: in no layer of LAYERS (tools/import_graph.py): add it to one")
+
+
+def layer_violations(pkg: Package, layers=LAYERS) -> list[tuple[str, str, str]]:
+    """(importer, imported, why) for every import that reaches up a floor, or across to another group of
+    the same floor; a module in no layer is reported as its own violation."""
+    found = []
+    for importer, targets in sorted(graph(pkg).items()):
+        try:
+            group, floor = layer_of(importer, layers=layers)
+        except KeyError as e:
+            found.append((importer, "", str(e)))
+            continue
+        for target in sorted(targets):
+            try:
+                t_group, t_floor = layer_of(target, layers=layers)
+            except KeyError:
+                continue  # reported as an importer itself
+            if t_group != group and t_floor >= floor:
+                where = "a higher floor" if t_floor > floor else "another group of its floor"
+                found.append((importer, target, f"{group} (floor {floor}) imports {t_group} (floor {t_floor}): {where}"))
+    return found
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("files", nargs="*", help="notebooks or Python files: print the package files each runs")
     p.add_argument("--make", action="store_true", help="one line for make: FILE=dep,dep,... per file, space-separated")
-    p.add_argument("--check", action="store_true", help="list import cycles and private-name uses; exit 1 if any")
+    p.add_argument("--check", action="store_true", help="list import cycles, private-name uses and imports up a floor (LAYERS); exit 1 if any")
     p.add_argument("--root", default=str(ROOT), help="the folder holding the hebb_utils package")
     a = p.parse_args(argv)
     pkg = load_package(Path(a.root))
@@ -382,7 +429,8 @@ def main(argv=None) -> int:
     if a.check:
         found = [f"import cycle: {' -> '.join(c)}" for c in cycles(pkg)]
         found += [f"{path}:{line}: private name of another module: {what}" for path, line, what in private_uses(pkg)]
-        print("\n".join(found) or "no import cycles, no private-name uses")
+        found += [f"{a} -> {b}: {why}" for a, b, why in layer_violations(pkg)]
+        print("\n".join(found) or "no import cycles, no private-name uses, no import up a floor")
         return 1 if found else 0
     return 0
 

@@ -1,2 +1,3 @@
-"""dictionaries: data with known features (ground_truth.py) and how well a learned dictionary
-recovers them (recovery.py), for comparing Hebbian maps with sparse autoencoders."""
+"""dictionaries: data with known features (ground_truth.py) and the dictionary methods behind one
+interface (registry.py), for comparing Hebbian maps with sparse autoencoders; how well a learned
+dictionary recovers the features is measured in measure/recovery.py."""

@@ -200,8 +200,9 @@ def topographic_toy(n_samples: int, d: int = 64, grid=(8, 8), seed: int = 0, rad
     dc = (cols[:, None] - cols[None]).abs()
     if torus:
         dr, dc = torch.minimum(dr, g.rows - dr), torch.minimum(dc, g.cols - dc)
-    if radius**2 > 0:
-        shape = torch.exp(-(dr.square() + dc.square()).double() / (2 * radius**2))  # (n, n) centre c, feature k
+    r2 = radius * radius  # inf past ~1e154 (radius**2 would raise OverflowError): the limit, exp(-0) = 1 everywhere
+    if r2 > 0:
+        shape = torch.exp(-(dr.square() + dc.square()).double() / (2 * r2))  # (n, n) centre c, feature k
     else:  # radius**2 underflows (radius < ~1e-162): the limit, only the centre's own feature can fire
         shape = ((dr + dc) == 0).double()
     reachable = int((shape > 0).sum()) / n  # the largest mean L0: every reachable feature always fires

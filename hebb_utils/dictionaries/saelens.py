@@ -6,6 +6,7 @@ activations, export a SoftHebb layer as an SAELens SAE, and draw any SAELens SAE
     export_saelens(layer, folder, k=1)              a SoftHebbLinear as a folder SAE.load_from_disk reads
     encode(layer, X, k), decode(layer, codes)       the same SAE in plain torch, from the layer itself
     as_map_layer(sae, grid)                         any SAELens SAE as the layer write_token_map draws
+    load_saelens(folder)                            SAE.load_from_disk, the folder's cfg and weights checked first
 
 Why: SAEs are the usual way to turn activations into a dictionary of features; an SAE written in
 SAELens' format opens in its tools (and Neuronpedia's), and a SAELens SAE drawn with our map tools is
@@ -14,6 +15,7 @@ read with the same metrics as the SoftHebb map. SAELens is imported inside the f
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -29,7 +31,7 @@ from ..rules.lateral import Lateral
 from ..rules.layer import SoftHebbLinear
 
 __all__ = ["train_sae", "export_saelens", "saelens_state", "encode", "decode", "as_map_layer", "SAEMapLayer",
-           "SAE_FILES", "ARCHITECTURES", "NORMALIZATIONS"]
+           "SAE_FILES", "ARCHITECTURES", "NORMALIZATIONS", "load_saelens"]
 
 # the two files of an SAELens SAE folder (sae_lens.constants SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME)
 SAE_FILES = ("cfg.json", "sae_weights.safetensors")
@@ -294,10 +296,82 @@ def export_saelens(layer: SoftHebbLinear, folder: str | os.PathLike, k: int = 1,
                         "hebb_utils_source": {"layer": "SoftHebbLinear", "t_invert": layer.t_invert, "grid": grid,
                                               "bn_eps": layer.bn.eps}}}
     state = saelens_state(layer)
-    with atomic_replace_dir(folder) as tmp:
-        atomic_write_json(tmp / SAE_FILES[0], cfg)
-        save_file(state, str(tmp / SAE_FILES[1]))
+    try:
+        with atomic_replace_dir(folder) as tmp:
+            atomic_write_json(tmp / SAE_FILES[0], cfg)
+            save_file(state, str(tmp / SAE_FILES[1]))
+    except OSError as e:  # a folder check_writable could not foresee (in /proc, a read-only disk, a full one)
+        raise ValueError(f"folder={str(folder)!r}: cannot write the SAE there ({e.strerror or e}); choose a "
+                         "writable folder") from None
     return folder
+
+
+def load_saelens(folder: str | os.PathLike):
+    """sae_lens.SAE.load_from_disk(folder), after checking what it would read without a word: cfg.json
+    a JSON object with an architecture SAELens knows, integer d_in, d_sae >= 1 and (TopK) 1 <= k <= d_sae,
+    and sae_weights.safetensors holding W_enc (d_in, d_sae), W_dec (d_sae, d_in), b_enc (d_sae,) and
+    b_dec (d_in,) of finite values. A ValueError (FileNotFoundError for a missing folder or file) names
+    the file and the entry; SAELens' own would be a JSONDecodeError, a KeyError or a torch RuntimeError
+    about a state dict (or, for k = 0, an SAE that loads and encodes nothing)."""
+    from sae_lens import SAE
+    from safetensors import safe_open
+
+    if not isinstance(folder, (str, os.PathLike)) or not str(folder).strip():
+        raise ValueError(f"folder={folder!r}: expected the folder of an SAELens SAE (cfg.json and "
+                         "sae_weights.safetensors)")
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"folder={str(folder)!r}: no such folder; expected the folder of an SAELens SAE "
+                                f"({' and '.join(SAE_FILES)}), e.g. one export_saelens wrote")
+    cfg_path, weights_path = folder / SAE_FILES[0], folder / SAE_FILES[1]
+    for path in (cfg_path, weights_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing; an SAELens SAE folder holds {' and '.join(SAE_FILES)}")
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{cfg_path}: not valid JSON ({e}); export the SAE again") from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{cfg_path}: holds a JSON {type(cfg).__name__}, not an SAE config object")
+    from sae_lens.registry import get_sae_class
+
+    architecture = cfg.get("architecture", "standard")
+    try:
+        get_sae_class(architecture)
+    except (KeyError, ValueError, TypeError):
+        raise ValueError(f"{cfg_path}: architecture {architecture!r} is not one SAELens knows (e.g. 'topk', "
+                         "'standard')") from None
+    for key in ("d_in", "d_sae"):
+        value = cfg.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{cfg_path}: {key}={value!r}, expected an integer >= 1")
+    d_in, d_sae = cfg["d_in"], cfg["d_sae"]
+    if architecture == "topk" or "k" in cfg:
+        k = cfg.get("k")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= d_sae:
+            raise ValueError(f"{cfg_path}: k={k!r} for d_sae={d_sae} latents, expected an integer with "
+                             "1 <= k <= d_sae")
+    expected = {"W_enc": (d_in, d_sae), "W_dec": (d_sae, d_in), "b_enc": (d_sae,), "b_dec": (d_in,)}
+    try:
+        with safe_open(str(weights_path), framework="pt") as f:
+            keys = set(f.keys())
+            for name, shape in expected.items():
+                if name not in keys:
+                    raise ValueError(f"{weights_path}: has no {name}; it holds {sorted(keys)[:6]}")
+                got = tuple(f.get_slice(name).get_shape())
+                if got != shape:
+                    raise ValueError(f"{weights_path}: {name} has shape {got}, but {SAE_FILES[0]} says d_in={d_in}, "
+                                     f"d_sae={d_sae} (expected {shape}): fix d_in / d_sae in {cfg_path}")
+                value = f.get_tensor(name)
+                if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                    raise ValueError(f"{weights_path}: {name} holds {int((~torch.isfinite(value)).sum())} NaN or "
+                                     "inf value(s); use an SAE trained on finite data")
+    except ValueError:
+        raise
+    except Exception as e:  # noqa: BLE001  safetensors' own error for a cut or foreign file
+        raise ValueError(f"{weights_path}: not a readable safetensors file ({type(e).__name__}: {e}); export the "
+                         "SAE again") from None
+    return SAE.load_from_disk(str(folder))
 
 
 @torch.no_grad()

@@ -35,7 +35,7 @@ import torch
 
 from ..checks import finite_float, positive_int
 from .ground_truth import GroundTruth
-from .recovery import mcc as signed_mcc
+from ..measure.recovery import mcc as signed_mcc
 from .saelens import export_saelens, seeded_global_rng
 
 __all__ = ["saelens_synthetic", "eval_on_synthetic", "softhebb_as_sae", "EVAL_KEYS"]

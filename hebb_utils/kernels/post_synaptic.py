@@ -1,18 +1,16 @@
 """The SoftHebb post-synaptic step (steps 2-4 of hebb_utils/softhebb.py) and the column sums, fused."""
 from __future__ import annotations
 
-import math
-
 import torch
 
 from ..checks import finite_float
-from ..rules.lateral import RADIUS_EPS, Lateral
 from .launch import LAUNCH, cdiv, check_runnable, jit, next_pow2, triton_interpreted
+from .support import NO_SUPPORT, KernelSupport
 
 tl = libdevice = None  # bound by _triton.jit at the first kernel call
 
-# The kernels take the lateral support as a code: none, the 1D variant, the 2D grid's disc or its Gaussian.
-LATERAL_NONE, LATERAL_1D, LATERAL_2D, LATERAL_GAUSSIAN = 0, 1, 2, 3
+# The kernels take the lateral support as a code (kernels/support.py): none, the 1D variant, the 2D grid's
+# disc or its Gaussian.
 
 
 def _row_stats_kernel(u_ptr, winner_ptr, umax_ptr, denom_ptr, B, N, stride_u, t_invert,
@@ -105,16 +103,16 @@ def _post_output_kernel(u_ptr, y_ptr, s_ptr, winner_ptr, umax_ptr, denom_ptr, B,
         if LATERAL != 0:
             # the winner's own value after the flip: exp(0) / denom
             support = (gain * tl.div_rn(1.0, denom))[:, None]
-            if LATERAL == 1:  # k +- 1 .. k +- floor(radius), winner excluded; inside [0, N) by construction
+            if LATERAL == 1:  # support.ONE_D: k +- 1 .. k +- floor(radius), winner excluded; inside [0, N) by construction
                 d = cols[None, :] - k[:, None]
                 near = (d != 0) & (d <= radius_1d) & (d >= -radius_1d)
                 y = tl.where(near, y + support, y)
-            elif LATERAL == 2:  # Euclidean grid distance <= radius, winner included, no wrap
+            elif LATERAL == 2:  # support.DISC: Euclidean grid distance <= radius, winner included, no wrap
                 dr = (col_r[None, :] - (k // grid_cols)[:, None]).to(tl.float32)
                 dc = (col_c[None, :] - (k % grid_cols)[:, None]).to(tl.float32)
                 near = dr * dr + dc * dc <= reach
                 y = tl.where(near, y + support, y)
-            else:  # Gaussian over the whole grid, winner included (h = 1): a row times a column factor
+            else:  # support.GAUSSIAN over the whole grid, winner included (h = 1): a row times a column factor
                 dr = (col_r[None, :] - (k // grid_cols)[:, None]).to(tl.float32)
                 dc = (col_c[None, :] - (k % grid_cols)[:, None]).to(tl.float32)
                 if ACCURATE_EXP:
@@ -128,25 +126,16 @@ def _post_output_kernel(u_ptr, y_ptr, s_ptr, winner_ptr, umax_ptr, denom_ptr, B,
     tl.store(s_ptr + cols, s_acc, mask=col_ok)
 
 
-def _lateral_args(lateral, n: int):
-    """(code, reach, floor(radius), grid columns, gain) for the kernels. reach: radius^2 + RADIUS_EPS
-    for the disc, where a radius past rows + cols reaches the whole grid as rows + cols does (cut
-    there, 1e300 overflows neither); Lateral.gaussian_scale = -1 / (2 radius^2) for the Gaussian."""
+def _support_args(lateral, n: int) -> KernelSupport:
+    """What the kernels read of `lateral`: the KernelSupport it describes itself as (none for None)."""
     if lateral is None:
-        return LATERAL_NONE, 0.0, 0, 1, 0.0
-    if not isinstance(lateral, Lateral):
+        return NO_SUPPORT
+    if not hasattr(lateral, "kernel_support"):
         raise ValueError(f"lateral: expected a Lateral or None, got {type(lateral).__name__}; a LateralSchedule "
                          "gives each step's support as lateral.at(progress)")
     if lateral.n_neurons != n:
         raise ValueError(f"lateral: grid {lateral.grid.shape} has {lateral.n_neurons} neurons, u has {n} columns")
-    if lateral.shape == "gaussian":  # Lateral refuses it on the 1D grid, and radius 0
-        return LATERAL_GAUSSIAN, lateral.gaussian_scale, 0, int(lateral.cols), float(lateral.gain)
-    if lateral.shape != "disc":
-        raise ValueError(f"lateral.shape={lateral.shape!r}: the kernels know 'disc' and 'gaussian'")
-    radius = min(float(lateral.radius), lateral.rows + lateral.cols)
-    if lateral.is_1d:
-        return LATERAL_1D, 0.0, int(math.floor(radius)), 1, float(lateral.gain)
-    return LATERAL_2D, radius ** 2 + RADIUS_EPS, 0, int(lateral.cols), float(lateral.gain)
+    return lateral.kernel_support()
 
 
 def post_synaptic_triton(u: torch.Tensor, t_invert: float, lateral=None, legacy_batch_winner: bool = False):
@@ -161,7 +150,7 @@ def post_synaptic_triton(u: torch.Tensor, t_invert: float, lateral=None, legacy_
     check_runnable(u)
     u = u.contiguous()
     B, N = u.shape
-    code, reach, radius_1d, grid_cols, gain = _lateral_args(lateral, N)
+    code, reach, radius_1d, grid_cols, gain = _support_args(lateral, N)
     y = torch.empty_like(u)
     s = torch.empty(N, dtype=u.dtype, device=u.device)
     winner = torch.empty(B, dtype=torch.int32, device=u.device)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..checks import finite_float
-from ..rules.softhebb import DW_EPS
+from ..constants import DW_EPS
 from .launch import LAUNCH, cdiv, check_runnable, jit, next_pow2
 
 tl = None  # bound by _triton.jit at the first kernel call

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 
 from ..checks import Grid, matrix, positive_int, vector
+from .describe import POSITIVE, SIGNED, UNIT, describe
+from ..linalg import amari_distance, component_cosines, pow2_rescaled, subspace_error
 
 __all__ = [
     "grid_coordinates",
@@ -32,6 +34,7 @@ __all__ = [
     "topographic_error_from_winners",
     "label_selectivity_from_winners",
     "token_purity_from_top",
+    "excess_kurtosis",
 ]
 
 
@@ -69,6 +72,12 @@ def grid_coordinates(grid) -> torch.Tensor:
 # topography
 
 
+describe("topographic_error", "topographic error", better="lower", bounds=UNIT,
+         glossary="**topographic error**: share of inputs whose best and second-best neurons are not 8-neighbours on "
+                  "the grid (0 = a perfect map; about 1 for an unordered one)")
+describe("topographic_error_4", "topographic error (4-neighbours)", better="lower", bounds=UNIT)  # neighbourhood=4
+
+
 def topographic_error(u, grid, neighbourhood: int = 8) -> float:
     """Share of samples whose best and second-best neurons (by u) are not grid neighbours.
 
@@ -101,6 +110,16 @@ def _average_ranks(v: torch.Tensor) -> torch.Tensor:
     return (last - (counts - 1) / 2)[inverse]
 
 
+# distance_correlation's rho, null_mean, null_std and p_value, as measure/maps.py's map_metrics names them
+describe("distance_rho", "distance ρ", better="higher", bounds=SIGNED,
+         glossary="**distance ρ**: Spearman correlation, over all neuron pairs, between grid distance and weight "
+                  "distance; **ρ, shuffled grid** its mean over 100 random placements, **p-value of ρ** the "
+                  "permutation p-value (0.010 is the smallest 100 shuffles can give)")
+describe("null_rho", "ρ, shuffled grid", bounds=SIGNED)
+describe("null_rho_std", "ρ, shuffled grid: std", bounds=POSITIVE)
+describe("p_value", "p-value of ρ", bounds=UNIT)
+
+
 def distance_correlation(W, grid, n_shuffles: int = 100, seed: int = 0, max_pairs: int | None = None) -> dict:
     """Spearman correlation between grid distance and weight distance over neuron pairs, against
     a null in which the grid positions are randomly permuted among the neurons.
@@ -124,6 +143,7 @@ def distance_correlation(W, grid, n_shuffles: int = 100, seed: int = 0, max_pair
     has no spread).
     """
     W = matrix("W", W, dtype=torch.float64).cpu()
+    (W,) = pow2_rescaled(W)  # ranks of distances: an exact rescaling keeps 1e200 weights from overflowing
     n = W.shape[0]
     grid = Grid.of(grid, n=n, what="rows of W")
     cols = grid.cols
@@ -197,6 +217,12 @@ def distance_correlation(W, grid, n_shuffles: int = 100, seed: int = 0, max_pair
 # winners
 
 
+describe("reconstruction_error", "reconstruction error", better="lower", bounds=POSITIVE,
+         glossary="**reconstruction error**: |x − winner's weight| / |x| (a vector quantiser's error); **neighbour "
+                  "cosine**: mean cosine of grid neighbours' weights; **effective dimension**: participation ratio of "
+                  "the weights' spectrum")
+
+
 def reconstruction_error(X, W, batch_size: int = 8192) -> float:
     """Share of the inputs' energy left after coding each input by ONE unit with a non-negative gain.
 
@@ -228,6 +254,9 @@ def reconstruction_error(X, W, batch_size: int = 8192) -> float:
     return max(0.0, 1.0 - explained / energy)
 
 
+describe("neighbour_similarity", "neighbour cosine", bounds=SIGNED)
+
+
 def neighbour_similarity(W, grid) -> float:
     """Mean cosine similarity of the weight vectors of grid 8-neighbours (each pair once).
 
@@ -247,6 +276,9 @@ def neighbour_similarity(W, grid) -> float:
     if sims.numel() == 0:
         raise ValueError(f"grid={grid.shape}: a single unit has no neighbours")
     return float(sims.mean())
+
+
+describe("effective_dimension", "effective dimension", bounds=POSITIVE)
 
 
 def effective_dimension(W) -> float:
@@ -278,6 +310,11 @@ def winner_counts(u) -> torch.Tensor:
     return torch.bincount(u.argmax(dim=1).cpu(), minlength=u.shape[1])
 
 
+describe("dead_fraction", "dead units", bounds=UNIT,  # also measure/recovery.py's dead_units, over codes
+         glossary="**dead units**: share of neurons that never win; **class / token purity**: how often a neuron's "
+                  "inputs share its majority class / token")
+
+
 def dead_fraction(u_or_counts) -> float:
     """Share of neurons that never win: from responses u (B, N) or from (N,) winner counts."""
     x = u_or_counts
@@ -289,84 +326,18 @@ def dead_fraction(u_or_counts) -> float:
 
 
 # ----------------------------------------------------------------------------------------------
-# agreement with a reference basis
-
-
-def _rows64(x, name: str) -> torch.Tensor:
-    """x (k, D) or (D,) as a float64 (k, D) CPU tensor."""
-    x = torch.from_numpy(x) if isinstance(x, np.ndarray) else x
-    return matrix(name, x[None] if getattr(x, "ndim", None) == 1 else x, dtype=torch.float64).cpu()
-
-
-def _orthonormal_rows(W: torch.Tensor, name: str) -> torch.Tensor:
-    """Orthonormal basis (k, D) of the row space of W (k, D); ValueError if the rows are dependent."""
-    if W.shape[0] > W.shape[1]:
-        raise ValueError(f"{name}: {W.shape[0]} rows cannot be independent in D={W.shape[1]}")
-    _, S, Vh = torch.linalg.svd(W, full_matrices=False)
-    if S[-1] <= 1e-10 * S[0] or S[0] == 0:
-        raise ValueError(f"{name}: rows are (nearly) linearly dependent or zero; no {W.shape[0]}-dim subspace")
-    return Vh
-
-
-def subspace_error(W, reference) -> float:
-    """Distance between the row spaces of W (k, D) and reference (m, D), in [0, 1]:
-    ``||P_W - P_ref||_F^2 / (k + m)`` with P the orthogonal projectors. For k = m it is the mean
-    squared sine of the principal angles; 0 = same subspace, 1 = orthogonal subspaces.
-    Rows need not be orthonormal (they are orthonormalised by SVD) but must be independent.
-    """
-    W, R = _rows64(W, "W"), _rows64(reference, "reference")
-    if W.shape[1] != R.shape[1]:
-        raise ValueError(f"reference: has D={R.shape[1]}, W has D={W.shape[1]}")
-    Qw, Qr = _orthonormal_rows(W, "W"), _orthonormal_rows(R, "reference")
-    k, m = Qw.shape[0], Qr.shape[0]
-    overlap = float((Qw @ Qr.T).square().sum())  # ||Qw Qr^T||_F^2 = trace(P_W P_ref)
-    return max(0.0, (k + m - 2 * overlap) / (k + m))
-
-
-def component_cosines(W, reference) -> torch.Tensor:
-    """(k,) float64 |cos| between row i of W and row i of reference (both (k, D) or (D,))."""
-    W, R = _rows64(W, "W"), _rows64(reference, "reference")
-    if W.shape != R.shape:
-        raise ValueError(f"reference: shape {tuple(R.shape)} does not match W's {tuple(W.shape)}")
-    norms = W.norm(dim=1) * R.norm(dim=1)
-    if (norms == 0).any():
-        raise ValueError("W / reference: a zero row has no direction")
-    return ((W * R).sum(dim=1) / norms).abs()
-
-
-def amari_distance(W, A) -> float:
-    """Amari distance of the unmixing W (k, D) for the mixing A (D, k), normalised to [0, 1].
-
-    With P = |W A| (k, k): ``[sum_i (sum_j P_ij / max_j P_ij - 1) + sum_j (sum_i P_ij / max_i P_ij - 1)]
-    / (2 k (k - 1))``. 0 iff W A is a scaled permutation (perfect separation up to order and scale).
-    Invariant to the order and signs of the rows; rescaling rows changes the column terms, so
-    compare unmixing matrices scaled alike (e.g. unit-variance sources, as hebbian_ica and
-    FastICA(whiten="unit-variance") return). Invariant to the overall scale of W and of A: each is
-    first scaled by a power of two (exact) to a largest entry in [0.5, 1), so W A cannot overflow.
-    """
-    W, A = (_pow2_scaled(matrix(name, M, dtype=torch.float64).cpu()) for name, M in (("W", W), ("A", A)))
-    if W.shape[1] != A.shape[0] or W.shape[0] != A.shape[1]:
-        raise ValueError(f"A: expected shape ({W.shape[1]}, {W.shape[0]}) for W of shape {tuple(W.shape)}, "
-                         f"got {tuple(A.shape)}")
-    k = W.shape[0]
-    if k < 2:
-        raise ValueError("W: the Amari distance needs at least 2 components")
-    P = (W @ A).abs()
-    if (P.amax(dim=1) == 0).any() or (P.amax(dim=0) == 0).any():
-        raise ValueError("W @ A has a zero row or column; W does not recover every source")
-    rows = (P.sum(dim=1) / P.amax(dim=1) - 1).sum()
-    cols = (P.sum(dim=0) / P.amax(dim=0) - 1).sum()
-    return float((rows + cols) / (2 * k * (k - 1)))
-
-
-def _pow2_scaled(M: torch.Tensor) -> torch.Tensor:
-    """M times the power of two that brings max|M| into [0.5, 1): exact, so results do not change."""
-    exponent = torch.frexp(M.abs().max()).exponent
-    return torch.ldexp(M, -exponent.to(M.dtype)) if M.abs().max() > 0 else M
+# agreement with a reference basis: hebb_utils/linalg.py (the rules trace their convergence with
+# the same functions)
 
 
 # ----------------------------------------------------------------------------------------------
 # what the neurons respond to
+
+
+# label_selectivity's mean_purity, weighted_purity and chance, as measure/maps.py's map_metrics names them
+describe("class_purity", "class purity", bounds=UNIT)
+describe("class_purity_weighted", "class purity (weighted by wins)", bounds=UNIT)
+describe("class_chance", "class purity by chance", bounds=UNIT)
 
 
 def label_selectivity(u, labels, n_labels: int) -> dict:
@@ -411,6 +382,9 @@ def _label_selectivity(winner: torch.Tensor, labels, n_labels: int, n: int, what
     }
 
 
+describe("token_purity", "token purity", bounds=UNIT)
+
+
 def token_purity(u, token_ids, top: int = 20) -> torch.Tensor:
     """(N,) float64: for each neuron, the share of its `top` strongest activations (samples with
     the largest u in its column) that are its most common token id there. 1 = one token only.
@@ -443,6 +417,16 @@ def _mode_share(tokens: torch.Tensor) -> torch.Tensor:
 # linear probe
 
 
+# linear_probe's test_acc and train_acc: on the responses u, and on relu(u - mean u) (triangle_activation)
+describe("probe_test_acc", "probe on u", bounds=UNIT,
+         glossary="**probe on u**, **probe on relu(u − ū)**: test accuracy of a logistic regression on the frozen "
+                  "layer's responses, or on their part above each input's mean response (L-BFGS stopped at "
+                  "`probe_max_iter` iterations, 200, before convergence: an early-stopped probe; the raw-pixel probe "
+                  "runs to convergence)")
+describe("probe_train_acc", "probe on u (train)", bounds=UNIT)
+describe("probe_triangle_test_acc", "probe on relu(u − ū)", bounds=UNIT)
+
+
 def linear_probe(train_features, train_labels, test_features, test_labels, *, C: float = 1.0,
                  max_iter: int = 200, tol: float = 1e-4, seed: int = 0, train_samples: int | None = None) -> dict:
     """Accuracy of a multinomial logistic regression on frozen features.
@@ -473,6 +457,9 @@ def linear_probe(train_features, train_labels, test_features, test_labels, *, C:
         raise ValueError(f"train_labels: {ytr.shape[0]} labels for {Xtr.shape[0]} rows of train_features")
     if yte.shape[0] != Xte.shape[0]:
         raise ValueError(f"test_labels: {yte.shape[0]} labels for {Xte.shape[0]} rows of test_features")
+    for name, y in (("train_labels", ytr), ("test_labels", yte)):
+        if y.dtype.kind == "f" and not np.array_equal(y, np.round(y)):
+            raise ValueError(f"{name} holds {float(y[y != np.round(y)][0])!r}: expected class labels (integers)")
     if Xte.shape[1] != Xtr.shape[1]:
         raise ValueError(f"test_features: has {Xte.shape[1]} features, train_features has {Xtr.shape[1]}")
     if train_samples is not None:
@@ -528,3 +515,18 @@ def token_purity_from_top(top_index, token_ids) -> torch.Tensor:
     token_ids = _indices("token_ids", token_ids, 1)
     top_index = _indices("top_index", top_index, 2, token_ids.shape[0], " (sample indices: len(token_ids))")
     return _mode_share(token_ids[top_index])  # (top, N) tokens
+
+
+# ----------------------------------------------------------------------------------------------
+# the shape of a distribution
+
+
+def excess_kurtosis(S) -> torch.Tensor:
+    """Excess kurtosis of each column of S (samples, k), (k,): the mean fourth power of the column
+    standardised with its mean and its sample (n - 1) standard deviation, minus 3 (0 for a Gaussian;
+    large for a heavy-tailed, i.e. sparse, source). With the n - 1 standard deviation this is
+    ((n - 1) / n)^2 (b2 + 3) - 3 for scipy.stats.kurtosis's b2 (fisher=True, biased moments)."""
+    S = matrix("S", S, min_rows=2)
+    S = (S - S.mean(0)) / S.std(0)
+    return (S ** 4).mean(0) - 3
+

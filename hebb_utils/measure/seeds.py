@@ -23,22 +23,22 @@ from __future__ import annotations
 
 import math
 
+from . import metrics, recovery  # noqa: F401  (imported for their descriptions: the bounds of their metrics)
+from .describe import METRICS, POSITIVE, describe
+
 __all__ = ["seed_list", "t_quantile", "mean_ci", "summarise_seeds", "difference_tolerance", "disagreeing_seeds",
            "METRIC_BOUNDS",
-           "format_number", "format_interval"]
+           "format_number", "format_interval", "format_value", "format_mean_ci", "contrast"]
+
+# times of a run, measured around the training (experiments/) and the evaluation (dictionaries/)
+describe("train_seconds", "train time (s)", bounds=POSITIVE)
+describe("eval_seconds", "evaluation time (s)", bounds=POSITIVE)
 
 # The range each metric can take (what the intervals must stay inside; tests/test_report.py checks the
-# committed results against it). Shares, accuracies, purities and p-values in [0, 1]; correlations and
+# committed results against it), from each metric's description (measure/describe.py), written beside
+# the function that computes it: shares, accuracies, purities and p-values in [0, 1]; correlations and
 # cosines in [-1, 1]; counts, times and dimensions >= 0; explained variance <= 1.
-_UNIT = ("accuracy", "class_chance", "class_purity", "class_purity_weighted", "dead_fraction", "f1_score", "p_value",
-         "precision", "probe_test_acc", "probe_train_acc", "probe_triangle_test_acc", "recall", "recovered_share",
-         "token_purity", "topographic_error", "topographic_error_4", "topographic_p", "uniqueness")
-_SIGNED = ("distance_rho", "null_rho", "neighbour_similarity", "topographic_rho", "topographic_null", "mcc",
-           "mcc_signed", "seed_mcc", "mmcs")
-_POSITIVE = ("dead_latents", "effective_dimension", "eval_seconds", "train_seconds", "l0", "sae_l0", "true_l0",
-             "null_rho_std", "reconstruction_error", "shrinkage")
-METRIC_BOUNDS = {**{m: (0.0, 1.0) for m in _UNIT}, **{m: (-1.0, 1.0) for m in _SIGNED},
-                 **{m: (0.0, math.inf) for m in _POSITIVE}, "explained_variance": (-math.inf, 1.0)}
+METRIC_BOUNDS = {key: metric.bounds for key, metric in METRICS.items() if metric.bounds is not None}
 
 
 def seed_list(first: int, n_seeds: int) -> list[int]:
@@ -122,6 +122,45 @@ def format_number(value: float, digits: int = 3) -> str:
 def format_interval(mean: float, low: float, high: float, digits: int = 3, sep: str = " ") -> str:
     """'0.652 [0.640, 0.663]': a mean and its interval (sep between them: ' ', or '<br>' in a narrow table cell)."""
     return f"{format_number(mean, digits)}{sep}[{format_number(low, digits)}, {format_number(high, digits)}]"
+
+
+def format_value(v, digits: int = 3) -> str:
+    """A one-off number as the tables print it: '-' for None, 3 significant digits from 10^4 up, else
+    `digits` decimals (format_number); anything else as str."""
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) >= 1e4 else format_number(v, digits)
+    return str(v)
+
+
+def format_mean_ci(run: dict, metric: str, digits: int = 3, sep: str = " ") -> str:
+    """'0.667 [0.660, 0.674]' (mean [95% interval] over seeds) for a `summarise_seeds` entry, or the
+    plain value for a one-off run ({metric: value}); '-' when the run has no such metric. sep goes
+    between the mean and its interval ('<br>' puts the interval on a line of its own in a table cell)."""
+    if "mean" in run:
+        if metric not in run["mean"]:
+            return "-"
+        if metric not in run.get("n_by_metric", {}):  # one number for the run, not a per-seed value (a pair's MCC)
+            return format_number(run["mean"][metric], digits)
+        if run["n_by_metric"][metric] == 1:
+            return f"{format_number(run['mean'][metric], digits)}{sep}(1 seed)"
+        text = format_interval(run["mean"][metric], *run["ci95"][metric], digits=digits, sep=sep)
+        apart = disagreeing_seeds(run, metric)
+        return text if apart is None else f"{text}{sep}seeds {', '.join(format_number(v, digits) for v in apart)}"
+    return format_value(run.get(metric), digits)
+
+
+def contrast(run_a: dict, run_b: dict, metric: str) -> str:
+    """'lower than', 'higher than' or 'indistinguishable from': run_a's mean of `metric` against
+    run_b's, by whether their 95% intervals over seeds are disjoint. For sentences whose claims
+    must follow the numbers of the run that wrote them."""
+    (lo_a, hi_a), (lo_b, hi_b) = run_a["ci95"][metric], run_b["ci95"][metric]
+    if hi_a < lo_b:
+        return "lower than"
+    if lo_a > hi_b:
+        return "higher than"
+    return "indistinguishable from"
 
 
 def _is_number(v) -> bool:

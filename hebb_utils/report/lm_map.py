@@ -149,7 +149,8 @@ def write_token_map(layer, data, out_dir: str | os.PathLike, *, top_tokens: int 
     subtitle, links: for the page's header (see draw_token_map).
     """
     from ..checks import check_finite
-    from ..measure.analysis import as_layer, neuron_summary, softhebb_metrics
+    from ..experiments.softhebb import as_layer
+    from ..measure.maps import neuron_summary, softhebb_metrics
     from .tables import write_results
 
     layer = as_layer(layer)
@@ -215,7 +216,7 @@ def _draw_files(summary: dict, tokens, grid, out_dir: Path, *, top_tokens: int, 
 
     from ..checks import Grid
     from ..io import atomic_path
-    from ..measure.analysis import top_distinct_tokens
+    from ..measure.maps import top_distinct_tokens
     from .plots import busiest_window, plot_token_map, save_figure
     from .token_map import context_snippets, token_map_html, token_texts
 

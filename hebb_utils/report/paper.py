@@ -45,8 +45,11 @@ def build(out: str | Path, root: str | Path = ".", fmt: str = "pdf", ppi: float 
         out.parent.mkdir(parents=True, exist_ok=True)
         typst.compile(str(source), output=str(out), **options)
         return out
-    with atomic_path(out, suffix=".pdf") as tmp:
-        typst.compile(str(source), output=str(tmp), **options)
+    try:
+        with atomic_path(out, suffix=".pdf") as tmp:
+            typst.compile(str(source), output=str(tmp), **options)
+    except OSError as e:  # a folder that cannot be made or written (no Typst error: those are not OSError)
+        raise ValueError(f"--out {out}: cannot write it ({e.strerror or e})") from None
     return out
 
 

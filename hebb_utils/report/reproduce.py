@@ -268,8 +268,14 @@ def read_results_json(text: str, where: str) -> dict:
     def reject(constant):
         raise ValueError(f"{constant} is not JSON")
 
+    def finite(number: str) -> float:  # 1e999 parses as inf without a word: refuse it as Infinity is
+        value = float(number)
+        if not math.isfinite(value):
+            raise ValueError(f"{number} overflows a float to {value}")
+        return value
+
     try:
-        doc = json.loads(text, parse_constant=reject)
+        doc = json.loads(text, parse_constant=reject, parse_float=finite)
     except ValueError as e:
         raise CheckError(f"{where} is not valid JSON ({e}): re-run its notebook, or restore it with "
                          "`git checkout -- <file>`") from None
@@ -277,9 +283,38 @@ def read_results_json(text: str, where: str) -> dict:
         kind = type(doc).__name__ if not isinstance(doc, dict) else 'an object without a "results" object'
         raise CheckError(f"{where} is {kind}, not a notebook's results (an object with \"results\"): "
                          "re-run its notebook, or restore it with `git checkout -- <file>`")
+    _check_summaries(doc["results"], where, "results")
     if not flatten_results(doc):
         raise CheckError(f"{where} holds no metrics (its \"results\" is empty): nothing to compare")
     return doc
+
+
+def _check_summaries(obj, where: str, path: str) -> None:
+    """Every seed summary's counts (n_by_metric: integers >= 1) and spreads (std: finite numbers >= 0),
+    or CheckError naming the file and the entry: Welch's test would fail deep inside on a string, and
+    judge a negative spread or a count of 0 as if they were seeds."""
+    if _is_summary(obj):
+        for metric, n in obj["n_by_metric"].items():
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise CheckError(f"{where}: {path} / n_by_metric / {metric} is {n!r}, expected a count of seeds "
+                                 "(an integer >= 1): re-run its notebook, or restore it with `git checkout -- <file>`")
+        for metric, std in obj["std"].items():
+            if metric in obj["n_by_metric"] and (isinstance(std, bool) or not isinstance(std, (int, float))
+                                                 or not std >= 0):
+                raise CheckError(f"{where}: {path} / std / {metric} is {std!r}, expected a spread over seeds (a "
+                                 "number >= 0): re-run its notebook, or restore it with `git checkout -- <file>`")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _check_summaries(v, where, f"{path} / {k}")
+
+
+def _read_text(path: Path) -> str:
+    """The text of a results file, or CheckError naming it when it is not UTF-8 (OSError passes)."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise CheckError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}), so not a results JSON: re-run "
+                         "its notebook, or restore it with `git checkout -- <file>`") from None
 
 
 def reference_from_git(path: Path, rev: str = "HEAD") -> dict | None:
@@ -294,10 +329,14 @@ def reference_from_git(path: Path, rev: str = "HEAD") -> dict | None:
                          "--reference DIR (a folder of reference JSON files)") from e
     name = path.relative_to(top).as_posix()
     try:
-        text = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=top, capture_output=True, text=True,
-                              check=True).stdout
+        data = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=top, capture_output=True, check=True).stdout
     except subprocess.CalledProcessError:
         return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CheckError(f"{name} at git {rev} is not UTF-8 text ({e.reason} at byte {e.start}), so not a results "
+                         "JSON: pass --reference DIR (a folder of reference JSON files)") from None
     return read_results_json(text, f"{name} at git {rev}")
 
 
@@ -318,7 +357,7 @@ def _reference(path: Path, folder: str | None, rev: str) -> dict | None:
     if folder is None:
         return reference_from_git(path, rev)
     ref = Path(folder) / path.name
-    return read_results_json(ref.read_text(), str(ref)) if ref.exists() else None
+    return read_results_json(_read_text(ref), str(ref)) if ref.exists() else None
 
 
 def _fmt(v) -> str:
@@ -378,7 +417,7 @@ def main(argv=None) -> int:
         comparisons = []
         for name in sorted(set(new_names) & set(ref_names)):
             ref = _reference(results / name, a.reference, a.rev)
-            new = read_results_json((results / name).read_text(), str(results / name))
+            new = read_results_json(_read_text(results / name), str(results / name))
             comparisons += _compare_docs(ref, new, Path(name).stem)
     except CheckError as e:
         print(f"check: {e}", file=sys.stderr)

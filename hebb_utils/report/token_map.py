@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from ..checks import Grid
-from ..io import atomic_path
+from ..io import atomic_path, check_writable
 
 __all__ = ["context_snippets", "token_map_html", "token_texts", "check_links"]
 
@@ -393,9 +393,22 @@ def token_map_html(path: str | os.PathLike, grid, names, wins, snippets=None, ti
     page = re.sub(r"__(TITLE|NOTE|SUBTITLE|LINKS|KEY|CSS|JS|DATA)__", lambda m: fields[m.group(1)], _PAGE)  # one pass
     if _SURROGATE.search(page):  # a lone surrogate (e.g. \ud800 in a token) cannot be written as UTF-8
         page = _without_lone_surrogates(page)
-    path = Path(path)
+    path = _page_path(path)
     with atomic_path(path, suffix=".html") as tmp:
         tmp.write_text(page, encoding="utf-8")
+    return path
+
+
+def _page_path(path) -> Path:
+    """`path` as the page's file: not empty, not a folder, under no file and in a writable folder (a
+    ValueError naming path; otherwise the atomic write fails on its temp file, naming that)."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise ValueError(f"path={path!r}: expected the path of the .html file to write")
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"path={str(path)!r} is a folder: expected the path of the .html file to write, e.g. "
+                         f"{str(path / 'map.html')!r}")
+    check_writable(path.parent, "path", path)
     return path
 
 

@@ -23,7 +23,7 @@ import torch
 
 from ..backend import resolve_backend
 from ..checks import finite_float, matrix, positive_int, vector
-from ..measure.metrics import component_cosines, subspace_error
+from ..linalg import component_cosines, subspace_error
 from ..parallel import all_sum, batch_slice, rank_world
 from .schedule import Run, RunConfig, reference_of
 from .stream import Stream, mean_of, moments

@@ -5,7 +5,7 @@ import torch
 
 from ..checks import positive_int
 from .hebbian import fix_signs, sanger
-from ..measure.metrics import amari_distance
+from ..linalg import amari_distance
 from .schedule import Run, RunConfig, reference_of
 from .stream import MOMENT_CHUNK, Stream, mean_of, moments
 

@@ -9,37 +9,59 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from ..checks import Grid, finite_float, vector
+from ..constants import GAUSSIAN_SCALE_MIN, RADIUS_EPS
+from ..kernels import support as kernel
+from ..settings import CIFAR10, published_hint
 
-__all__ = ["Lateral", "LateralSchedule", "NEIGHBOURHOODS", "DECAYS", "check_lateral", "RADIUS_EPS", "GAIN_MAX"]
+__all__ = ["Lateral", "LateralSchedule", "NEIGHBOURHOODS", "DECAYS", "check_lateral", "GAIN_MAX", "Neighbourhood"]
 
-# Grid distances are compared as dist^2 <= radius^2 + RADIUS_EPS: the squared distances are
-# integers, so radius 1.5 (2.25) or radius sqrt(2) (2.0000000000000004) select the 3x3 block
-# whatever the rounding of radius^2.
-RADIUS_EPS = 1e-6
-# The Gaussian's exponent scale is kept >= this (see Lateral.gaussian_scale).
-GAUSSIAN_SCALE_MIN = -1e30
 # The largest |gain| accepted (as softhebb.LR_MAX for lr). The winner passes gain times its
 # post-synaptic value (<= 1) to its neighbours; by 1e36 the batch sums y^T x overflow float32 and
 # the weights turn NaN. The published gain is 0.3, notebook 06's annealing starts at 10.
 GAIN_MAX = 1e4
-GAIN_HINT = "published: 0.3; |gain| <= 1e4"
+GAIN_HINT = f"{published_hint('gain')}; |gain| <= 1e4"
 PROGRESS_HINT = "step / (total_steps - 1): 0 at the first step, 1 at the last"
 
 
-# The neighbourhood functions, by name: the weight (0 .. 1) of the support from the squared row and
-# column distances to the winner, d_row2 (B, rows, 1) and d_col2 (B, 1, cols), for a Lateral.
-# "disc" is the published support (dist^2 <= radius^2, cut at the grid's size); "gaussian" is the
-# Kohonen map's (MiniSom's default), radius its standard deviation, no cut-off, a product of a row
-# and a column factor as the Triton kernel computes it.
+@dataclass(frozen=True)
+class Neighbourhood:
+    """One shape of 2D support, registered once in NEIGHBOURHOODS (the command line's --shape choices,
+    the kernels' code and the backend's self-check all read that dict).
+
+    weight(d_row2, d_col2, lateral): the weight (0 .. 1) of the support from the squared row and column
+        distances to the winner, d_row2 (B, rows, 1) and d_col2 (B, 1, cols); calling the
+        Neighbourhood calls it.
+    reach(lateral): the one number the Triton kernel reads besides the code (kernels/support.py).
+    cut_off: True when the weight is 0 beyond a radius: the torch reference then scatters to the K
+        cells of Lateral.offsets instead of adding a dense (B, N) weight.
+    """
+
+    weight: Callable
+    reach: Callable
+    kernel_code: int
+    cut_off: bool
+
+    def __call__(self, d_row2, d_col2, lateral):
+        return self.weight(d_row2, d_col2, lateral)
+
+
+# The neighbourhood shapes, by name. "disc" is the published support (dist^2 <= radius^2, cut at the
+# grid's size: a radius past rows + cols reaches what rows + cols reaches, and 1e300**2 does not
+# overflow); "gaussian" is the Kohonen map's (MiniSom's default), radius its standard deviation, no
+# cut-off, a product of a row and a column factor as the Triton kernel computes it.
 NEIGHBOURHOODS = {
-    "disc": lambda d_row2, d_col2, lateral: (
-        d_row2 + d_col2 <= min(lateral.radius, float(lateral.rows + lateral.cols)) ** 2 + RADIUS_EPS).to(d_row2.dtype),
-    "gaussian": lambda d_row2, d_col2, lateral: (
-        torch.exp(d_row2 * lateral.gaussian_scale) * torch.exp(d_col2 * lateral.gaussian_scale)),
+    "disc": Neighbourhood(
+        weight=lambda d_row2, d_col2, lateral: (d_row2 + d_col2 <= lateral.disc_reach).to(d_row2.dtype),
+        reach=lambda lateral: lateral.disc_reach, kernel_code=kernel.DISC, cut_off=True),
+    "gaussian": Neighbourhood(
+        weight=lambda d_row2, d_col2, lateral: (
+            torch.exp(d_row2 * lateral.gaussian_scale) * torch.exp(d_col2 * lateral.gaussian_scale)),
+        reach=lambda lateral: lateral.gaussian_scale, kernel_code=kernel.GAUSSIAN, cut_off=False),
 }
 
 
@@ -61,8 +83,8 @@ class Lateral:
     """
 
     grid: Grid
-    radius: float = 1.0
-    gain: float = 0.3
+    radius: float = CIFAR10.radius  # the published disc (settings.py)
+    gain: float = CIFAR10.gain
     shape: str = "disc"
 
     def __post_init__(self):
@@ -134,6 +156,30 @@ class Lateral:
             raise ValueError(f"winners holds the index {lo if lo < 0 else hi}: expected neuron indices in "
                              f"0 .. {self.n_neurons - 1} (the grid {self.grid.shape} has {self.n_neurons} neurons{where})")
         return winners
+
+    @property
+    def disc_reach(self) -> float:
+        """radius^2 + RADIUS_EPS, the radius cut at rows + cols (which reaches the whole grid already)."""
+        return min(self.radius, float(self.rows + self.cols)) ** 2 + RADIUS_EPS
+
+    def kernel_support(self) -> kernel.KernelSupport:
+        """How this support describes itself to the Triton kernels (kernels/support.py)."""
+        if self.is_1d:  # k +- 1 .. k +- floor(radius), the radius cut at the grid's length
+            radius = min(self.radius, float(self.rows + self.cols))
+            return kernel.KernelSupport(kernel.ONE_D, 0.0, int(math.floor(radius)), 1, float(self.gain))
+        shape = NEIGHBOURHOODS[self.shape]
+        return kernel.KernelSupport(shape.kernel_code, float(shape.reach(self)), 0, int(self.cols), float(self.gain))
+
+    def add_support(self, y: torch.Tensor, winners: torch.Tensor) -> None:
+        """In place, the torch reference of the lateral term: y[b, j] += gain * h(j, k_b) * y[b, k_b] for
+        winners k_b (B,), in range (argmax winners: no check per step), y (B, N) before the term."""
+        w = y.gather(1, winners[:, None])  # (B, 1) the winner's value, before any lateral term
+        if self.is_1d or NEIGHBOURHOODS[self.shape].cut_off:
+            index, valid = self._neighbours(winners)  # (B, K)
+            # K distinct neighbours per row, so the scatter never adds twice to one element
+            y.scatter_add_(1, index, self.gain * w * valid.to(y.dtype))
+        else:  # a neighbourhood over the whole grid: (B, N) weights
+            y.add_(self._weights(winners, y.dtype) * (self.gain * w))
 
     @property
     def gaussian_scale(self) -> float:

@@ -25,13 +25,13 @@ import math
 import torch
 
 from ..checks import finite_float, matrix
+from ..constants import DW_EPS
+from ..settings import published_hint
 from .lateral import Lateral, check_lateral
 
 __all__ = ["post_synaptic", "post_synaptic_sums", "plastic_update", "raw_update", "apply_update", "update_step",
-           "check_t_invert", "check_lr", "DW_EPS", "LR_MAX", "TINY"]
+           "check_t_invert", "check_lr", "LR_MAX", "TINY"]
 
-# dW is divided by max|dW| + DW_EPS, so an all-zero dW stays zero instead of turning into NaN.
-DW_EPS = 1e-30
 # The largest lr accepted: a step moves each weight by at most lr, and lr 1e38 overflows float32.
 LR_MAX = 1e4
 # float32's smallest normal number. The softmax is kept free of denormals by construction: an exponent
@@ -74,13 +74,7 @@ def post_synaptic_sums(u, t_invert, lateral, legacy_batch_winner):
         y = -soft
         y.scatter_(1, winners[:, None], soft.gather(1, winners[:, None]))
     if lateral is not None:
-        w = y.gather(1, winners[:, None])  # (B, 1) the winner's value, before any lateral term
-        if lateral.shape == "disc":
-            index, valid = lateral._neighbours(winners)  # (B, K); argmax winners: no range check per step
-            # K distinct neighbours per row, so the scatter never adds twice to one element
-            y.scatter_add_(1, index, lateral.gain * w * valid.to(y.dtype))
-        else:  # a neighbourhood over the whole grid: (B, N) weights
-            y.add_(lateral._weights(winners, y.dtype) * (lateral.gain * w))
+        lateral.add_support(y, winners)  # argmax winners: in range, no check per step
     return y, (y * u).sum(dim=0)
 
 
@@ -127,10 +121,10 @@ def check_t_invert(t_invert) -> float:
     """t_invert as a float in (0, float32 max], or a clear error."""
     # beyond float32's largest number, t_invert * 0 at the winner is inf * 0 = NaN
     return finite_float("t_invert", t_invert, minimum=0, strict_minimum=True, maximum=torch.finfo(torch.float32).max,
-                        hint="published: 300 for CIFAR-10, 100 for LM tokens")
+                        hint=published_hint("t_invert"))
 
 
 def check_lr(lr) -> float:
     """lr as a float in [0, LR_MAX], or a clear error."""
-    return finite_float("lr", lr, minimum=0, maximum=LR_MAX, hint="published: 0.08 for CIFAR-10, 0.2 for LM tokens")
+    return finite_float("lr", lr, minimum=0, maximum=LR_MAX, hint=published_hint("lr"))
 

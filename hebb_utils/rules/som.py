@@ -26,11 +26,10 @@ import numpy as np
 import torch
 
 from ..checks import Grid, finite_float, matrix, positive_int
+from ..constants import BN_EPS
 
 __all__ = ["SOM", "train_som", "standardise", "as_float32"]
 
-# BatchNorm1d's eps: the same standardisation as the SoftHebb layer's
-BN_EPS = 1e-5
 # The settings train_som accepts. MiniSom's step is w += eta * h * (x - w) with h <= 1 and eta
 # decaying from learning_rate: with learning_rate <= 1 each unit moves at most onto the sample, so
 # the weights stay among the samples and the initial weights; above 2 a step overshoots more than

@@ -37,6 +37,7 @@ from ..backend import resolve_backend, step_functions
 from ..checks import device_of, positive_int
 from ..data.store import ShardedActivations
 from ..parallel import all_max, all_sum, batch_slice, rank_world
+from ..settings import CIFAR10
 from .lateral import LateralSchedule
 from .layer import SoftHebbLinear
 from .schedule import schedule_progress, seeded_generator, snapshot_steps, training_steps
@@ -50,10 +51,10 @@ SHUFFLES = ("global", "shard", "none")
 def train_softhebb(
     layer: SoftHebbLinear,
     data,
-    epochs: int = 1,
-    batch_size: int = 64,
-    lr: float = 0.08,
-    seed: int | None = 42,
+    epochs: int = CIFAR10.epochs,
+    batch_size: int = CIFAR10.batch_size,
+    lr: float = CIFAR10.lr,
+    seed: int | None = CIFAR10.seed,
     shuffle: bool | str = True,
     snapshot_every: int | None = None,
     device: torch.device | str | None = None,
@@ -65,7 +66,7 @@ def train_softhebb(
     Each epoch draws a permutation from torch.Generator(seed) on the data's device (one generator
     for the whole run, so epochs differ; seed=None: a fresh random seed, so runs differ) and steps
     over batches of `batch_size`; a final batch of a single sample is skipped, because BatchNorm
-    needs two. lr defaults to the published CIFAR-10 setting (the LM run used 0.2). The data are
+    needs two. The defaults are the published CIFAR-10 run's (settings.CIFAR10; the LM run used lr 0.2). The data are
     checked once (finite, no variance overflow) and converted to the layer's dtype; a streamed store
     (load_activations(folder, stream=True)) is checked batch by batch. shuffle: True ("global"),
     False ("none") or "shard" (a store's shards in order, rows permuted within each).
@@ -79,7 +80,7 @@ def train_softhebb(
     mode, so layer(x) uses the running statistics. A layer whose lateral support is a LateralSchedule
     takes step t (0-based, over all epochs) with lateral.at(schedule_progress(t, total_steps)). On
     CUDA with the Triton backend each epoch of a fixed support runs in
-    hebb_utils.kernels.train_epoch_graphed (CUDA graphs); a schedule steps eagerly. progress=False hides the tqdm bar
+    hebb_utils.rules.graphed_epoch (CUDA graphs); a schedule steps eagerly. progress=False hides the tqdm bar
     (with progress=True, TQDM_DISABLE=1 still hides it). Always one process: for the ranks of a
     process group, train_softhebb_parallel.
     """
@@ -90,8 +91,8 @@ def train_softhebb(
     return layer, info["snapshots"]
 
 
-def train_softhebb_parallel(layer, data, epochs: int = 1, batch_size: int = 64, lr: float = 0.08,
-                            seed: int | None = 42, shuffle: str = "global", device=None, backend: str = "auto",
+def train_softhebb_parallel(layer, data, epochs: int = CIFAR10.epochs, batch_size: int = CIFAR10.batch_size,
+                            lr: float = CIFAR10.lr, seed: int | None = CIFAR10.seed, shuffle: str = "global", device=None, backend: str = "auto",
                             progress: bool = True, record_winners: bool = False, snapshot_every: int | None = None):
     """Train `layer` in place, data-parallel over the ranks of torch.distributed; returns (layer, info).
 
@@ -171,7 +172,7 @@ def _train(layer, data, epochs, batch_size, lr, seed, shuffle, snapshot_every, d
     for _ in range(epochs):
         order = _Order(n_samples, shuffle, generator, source.offsets)
         if graphed:
-            from ..kernels import train_epoch_graphed
+            from .graphed_epoch import train_epoch_graphed
 
             # contract: the same batches in the same order as the loop below; returns the weights
             # after each step t (global, from 1) with t % snapshot_every == 0 within this epoch

@@ -12,10 +12,14 @@ function that takes the best match has an `absolute=True` switch for sign-symmet
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..checks import Grid, finite_float, matrix, positive_int, vector
-from ..measure.metrics import distance_correlation, grid_coordinates
+from ..linalg import pow2_rescaled
+from .describe import POSITIVE, SIGNED, UNIT, describe
+from .metrics import distance_correlation, grid_coordinates
 
 __all__ = ["cosine_matrix", "mmcs", "mcc", "recovered_share", "explained_variance", "dead_units",
            "topographic_rank_correlation"]
@@ -64,12 +68,23 @@ def cosine_matrix(learned, true) -> torch.Tensor:
     return _cosines(*_directions(learned, true), absolute=False)
 
 
+describe("mmcs", "MMCS", better="higher", bounds=SIGNED,
+         glossary="**MMCS**: mean over true features of the best cosine with a learned one; **MCC**: the same after a "
+                  "one-to-one (Hungarian) matching; **recovered**: share of true features matched at cos ≥ 0.9; **L0**: "
+                  "mean active units")
+
+
 def mmcs(learned, true, absolute: bool = False) -> float:
     """Mean max cosine similarity (Sharkey et al. 2022): for each TRUE feature the cosine of the
     learned row closest to it, averaged over the true features. 1 = every feature has a learned
     copy; several true features may share one learned row (see `mcc` for one-to-one).
     Signed cosine by default (a unit at -f does not recover f); absolute=True uses |cos|."""
     return float(_cosines(*_directions(learned, true), _absolute(absolute)).amax(dim=0).mean())
+
+
+describe("mcc", "MCC", better="higher", bounds=SIGNED)
+describe("mcc_signed", "MCC (signed cosines)", better="higher", bounds=SIGNED)  # SAELens' benchmark: mcc with signs
+describe("seed_mcc", "MCC of 2 seeds", better="higher", bounds=SIGNED)  # mcc of one seed's dictionary against another's
 
 
 def mcc(learned, true, absolute: bool = False) -> dict:
@@ -91,11 +106,24 @@ def mcc(learned, true, absolute: bool = False) -> dict:
     return {"mcc": float(C[rows, cols].mean()), "rows": rows, "cols": cols}
 
 
+describe("recovered_share", "recovered (cos ≥ 0.9)", bounds=UNIT)
+# SAELens' scoring of each latent as a detector of its best-matching true feature (dictionaries/synthetic.py)
+describe("precision", "precision", bounds=UNIT)
+describe("recall", "recall", bounds=UNIT)
+describe("f1_score", "F1", better="higher", bounds=UNIT)
+describe("accuracy", "detector accuracy", bounds=UNIT)
+describe("uniqueness", "uniqueness", bounds=UNIT)  # distinct true features among the latents' best matches
+
+
 def recovered_share(learned, true, threshold: float = 0.9, absolute: bool = False) -> float:
     """Share of true features whose best learned cosine is >= threshold (in [-1, 1])."""
     threshold = finite_float("threshold", threshold, minimum=-1, maximum=1, hint="a cosine")
     C = _cosines(*_directions(learned, true), _absolute(absolute))
     return float((C.amax(dim=0) >= threshold).double().mean())
+
+
+describe("explained_variance", "explained variance", better="higher", bounds=(-math.inf, 1.0))
+describe("shrinkage", "shrinkage", bounds=POSITIVE)  # |x_hat| / |x|, SAELens' benchmark
 
 
 def explained_variance(X, X_hat) -> float:
@@ -107,10 +135,18 @@ def explained_variance(X, X_hat) -> float:
     X_hat = matrix("X_hat", X_hat, dtype=torch.float64).cpu()
     if X_hat.shape != X.shape:
         raise ValueError(f"X_hat has shape {tuple(X_hat.shape)}: expected X's shape {tuple(X.shape)}")
+    X, X_hat = pow2_rescaled(X, X_hat)  # a ratio: exact rescaling keeps 1e200 or 1e-200 data from over/underflowing
     total = (X - X.mean(dim=0)).square().sum()
     if total == 0:
         raise ValueError("X: every sample is the same; the explained variance is undefined")
     return float(1 - (X - X_hat).square().sum() / total)
+
+
+# dead_units's share is dead_fraction (described beside measure.metrics.dead_fraction); the activity counts:
+describe("dead_latents", "dead latents", bounds=POSITIVE)
+describe("l0", "L0", bounds=POSITIVE)  # mean number of nonzero codes per sample
+describe("sae_l0", "L0", bounds=POSITIVE)  # the same, as SAELens' benchmark reports it
+describe("true_l0", "true L0", bounds=POSITIVE)  # mean number of active true features per sample
 
 
 def dead_units(codes) -> float:
@@ -139,6 +175,15 @@ def _matched_pairs(matching, n_learned: int, n_true: int) -> tuple[torch.Tensor,
         if idx.unique().numel() != idx.numel():
             raise ValueError(f"matching['{name}']: an index appears twice; expected a one-to-one matching (mcc's)")
     return rows, cols
+
+
+# topographic_rank_correlation's rho, null_mean and p_value
+describe("topographic_rho", "geometry ρ", better="higher", bounds=SIGNED,
+         glossary="**geometry ρ**: rank correlation of the true features' distances with the grid distances of the "
+                  "units that recover them; **MCC of 2 seeds**: MCC between two seeds' dictionaries (agreement, no "
+                  "ground truth)")
+describe("topographic_null", "ρ, shuffled grid", bounds=SIGNED)
+describe("topographic_p", "p-value of geometry ρ", bounds=UNIT)
 
 
 def topographic_rank_correlation(true_grid, learned_grid, matching, n_shuffles: int = 100, seed: int = 0) -> dict:

@@ -1,61 +1,24 @@
-"""A whole SoftHebb epoch on CUDA: device-side batches, the steps captured in CUDA graphs and replayed."""
+"""A whole SoftHebb epoch on CUDA: device-side batches, the steps captured in CUDA graphs and replayed.
+
+It takes a SoftHebbLinear and runs the kernels of hebb_utils/kernels (gather + BatchNorm, the
+post-synaptic step, the normalised update) on it; train_softhebb calls it for a fixed support on CUDA.
+"""
 from __future__ import annotations
 
 import torch
 
 from ..checks import positive_int, vector
-from ..rules.lateral import Lateral
-from ..rules.schedule import snapshot_steps, training_steps
-from .launch import LAUNCH, cdiv, check_runnable, jit, next_pow2
-from .post_synaptic import post_synaptic_triton
-from .update import normalised_update
+from ..kernels.batchnorm import gather_batchnorm_triton
+from ..kernels.launch import check_runnable
+from ..kernels.post_synaptic import post_synaptic_triton
+from ..kernels.update import normalised_update
+from .lateral import Lateral
+from .schedule import snapshot_steps, training_steps
 
-tl = None  # bound by _triton.jit at the first kernel call
+__all__ = ["train_epoch_graphed", "STEPS_PER_GRAPH"]
 
 # steps per CUDA graph: one replay runs this many steps (fewer host calls and gaps between graphs)
 STEPS_PER_GRAPH = 16
-
-
-def _gather_batchnorm_kernel(data_ptr, order_ptr, step_ptr, x_ptr, mean_ptr, var_ptr, B, D, stride_data,
-                             momentum, eps, BLOCK_B: tl.constexpr, BLOCK_D: tl.constexpr):
-    """x = BatchNorm(data[order[step*B : step*B + B]]) for BLOCK_D features, batch statistics.
-
-    Updates the running statistics as nn.BatchNorm1d does in training mode: mean, and the
-    unbiased variance, averaged with weight `momentum`. Three passes over the gathered rows
-    (sum, squared deviations, output), which stay in L2; the order is fixed.
-    """
-    cols = tl.program_id(0) * BLOCK_D + tl.arange(0, BLOCK_D)
-    col_ok = cols < D
-    first = tl.load(step_ptr) * B  # int64: the batch index lives on the device
-    lanes = tl.arange(0, BLOCK_B)
-    total = tl.zeros([BLOCK_D], tl.float32)
-    for b0 in range(0, B, BLOCK_B):
-        rows = b0 + lanes
-        ok = (rows < B)[:, None] & col_ok[None, :]
-        src = tl.load(order_ptr + first + rows, mask=rows < B, other=0)
-        total += tl.sum(tl.load(data_ptr + src[:, None] * stride_data + cols[None, :], mask=ok, other=0.0), axis=0)
-    mean = tl.div_rn(total, B.to(tl.float32))
-    total = tl.zeros([BLOCK_D], tl.float32)
-    for b0 in range(0, B, BLOCK_B):
-        rows = b0 + lanes
-        ok = (rows < B)[:, None] & col_ok[None, :]
-        src = tl.load(order_ptr + first + rows, mask=rows < B, other=0)
-        v = tl.load(data_ptr + src[:, None] * stride_data + cols[None, :], mask=ok, other=0.0)
-        dev = tl.where(ok, v - mean[None, :], 0.0)
-        total += tl.sum(dev * dev, axis=0)
-    var = tl.div_rn(total, B.to(tl.float32))  # biased: what the batch is normalised with
-    inv_std = tl.div_rn(1.0, tl.sqrt_rn(var + eps))  # IEEE-rounded; tl.sqrt is approximate on GPUs
-    for b0 in range(0, B, BLOCK_B):
-        rows = b0 + lanes
-        ok = (rows < B)[:, None] & col_ok[None, :]
-        src = tl.load(order_ptr + first + rows, mask=rows < B, other=0)
-        v = tl.load(data_ptr + src[:, None] * stride_data + cols[None, :], mask=ok, other=0.0)
-        tl.store(x_ptr + rows[:, None] * D + cols[None, :], (v - mean[None, :]) * inv_std[None, :], mask=ok)
-    running_mean = tl.load(mean_ptr + cols, mask=col_ok, other=0.0)
-    running_var = tl.load(var_ptr + cols, mask=col_ok, other=0.0)
-    tl.store(mean_ptr + cols, momentum * mean + (1.0 - momentum) * running_mean, mask=col_ok)
-    unbiased = tl.div_rn(var * B, (B - 1).to(tl.float32))
-    tl.store(var_ptr + cols, momentum * unbiased + (1.0 - momentum) * running_var, mask=col_ok)
 
 
 def _device_step(data, order, step, bn_state, W, batch_size, t_invert, lateral, legacy, lr):
@@ -67,13 +30,7 @@ def _device_step(data, order, step, bn_state, W, batch_size, t_invert, lateral, 
     as nn.BatchNorm1d does in training mode.
     """
     running_mean, running_var, n_tracked, momentum, eps = bn_state
-    D = data.shape[1]
-    x = torch.empty(batch_size, D, dtype=data.dtype, device=data.device)
-    block_b = min(next_pow2(batch_size), 64)
-    block_d = max(16, min(64, next_pow2(cdiv(D, 8))))  # several programs for small D (LM: 4 of 16)
-    jit(_gather_batchnorm_kernel)[(cdiv(D, block_d),)](
-        data, order, step, x, running_mean, running_var, batch_size, D, data.stride(0), momentum, eps,
-        BLOCK_B=block_b, BLOCK_D=block_d, **LAUNCH)
+    x = gather_batchnorm_triton(data, order, step, batch_size, running_mean, running_var, momentum, eps)
     u = x @ W.T  # (B, N) cuBLAS
     y, s = post_synaptic_triton(u, t_invert, lateral, legacy)
     normalised_update(W, y.T @ x, s, lr, counters=(step, n_tracked))  # y^T x on cuBLAS, the rest fused

@@ -1,12 +1,14 @@
 """Notebook 06's experiment: MiniSom against SoftHebb with the fixed and the annealed lateral support,
 on the same inputs, grid and metrics.
 
-Each method is a `fit(seed)` and each data set a `measure(name, model, seed)`, the two halves
+Each method is a `fit(seed)` of the dictionary registry (dictionaries/registry.py) and each data set a
+`measure(name, dictionary, seed)` that reads the trained map (`dictionary.model`), the two halves
 `methods_over_seeds` takes:
 
-    methods = {"minisom": minisom_fit(X, (15, 30), sigma=5.0, learning_rate=0.5),
-               "annealed": softhebb_fit(X, (15, 30), 300.0, annealed_support((15, 30), (7.5, 1.5), 10.0), 0.01)}
-    runs, first_models = methods_over_seeds(methods, seeds, cifar_measure(X, y, X_test, y_test, (15, 30), n_labels=10))
+    methods = {"minisom": minisom_fit_dictionary(X, (15, 30), sigma=5.0, learning_rate=0.5),
+               "annealed": softhebb_fit_dictionary(X, (15, 30), lateral=annealed_support((15, 30), (7.5, 1.5), 10.0),
+                                                   lr=0.01, t_invert=300.0, to_cpu=False)}
+    runs, first = methods_over_seeds(methods, seeds, cifar_measure(X, y, X_test, y_test, (15, 30), n_labels=10))
 
 Every method sees the inputs standardised per feature as the SoftHebb layer's BatchNorm does (the
 SOM by `train_som`, the weight measures by `feature_statistics` + `standardise`), and each map is read
@@ -17,15 +19,16 @@ from __future__ import annotations
 import torch
 
 from ..checks import Grid, finite_float, matrix, positive_int, vector
-from ..rules.lateral import Lateral, LateralSchedule, check_lateral
+from ..dictionaries.registry import Dictionary
+from ..rules.lateral import LateralSchedule
 from ..rules.layer import SoftHebbLinear
-from ..rules.som import SOM, standardise, train_som
-from ..rules.training import train_softhebb
-from .analysis import map_metrics, triangle_activation
-from .metrics import effective_dimension, linear_probe, neighbour_similarity, reconstruction_error
+from ..measure.maps import map_metrics, triangle_activation
+from ..measure.metrics import effective_dimension, linear_probe, neighbour_similarity, reconstruction_error
+from ..rules.som import SOM, standardise
 
-__all__ = ["feature_statistics", "softhebb_fit", "minisom_fit", "annealed_support", "annealed_sweep",
-           "weight_measures", "cifar_measure", "lm_measure"]
+__all__ = ["feature_statistics", "trained_map", "annealed_support", "annealed_sweep", "weight_measures",
+           "cifar_measure", "lm_measure", "TOPOGRAPHY_GOALS", "design_entry", "topography_design",
+           "topography_findings"]
 
 
 def feature_statistics(X) -> tuple[torch.Tensor, torch.Tensor]:
@@ -35,40 +38,10 @@ def feature_statistics(X) -> tuple[torch.Tensor, torch.Tensor]:
     return X.double().mean(0).float(), X.double().var(0, unbiased=False).float()
 
 
-def softhebb_fit(X, grid, t_invert: float, lateral: Lateral | LateralSchedule, lr: float, *, batch_size: int = 64,
-                 device="cpu"):
-    """fit(seed) -> a SoftHebbLinear trained for one epoch on X (samples, D), for `methods_over_seeds`.
-
-    The layer has one neuron per cell of grid (rows, cols) and starts from the seed's initial weights;
-    train_softhebb then sees the seed's batch order (batches of `batch_size`, step size `lr`), with
-    the fixed support (`Lateral`) or an annealed one (`LateralSchedule`, stepped through the epoch).
-    """
-    X = matrix("X", X, min_rows=2)
-    n = Grid.of(grid).n
-    check_lateral(lateral, n, "the neurons of grid")
-    finite_float("t_invert", t_invert, minimum=0, strict_minimum=True)
-    finite_float("lr", lr, minimum=0, strict_minimum=True)
-    positive_int("batch_size", batch_size)
-
-    def fit(run_seed: int) -> SoftHebbLinear:
-        layer = SoftHebbLinear(X.shape[1], n, t_invert, lateral=lateral, seed=run_seed, device=device)
-        return train_softhebb(layer, X, lr=lr, batch_size=batch_size, seed=run_seed, device=device, progress=False)[0]
-
-    return fit
-
-
-def minisom_fit(X, grid, *, sigma: float, learning_rate: float, max_samples: int | None = None):
-    """fit(seed) -> a SOM: one pass of MiniSom over X (samples, D) on grid (rows, cols), for
-    `methods_over_seeds`. sigma shrinks to 1 and learning_rate to 0, linearly (`train_som`);
-    max_samples: a seeded subsample of that many rows (MiniSom trains one sample per step in numpy)."""
-    X = matrix("X", X, min_rows=2)
-    Grid.of(grid)
-    finite_float("sigma", sigma, minimum=0, strict_minimum=True)
-    finite_float("learning_rate", learning_rate, minimum=0, strict_minimum=True)
-    if max_samples is not None:
-        positive_int("max_samples", max_samples, minimum=2, hint="or None for every sample")
-    return lambda run_seed: train_som(X, grid, sigma=sigma, learning_rate=learning_rate, max_samples=max_samples,
-                                      seed=run_seed)
+def trained_map(model):
+    """The trained map a measure reads: a registry Dictionary's model (a SoftHebbLinear, a SOM), or
+    the map itself."""
+    return model.model if isinstance(model, Dictionary) else model
 
 
 def annealed_support(grid, radius: tuple[float, float], gain: float | tuple[float, float]) -> LateralSchedule:
@@ -120,7 +93,8 @@ def weight_measures(model: SoftHebbLinear | SOM, X_std, grid) -> dict:
 
 def cifar_measure(X_train, y_train, X_test, y_test, grid, *, n_labels: int, n_shuffles: int = 100,
                   probe_max_iter: int = 200, probe_train_samples: int | None = None):
-    """measure(name, model, seed) for images: X_* (samples, D) pixels, y_* (samples,) class labels.
+    """measure(name, model, seed) for images: X_* (samples, D) pixels, y_* (samples,) class labels;
+    model: a trained map or the registry Dictionary holding it (trained_map).
 
     map_metrics on the test set (topographic error, distance rho, dead units, class purity), the
     linear probe on relu(u - mean u) of the responses (trained on the training set, scored on the
@@ -137,6 +111,7 @@ def cifar_measure(X_train, y_train, X_test, y_test, grid, *, n_labels: int, n_sh
     X_test_std = standardise(X_test, *feature_statistics(X_train))
 
     def measure(name: str, model, run_seed: int) -> dict:
+        model = trained_map(model)
         m = map_metrics(model, X_test, grid, labels=y_test, n_labels=n_labels, n_shuffles=n_shuffles, seed=run_seed)
         probe = linear_probe(triangle_activation(model.responses(X_train)), y_train,
                              triangle_activation(model.responses(X_test)), y_test, max_iter=probe_max_iter,
@@ -150,7 +125,8 @@ def cifar_measure(X_train, y_train, X_test, y_test, grid, *, n_labels: int, n_sh
 
 def lm_measure(X, grid, token_ids, *, n_shuffles: int = 100, reconstruction_samples: int = 100_000,
                sample_seed: int = 42):
-    """measure(name, model, seed) for LM tokens: X (tokens, d_model), token_ids (tokens,).
+    """measure(name, model, seed) for LM tokens: X (tokens, d_model), token_ids (tokens,); model: a
+    trained map or the registry Dictionary holding it (trained_map).
 
     map_metrics on every token (topographic error, distance rho, dead units, token purity) and the
     weight measures on a seeded subsample of `reconstruction_samples` tokens (torch.randperm from
@@ -166,6 +142,7 @@ def lm_measure(X, grid, token_ids, *, n_shuffles: int = 100, reconstruction_samp
     X_rec = standardise(X[rows], mean, var)
 
     def measure(name: str, model, run_seed: int) -> dict:
+        model = trained_map(model)
         m = map_metrics(model, X, grid, token_ids=token_ids, n_shuffles=n_shuffles, seed=run_seed)
         m.update(weight_measures(model, X_rec, grid))
         return m

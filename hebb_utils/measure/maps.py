@@ -1,29 +1,26 @@
-"""The published SoftHebb layer and its ablations, and how to read them: one streaming pass over
-the data, then the metrics.
+"""How to read a trained map: one streaming pass over the data, then the metrics.
 
 The LM run has ~10^5-10^6 tokens and 1800 neurons: the full response matrix would take gigabytes,
 so `neuron_summary` streams over the samples and keeps only what the metrics need (each sample's
 two best neurons; each neuron's strongest samples).
+
+A map is taken as it behaves, not by its class (measure/ imports no rule): a SoftHebb layer
+(in_features, out_features, weight, eval(), u = layer(x), and `lateral` for its own grid) or a
+Kohonen map (prototypes `weights` and `responses(X)`, minus the distances), each read with its own
+winner rule.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from ..checks import Grid, check_finite, matrix, positive_int
-from .seeds import summarise_seeds
 from .metrics import dead_fraction, distance_correlation, label_selectivity_from_winners, token_purity_from_top, topographic_error_from_winners
-from ..io import atomic_torch_save
-from ..rules.lateral import Lateral
-from ..rules.layer import SoftHebbLinear
-from ..rules.training import train_softhebb
-from ..rules.som import SOM
 
-__all__ = ["calibrate_normalisation", "train_ablations", "ablations_over_seeds", "neuron_summary", "top_distinct_tokens",
-           "softhebb_metrics", "map_metrics", "methods_over_seeds", "triangle_activation", "as_layer"]
+__all__ = ["triangle_activation", "neuron_summary", "top_distinct_tokens", "softhebb_metrics", "map_metrics",
+           "top_tokens_of_directions"]
 
 
 def triangle_activation(u: torch.Tensor) -> torch.Tensor:
@@ -36,105 +33,31 @@ def triangle_activation(u: torch.Tensor) -> torch.Tensor:
     return torch.relu(u - u.mean(dim=1, keepdim=True))
 
 
-@torch.no_grad()
-def calibrate_normalisation(layer: SoftHebbLinear, X: torch.Tensor) -> SoftHebbLinear:
-    """Set the layer's BatchNorm running statistics to the exact mean and (unbiased) variance of X.
-
-    For an untrained baseline (random weights) that must be read with the same kind of
-    normalisation as the trained layers.
-    """
-    X = matrix("X", X, as_layer(layer).in_features, dtype=layer.weight.dtype, min_rows=2, cols_name="in_features")
-    layer.bn.running_mean.copy_(X.double().mean(0))
-    layer.bn.running_var.copy_(X.double().var(0))
-    return layer.eval()
+def _is_som(model) -> bool:
+    """Whether `model` is read as a Kohonen map (rules.som.SOM): prototypes `weights` (N, D) and
+    `responses(X)` (minus the distances), and no layer `weight`."""
+    return hasattr(model, "weights") and hasattr(model, "responses") and not hasattr(model, "weight")
 
 
-def train_ablations(X, grid, t_invert: float, *, lr: float, radius: float = 1.0, gain: float = 0.3,
-                    epochs: int = 1, batch_size: int = 64, seed: int = 42, device="cpu",
-                    snapshot_every: int | None = None, checkpoint_dir=None, checkpoint_prefix: str = "",
-                    checkpoint_meta: dict | None = None, progress: bool = True) -> tuple[dict, torch.Tensor, dict]:
-    """Train the SoftHebb layer with 2D lateral support and its ablations on X (samples, D).
-
-    Every variant starts from the same weights (`seed`) and sees the same shuffled batches:
-      "lateral support"      the paper's layer (per-sample winner);
-      "no lateral support";
-      "legacy batch winner"  the published batch-wide winner flip, with lateral support;
-      "random weights"       the untrained initial weights, read with the data's exact normalisation.
-    Returns (layers by name, the "lateral support" run's snapshots (every `snapshot_every` steps),
-    training seconds by name). With `checkpoint_dir`, each trained layer is saved there atomically
-    as `{checkpoint_prefix}{name with underscores}.pt` with `checkpoint_meta`.
-    """
-    import time
-
-    grid = Grid.of(grid)
-    n_neurons = grid.n
-    lateral = Lateral(grid, radius=radius, gain=gain)
-    variants = {
-        "lateral support": dict(lateral=lateral, legacy_batch_winner=False),
-        "no lateral support": dict(lateral=None, legacy_batch_winner=False),
-        "legacy batch winner": dict(lateral=lateral, legacy_batch_winner=True),
-    }
-    layers, train_seconds, snapshots = {}, {}, None
-    for name, variant in variants.items():
-        layer = SoftHebbLinear(X.shape[1], n_neurons, t_invert, seed=seed, device=device, **variant)
-        start = time.perf_counter()
-        layers[name], snaps = train_softhebb(
-            layer, X, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
-            snapshot_every=snapshot_every if name == "lateral support" else None, progress=progress)
-        train_seconds[name] = round(time.perf_counter() - start, 2)
-        if name == "lateral support":
-            snapshots = snaps
-        if checkpoint_dir is not None:
-            atomic_torch_save(Path(checkpoint_dir) / f"{checkpoint_prefix}{name.replace(' ', '_')}.pt",
-                              {"state_dict": layers[name].state_dict(), "variant": name, **(checkpoint_meta or {})})
-    layers["random weights"] = calibrate_normalisation(
-        SoftHebbLinear(X.shape[1], n_neurons, t_invert, seed=seed, device=device), X)
-    return layers, snapshots, train_seconds
-
-
-def ablations_over_seeds(X, grid, t_invert: float, seeds, measure, *, snapshot_every: int | None = None,
-                         checkpoint_dir=None, **train_kwargs) -> tuple[dict, dict, torch.Tensor]:
-    """`train_ablations` once per seed, each layer measured right away, then summarised over seeds.
-
-    measure(name, layer, seed) -> dict of numbers for one trained layer (e.g. softhebb_metrics
-    plus probes). The seed sets both the initial weights and the batch order. Only the first
-    seed's layers are kept (for the figures), with its snapshots and checkpoints, so memory does
-    not grow with the number of seeds.
-    Returns (runs, layers of seeds[0], snapshots of seeds[0]) where runs[name] is
-    `summarise_seeds` of that variant: mean, ci95, std, n_by_metric and the per-seed `seeds` list
-    (each with its "train_seconds").
-    """
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("seeds: expected at least one seed")
-    per_seed: dict[str, list[dict]] = {}
-    first_layers, first_snapshots = None, None
-    for seed in seeds:
-        first = seed == seeds[0]
-        layers, snapshots, seconds = train_ablations(
-            X, grid, t_invert, seed=seed, snapshot_every=snapshot_every if first else None,
-            checkpoint_dir=checkpoint_dir if first else None, **train_kwargs)
-        for name, layer in layers.items():
-            row = {"seed": seed, **measure(name, layer, seed)}
-            if name in seconds:
-                row["train_seconds"] = seconds[name]
-            per_seed.setdefault(name, []).append(row)
-        if first:
-            first_layers, first_snapshots = layers, snapshots
-    return {name: summarise_seeds(rows) for name, rows in per_seed.items()}, first_layers, first_snapshots
+def _as_layer(model):
+    """`model` when it reads as a SoftHebb layer (rules.layer.SoftHebbLinear: in_features, out_features,
+    weight (N, D), eval(), u = model(x)), else a ValueError naming what it is."""
+    if not callable(model) or not all(hasattr(model, a) for a in ("in_features", "out_features", "weight", "eval")):
+        raise ValueError(f"layer: expected a SoftHebbLinear, got {type(model).__name__}")
+    return model
 
 
 @torch.no_grad()
 def _responder(model):
     """(in_features, N, device, responses(batch)) of a SoftHebb layer (eval mode: its trained
     normalisation) or a SOM (minus the distances: larger = the nearer unit)."""
-    if isinstance(model, SOM):
+    if _is_som(model):
         return model.weights.shape[1], model.weights.shape[0], model.weights.device, model.responses
-    layer = as_layer(model).eval()
+    layer = _as_layer(model).eval()
     return layer.in_features, layer.out_features, layer.weight.device, lambda x: layer(x.to(layer.weight.dtype))
 
 
-def neuron_summary(layer: SoftHebbLinear | SOM, X, top: int = 50, batch_size: int = 8192) -> dict:
+def neuron_summary(layer, X, top: int = 50, batch_size: int = 8192) -> dict:
     """One pass over X (samples, D) with the layer in eval mode (its trained normalisation), or a SOM.
 
     Returns
@@ -185,6 +108,13 @@ def top_distinct_tokens(top_index: torch.Tensor, tokens: Sequence[str], k: int =
     """
     k = positive_int("k", k, hint="distinct tokens listed per neuron")
     tokens = np.asarray(tokens, dtype=object)
+    if not isinstance(top_index, torch.Tensor) or top_index.ndim != 2 or top_index.is_floating_point() \
+            or top_index.dtype == torch.bool:
+        what = f"{tuple(top_index.shape)} {top_index.dtype}" if isinstance(top_index, torch.Tensor) else type(top_index).__name__
+        raise ValueError(f"top_index: expected a (top, neurons) integer tensor (neuron_summary's 'top_index'), got {what}")
+    if top_index.numel() and (int(top_index.min()) < 0 or int(top_index.max()) >= len(tokens)):
+        raise ValueError(f"top_index holds sample indices from {int(top_index.min())} to {int(top_index.max())}, but "
+                         f"tokens has {len(tokens)} entries: pass the token strings of the samples it indexes")
     out = []
     for column in top_index.T.tolist():  # one short list per neuron, not a pass over the samples
         seen: list[str] = []
@@ -198,7 +128,7 @@ def top_distinct_tokens(top_index: torch.Tensor, tokens: Sequence[str], k: int =
     return out
 
 
-def softhebb_metrics(layer: SoftHebbLinear, X, grid=None, *, labels=None, n_labels: int | None = None,
+def softhebb_metrics(layer, X, grid=None, *, labels=None, n_labels: int | None = None,
                      token_ids=None, purity_top: int = 20, n_shuffles: int = 100, seed: int = 0,
                      summary: dict | None = None, batch_size: int = 8192) -> dict:
     """The topographic and specificity numbers of one trained layer, on samples X.
@@ -210,17 +140,17 @@ def softhebb_metrics(layer: SoftHebbLinear, X, grid=None, *, labels=None, n_labe
     grid: the layer's lateral grid (None: that one); a layer without lateral support needs one.
     Another grid than the layer's is refused: the metrics would describe a map the layer never had.
     """
-    grid = _layer_grid(as_layer(layer), grid)
+    grid = _layer_grid(_as_layer(layer), grid)
     return map_metrics(layer, X, grid, labels=labels, n_labels=n_labels, token_ids=token_ids, purity_top=purity_top,
                        n_shuffles=n_shuffles, seed=seed, summary=summary, batch_size=batch_size)
 
 
-def map_metrics(model: SoftHebbLinear | SOM, X, grid, *, labels=None, n_labels: int | None = None, token_ids=None,
+def map_metrics(model, X, grid, *, labels=None, n_labels: int | None = None, token_ids=None,
                 purity_top: int = 20, n_shuffles: int = 100, seed: int = 0, summary: dict | None = None,
                 batch_size: int = 8192) -> dict:
     """softhebb_metrics for any map on `grid`: a SoftHebb layer (any grid of its size) or a SOM
     (each method's own winner rule: the largest u for SoftHebb, the nearest unit for the SOM)."""
-    weight = model.weights if isinstance(model, SOM) else as_layer(model).weight
+    weight = model.weights if _is_som(model) else _as_layer(model).weight
     grid = Grid.of(grid, n=weight.shape[0], what="units in the map")
     summary = summary or neuron_summary(model, X, top=purity_top, batch_size=batch_size)
     best2 = summary["best2"]
@@ -243,16 +173,10 @@ def map_metrics(model: SoftHebbLinear | SOM, X, grid, *, labels=None, n_labels: 
     return out
 
 
-def as_layer(layer) -> SoftHebbLinear:
-    """`layer` itself when it is a SoftHebbLinear, else a ValueError naming what it is."""
-    if not isinstance(layer, SoftHebbLinear):
-        raise ValueError(f"layer: expected a SoftHebbLinear, got {type(layer).__name__}")
-    return layer
-
-
-def _layer_grid(layer: SoftHebbLinear, grid) -> Grid:
+def _layer_grid(layer, grid) -> Grid:
     """The grid to measure `layer` on: its lateral grid; `grid` must be None or that one."""
-    own = None if layer.lateral is None else layer.lateral.grid
+    lateral = getattr(layer, "lateral", None)
+    own = None if lateral is None else lateral.grid
     if grid is None and own is None:
         raise ValueError("grid=None but the layer has no lateral support: pass grid=(rows, cols) "
                          f"with rows * cols = {layer.out_features}")
@@ -263,27 +187,12 @@ def _layer_grid(layer: SoftHebbLinear, grid) -> Grid:
     return grid
 
 
-def methods_over_seeds(methods: dict, seeds, measure) -> tuple[dict, dict]:
-    """Train and measure each method once per seed, then summarise over seeds.
+def top_tokens_of_directions(X, W, tokens, top: int, name: str, mean=None):
+    """A pandas table, one column per direction w_i (row i of W (k, D)) named "{name} {i + 1}": the
+    repr of the tokens of the `top` samples of X (samples, D) whose projection (x - mean) . w_i is
+    largest, strongest first. tokens: the token string of every sample; mean (D,): default 0."""
+    import pandas as pd
 
-    methods: name -> fit(seed) returning a trained model (a SoftHebb layer, a SOM, ...);
-    measure(name, model, seed) -> dict of numbers. Each row also gets "train_seconds" (the wall
-    time of fit: one epoch when fit trains one). Returns (runs, models of the first seed) with
-    runs[name] = summarise_seeds(rows): mean, ci95, std and the per-seed values.
-    """
-    import time
-
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("seeds: expected at least one seed")
-    rows: dict[str, list[dict]] = {}
-    first: dict = {}
-    for name, fit in methods.items():
-        for seed in seeds:
-            start = time.perf_counter()
-            model = fit(seed)
-            seconds = round(time.perf_counter() - start, 2)
-            rows.setdefault(name, []).append({"seed": seed, **measure(name, model, seed), "train_seconds": seconds})
-            if seed == seeds[0]:
-                first[name] = model
-    return {name: summarise_seeds(r) for name, r in rows.items()}, first
+    proj = (X if mean is None else X - mean) @ W.T  # (tokens, k)
+    idx = proj.topk(top, dim=0).indices.T  # (k, top)
+    return pd.DataFrame({f"{name} {i + 1}": [repr(tokens[j]) for j in row] for i, row in enumerate(idx.tolist())})

@@ -1,11 +1,14 @@
-"""Every dictionary method of notebook 07 behind one interface, and the one evaluation they all get.
+"""Every dictionary method behind one interface: one fit factory per method, and their registry.
 
-A method is `fit(seed) -> Dictionary` (the shape `measure.analysis.methods_over_seeds` takes), so
+A method is `fit(seed) -> Dictionary` (the shape `experiments.softhebb.methods_over_seeds` takes), so
 each runs on the same data, at the same dictionary size and sample budget, once per seed:
 
     methods = {"softhebb annealed": softhebb_fit_dictionary(X, grid, lateral=..., lr=0.05),
                "sae topk k=1": sae_fit(X, N, architecture="topk", k=1)}
-    runs, first = methods_over_seeds(methods, seeds, dictionary_measure(truth))
+    runs, first = methods_over_seeds(methods, seeds, dictionary_measure(truth))   # experiments.dictionaries
+
+METHODS names them (method("minisom").fit is minisom_fit_dictionary), with each one's SAELens
+export where it has one; the measures of notebook 07 are experiments/dictionaries.py's.
 
 A `Dictionary` is what the metrics need and nothing else: `decoder` (N, d), one direction per unit
 in the INPUT space (what a unit stands for), `encode` (X (n, d) -> codes (n, N), the method's own
@@ -22,7 +25,6 @@ units on a map. What each method's decoder is:
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -31,16 +33,15 @@ import torch
 
 from ..checks import Grid, finite_float, matrix, positive_int
 from ..rules.ica import hebbian_ica
-from ..rules.lateral import Lateral, LateralSchedule
+from ..rules.lateral import Lateral, LateralSchedule, check_lateral
 from ..rules.layer import SoftHebbLinear
 from ..rules.som import BN_EPS, train_som
 from ..rules.training import train_softhebb
-from .ground_truth import GroundTruth
-from .recovery import dead_units, explained_variance, mcc, mmcs, recovered_share, topographic_rank_correlation
-from .saelens import decode, encode, saelens_state, train_sae
+from ..settings import LM_TOKENS
+from .saelens import decode, encode, export_saelens, saelens_state, train_sae
 
 __all__ = ["Dictionary", "softhebb_fit_dictionary", "minisom_fit_dictionary", "ica_fit_dictionary",
-           "sklearn_fit_dictionary", "sae_fit", "dictionary_measure", "evaluate_dictionary", "benchmark_measure"]
+           "sklearn_fit_dictionary", "sae_fit", "Method", "METHODS", "method"]
 
 
 @dataclass
@@ -59,13 +60,23 @@ class Dictionary:
 # ------------------------------------------------------------------------------------------------
 # the methods: fit(seed) -> Dictionary
 
-def softhebb_fit_dictionary(X, grid, *, lateral: Lateral | LateralSchedule | None, t_invert: float = 100.0,
-                            lr: float = 0.05, epochs: int = 1, batch_size: int = 64, k: int = 1, device="cpu"):
+def softhebb_fit_dictionary(X, grid, *, lateral: Lateral | LateralSchedule | None, lr: float,
+                            t_invert: float = LM_TOKENS.t_invert, epochs: int = 1, batch_size: int = 64, k: int = 1,
+                            device="cpu", to_cpu: bool = True):
     """fit(seed) -> the SoftHebb layer trained on X (n, d) with one unit per cell of grid, read
-    with a k-winner code (k = 1: its own winner-take-all)."""
+    with a k-winner code (k = 1: its own winner-take-all).
+
+    The layer starts from the seed's initial weights and sees the seed's batch order (train_softhebb,
+    `epochs` passes in batches of `batch_size`, step size `lr`: no default, the published ones differ
+    by data, hebb_utils/settings.py), with the fixed support (`Lateral`), an annealed one
+    (`LateralSchedule`) or none. to_cpu: the trained layer is moved to the CPU, where the Dictionary's
+    code is computed; False leaves it on `device` (a map measured there, as notebook 06 does)."""
     X = matrix("X", X, min_rows=2)
     n_units = Grid.of(grid).n
+    check_lateral(lateral, n_units, "the neurons of grid")
     finite_float("t_invert", t_invert, minimum=0, strict_minimum=True)
+    finite_float("lr", lr, minimum=0, strict_minimum=True)
+    positive_int("batch_size", batch_size)
     k = positive_int("k", k)
     if k > n_units:
         raise ValueError(f"k={k}: expected at most the {n_units} units of grid {tuple(Grid.of(grid).shape)}")
@@ -73,7 +84,8 @@ def softhebb_fit_dictionary(X, grid, *, lateral: Lateral | LateralSchedule | Non
     def fit(seed: int) -> Dictionary:
         layer = SoftHebbLinear(X.shape[1], n_units, t_invert, lateral=lateral, seed=seed, device=device)
         train_softhebb(layer, X, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, progress=False)
-        layer = layer.cpu()
+        if to_cpu:
+            layer = layer.cpu()
         return Dictionary(decoder=saelens_state(layer)["W_dec"], encode=lambda x: encode(layer, x, k),
                           decode=lambda c: decode(layer, c), grid=tuple(Grid.of(grid).shape), model=layer,
                           info={"k": k})
@@ -81,14 +93,20 @@ def softhebb_fit_dictionary(X, grid, *, lateral: Lateral | LateralSchedule | Non
     return fit
 
 
-def minisom_fit_dictionary(X, grid, *, sigma: float, learning_rate: float = 0.5):
+def minisom_fit_dictionary(X, grid, *, sigma: float, learning_rate: float = 0.5, max_samples: int | None = None):
     """fit(seed) -> one pass of MiniSom over X on grid, as a vector quantiser: the code of a sample
-    is 1 on its nearest prototype, the reconstruction that prototype."""
+    is 1 on its nearest prototype, the reconstruction that prototype. sigma shrinks to 1 and
+    learning_rate to 0, linearly (`train_som`); max_samples: a seeded subsample of that many rows
+    (MiniSom trains one sample per step in numpy)."""
     X = matrix("X", X, min_rows=2)
     grid = Grid.of(grid)
+    finite_float("sigma", sigma, minimum=0, strict_minimum=True)
+    finite_float("learning_rate", learning_rate, minimum=0, strict_minimum=True)
+    if max_samples is not None:
+        positive_int("max_samples", max_samples, minimum=2, hint="or None for every sample")
 
     def fit(seed: int) -> Dictionary:
-        som = train_som(X, grid.shape, sigma=sigma, learning_rate=learning_rate, seed=seed)
+        som = train_som(X, grid.shape, sigma=sigma, learning_rate=learning_rate, max_samples=max_samples, seed=seed)
         prototypes = som.mean + som.weights * torch.sqrt(som.var + BN_EPS)  # (N, d) back in input units
 
         def code(x):
@@ -168,59 +186,35 @@ def sae_fit(X, d_sae: int, grid=None, **settings):
 
 
 # ------------------------------------------------------------------------------------------------
-# one evaluation for all
+# the registry: one line per method
 
-def evaluate_dictionary(dictionary: Dictionary, truth: GroundTruth | None, X, *, n_shuffles: int = 100,
-                        seed: int = 0, batch_size: int = 8192) -> dict:
-    """What a dictionary is worth, on X (n, d): mean L0 of its code, explained variance of its
-    reconstruction at that L0, dead units; against known features (truth): MMCS, MCC (Hungarian),
-    the share recovered at cosine >= 0.9; when both lay their units on a grid, the rank correlation
-    of the true and the matched units' grid distances with its shuffled-grid null."""
-    X = matrix("X", X, min_rows=2)
-    codes, recon = [], []
-    for i in range(0, X.shape[0], batch_size):  # codes of a large X in pieces
-        c = dictionary.encode(X[i:i + batch_size]).float()
-        codes.append(c.to_sparse() if c.shape[1] > 256 else c)
-        recon.append(dictionary.decode(c).float())
-    codes = torch.cat([c.to_dense() for c in codes])
-    out = {"l0": float((codes != 0).sum(1).float().mean()), "explained_variance": explained_variance(X, torch.cat(recon)),
-           "dead_fraction": dead_units(codes)}
-    if truth is not None:
-        absolute = dictionary.sign_symmetric
-        match = mcc(dictionary.decoder, truth.features, absolute=absolute)
-        out.update(mmcs=mmcs(dictionary.decoder, truth.features, absolute=absolute), mcc=match["mcc"],
-                   recovered_share=recovered_share(dictionary.decoder, truth.features, 0.9, absolute=absolute))
-        if truth.grid is not None and dictionary.grid is not None:
-            topo = topographic_rank_correlation(truth.grid, dictionary.grid, match, n_shuffles=n_shuffles, seed=seed)
-            out.update(topographic_rho=topo["rho"], topographic_null=topo["null_mean"], topographic_p=topo["p_value"])
-    return out
+@dataclass(frozen=True)
+class Method:
+    """One dictionary method: its fit factory (-> fit(seed) -> Dictionary, whose encode/decode are the
+    method's code), its SAELens export (layer, folder, ...) or None, and what it is in one line."""
+
+    fit: Callable
+    export: Callable | None
+    description: str
 
 
-def dictionary_measure(truth: GroundTruth | None, X=None, **options):
-    """measure(name, dictionary, seed) for methods_over_seeds: evaluate_dictionary on X (default:
-    the ground truth's samples)."""
-    X = truth.X if X is None else X
+METHODS = {
+    "softhebb": Method(fit=softhebb_fit_dictionary, export=export_saelens,
+                       description="SoftHebb layer on a grid, read as a k-winner TopK SAE"),
+    "minisom": Method(fit=minisom_fit_dictionary, export=None,
+                      description="MiniSom Kohonen map, a one-winner vector quantiser"),
+    "hebbian ica": Method(fit=ica_fit_dictionary, export=None,
+                          description="Hebbian ICA: the mixing directions, a dense sign-symmetric code"),
+    "sklearn": Method(fit=sklearn_fit_dictionary, export=None,
+                      description="scikit-learn MiniBatchDictionaryLearning, non-negative Lasso codes"),
+    "sae": Method(fit=sae_fit, export=None,
+                  description="SAELens SAE (L1 or TopK), already an SAELens SAE (sae.save_model)"),
+}
 
-    def measure(name: str, dictionary: Dictionary, seed: int) -> dict:
-        start = time.perf_counter()
-        out = evaluate_dictionary(dictionary, truth, X, seed=seed, **options)
-        out["eval_seconds"] = round(time.perf_counter() - start, 2)
-        return out
 
-    return measure
-
-
-def benchmark_measure(synthetic_model, n_samples: int = 20_000):
-    """measure(name, dictionary, seed) on SAELens' synthetic benchmark: the dictionary as an SAELens SAE
-    (an SAE as it is; a SoftHebb layer as export_saelens writes it, k from its Dictionary) scored by
-    SAELens' own eval_sae_on_synthetic_data on n_samples fresh rows (dictionaries.synthetic)."""
-    from .synthetic import eval_on_synthetic, softhebb_as_sae
-
-    positive_int("n_samples", n_samples)
-
-    def measure(name: str, dictionary: Dictionary, seed: int) -> dict:
-        model = dictionary.model
-        sae = softhebb_as_sae(model, dictionary.info["k"]) if isinstance(model, SoftHebbLinear) else model
-        return eval_on_synthetic(sae, synthetic_model, n_samples=n_samples, seed=seed)
-
-    return measure
+def method(name: str) -> Method:
+    """METHODS[name], or a ValueError listing the valid names."""
+    try:
+        return METHODS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"method {name!r}: expected one of {sorted(METHODS)}") from None
