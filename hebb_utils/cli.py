@@ -3,11 +3,13 @@
     python -m hebb_utils extract --model NAME --n-stories 3200 --out DIR
     python -m hebb_utils train --activations DIR --grid 30x60 --out layer.pt
     python -m hebb_utils map --activations DIR --checkpoint layer.pt --out figures/
+    python -m hebb_utils methods        # the dictionary methods notebook 07 compares (their registry)
 
 Each subcommand calls the package functions the notebooks call (data.load_language_model,
 data.load_tinystories, data.extract.extract_to_shards around data.extract.extract_activations,
-distributed.train_softhebb_parallel around SoftHebbLinear's step, lm_map.write_token_map around
-analysis/plots/token_map): no second implementation. The defaults are notebook 05's settings.
+rules.training.train_softhebb_parallel around SoftHebbLinear's step, rules.checkpoint for the .pt
+file, report.lm_map.write_token_map around measure.maps/report.plots/report.token_map): no second
+implementation. `train`'s defaults are the published LM run's (settings.LM_TOKENS).
 Under `torchrun --nproc_per_node N` extract and train run data-parallel (NCCL on GPUs, gloo on
 CPU); map runs on rank 0. A bad argument or input ends with one line on stderr and exit code 2.
 
@@ -34,6 +36,10 @@ from .settings import LM_TOKENS
 __all__ = ["main", "build_parser", "parse_grid"]
 
 # a negative number, also in scientific notation (argparse takes "-1e-3" for an option), or -inf / -nan
+RULES = ("softhebb", "pursuit")
+# the options only one rule reads, and their defaults: given to the other rule they are refused
+SOFTHEBB_ONLY = ("t_invert", "radius", "gain", "shape", "radius_end", "gain_end", "no_lateral")
+PURSUIT_ONLY = ("k", "residual_threshold")
 NEGATIVE_NUMBER = re.compile(r"-(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|-(?:inf|infinity|nan)", re.IGNORECASE)
 
 
@@ -89,6 +95,24 @@ def _check_creatable(out: Path) -> None:
 def _check_train_options(args) -> None:
     """What the command line alone decides, before the process group forms (under torchrun every rank
     then reports it at once, without waiting for the others) and before any file is read."""
+    defaults = build_parser().parse_args(["train", "--activations", "a", "--grid", "1", "--out", "o"])
+    other = SOFTHEBB_ONLY if args.rule == "pursuit" else PURSUIT_ONLY
+    given = [f"--{name.replace('_', '-')}" for name in other if getattr(args, name) != getattr(defaults, name)]
+    if given:
+        reader = "softhebb" if args.rule == "pursuit" else "pursuit"
+        raise ValueError(f"{' and '.join(given)}: set(s) the {reader} rule, but --rule is {args.rule}, which does not "
+                         f"read it; drop {' and '.join(given)}, or pass --rule {reader}")
+    if args.rule == "pursuit":
+        from .rules.pursuit import check_k, check_residual_threshold
+
+        try:
+            check_k(args.k)
+            check_residual_threshold(args.residual_threshold)
+        except ValueError as e:
+            raise ValueError(f"--{str(e).replace('_', '-')}") from None
+        if args.k > Grid.of(args.grid).n:
+            raise ValueError(f"--k {args.k}: expected at most the {Grid.of(args.grid).n} units of --grid "
+                             f"{'x'.join(map(str, args.grid))}")
     if args.no_lateral:
         given = [f"--{name.replace('_', '-')}" for name in ("radius_end", "gain_end") if getattr(args, name) is not None]
         if given:
@@ -142,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m hebb_utils", description=__doc__.split("\n\n")[0],
                                   formatter_class=argparse.RawDescriptionHelpFormatter,
                                   epilog="Multi-process: torchrun --nproc_per_node N -m hebb_utils extract|train ...")
-    sub = top.add_subparsers(dest="command", required=True, metavar="{extract,train,map}")
+    sub = top.add_subparsers(dest="command", required=True, metavar="{extract,train,map,methods}")
     d = argparse.ArgumentDefaultsHelpFormatter
 
     ex = sub.add_parser("extract", formatter_class=d, help="residual-stream activations -> a sharded store",
@@ -175,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(sharded store or single-folder artifact); the defaults are notebook 05's.")
     tr.add_argument("--activations", required=True, help="folder of `extract` (or of notebook 01)")
     tr.add_argument("--grid", type=parse_grid, required=True, help="the neuron grid ROWSxCOLS, e.g. 30x60")
+    tr.add_argument("--rule", choices=RULES, default="softhebb",
+                    help="softhebb: the topographic SoftHebb layer (one winner, lateral support); pursuit: Hebbian "
+                         "matching pursuit (rules/pursuit.py), --k units per token explaining each other away")
+    tr.add_argument("--k", type=int, default=1, help="pursuit: units per token (matching pursuit's iterations)")
+    tr.add_argument("--residual-threshold", type=float, default=0.0,
+                    help="pursuit: stop coding a token once its residual norm is below this (0: always --k units)")
     tr.add_argument("--t-invert", type=float, default=LM_TOKENS.t_invert, help="softmax inverse temperature")
     tr.add_argument("--lr", type=float, default=LM_TOKENS.lr, help="step size (max-normalised update)")
     tr.add_argument("--radius", type=float, default=LM_TOKENS.radius, help="lateral support radius (grid units)")
@@ -198,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "an existing file is refused without --force")
     tr.add_argument("--force", action="store_true", help="replace an existing --out file")
 
+    sub.add_parser("methods", help="list the dictionary methods (dictionaries/registry.py METHODS)",
+                   description="The dictionary methods notebook 07 compares, from their registry: the name, "
+                               "what the method is, and whether it exports to SAELens' format.")
     mp = sub.add_parser("map", formatter_class=d, help="the map figures and the interactive page",
                         description="Read a trained layer on every token and write the map of words: "
                                     "PREFIXmap.png, PREFIXmap_crop.png, PREFIXmap.html, PREFIXtop_tokens.csv, "
@@ -289,10 +322,18 @@ def _train(args) -> None:
               "lateral": not args.no_lateral, "epochs": args.epochs, "batch_size": args.batch_size,
               "seed": args.seed, "shuffle": args.shuffle, "in_features": data.dim,
               "activations": str(args.activations)}  # what `train` was asked: saved as the checkpoint's config
-    lateral = lateral_of(config)
+    lateral = None if args.rule == "pursuit" else lateral_of(config)
     _, world = rank_world()
     _check_fits(args, n, data.dim, len(data), world, device, lateral)
-    layer = SoftHebbLinear(data.dim, n, args.t_invert, lateral=lateral, seed=args.seed, device=device)
+    if args.rule == "pursuit":
+        from .rules.pursuit import PursuitLinear
+
+        config = {k: v for k, v in config.items() if k not in SOFTHEBB_ONLY + ("lateral",)}
+        config.update(rule="pursuit", k=args.k, residual_threshold=args.residual_threshold)
+        layer = PursuitLinear(data.dim, n, args.k, args.residual_threshold, grid=args.grid if len(args.grid) == 2 else None,
+                              seed=args.seed, device=device)
+    else:
+        layer = SoftHebbLinear(data.dim, n, args.t_invert, lateral=lateral, seed=args.seed, device=device)
     source = source_of(data)
     _say(f"training {n} neurons on a {'x'.join(map(str, args.grid))} grid on {source['label']} "
          f"({world} process(es), global batch {args.batch_size})")
@@ -450,6 +491,15 @@ def _map(args) -> None:
           f"{args.prefix}top_tokens.csv, {args.prefix}metrics.json; {shown}", flush=True)
 
 
+def _methods(args) -> None:
+    from .dictionaries.registry import METHODS
+
+    width = max(map(len, METHODS))
+    for name, m in METHODS.items():
+        export = f"; SAELens export: {m.export.__module__}.{m.export.__name__}" if m.export else ""
+        print(f"{name:<{width}}  {m.description} (fit: {m.fit.__name__}{export})")
+
+
 def main(argv=None) -> int:
     from .data.sources import DataSourceError
     from .parallel import DistributedError, init_distributed
@@ -457,11 +507,11 @@ def main(argv=None) -> int:
     parser = build_parser()
     argv = _numbers_as_values([str(a) for a in (sys.argv[1:] if argv is None else argv)])
     args = parser.parse_args(argv)  # a bad option: argparse's usage line and exit code 2
-    run = {"extract": _extract, "train": _train, "map": _map}[args.command]
+    run = {"extract": _extract, "train": _train, "map": _map, "methods": _methods}[args.command]
     try:
         if args.command == "train":  # the settings and --out before the process group: no rank waits for them
             _check_train_options(args)
-        if args.command != "map":
+        if args.command in ("extract", "train"):
             init_distributed()
         run(args)
     except (ValueError, OSError, DataSourceError, DistributedError) as e:  # OSError: a path that cannot be written

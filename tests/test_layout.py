@@ -95,3 +95,35 @@ def test_a_diverged_layer_is_not_written_and_an_edited_file_not_read(tmp_path):
     torch.save(saved, tmp_path / "edited.pt")
     with pytest.raises(ValueError, match=r"edited\.pt: the checkpoint's weight holds NaN or inf"):
         load_checkpoint(tmp_path / "edited.pt")
+
+
+# -----------------------------------------------------------------------------
+# the dictionary methods' registry
+
+
+def test_the_registry_names_one_fit_per_method_and_the_command_line_lists_it(capsys):
+    from hebb_utils.cli import main
+    from hebb_utils.dictionaries import registry
+
+    assert registry.method("minisom").fit is registry.minisom_fit_dictionary
+    assert registry.method("softhebb").export.__name__ == "export_saelens"
+    with pytest.raises(ValueError, match=r"method 'kohonen': expected one of \['hebbian ica', 'minisom', 'sae', "):
+        registry.method("kohonen")
+    assert main(["methods"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("  ")[0].strip() for line in lines] == list(registry.METHODS)
+
+
+def test_a_checkpoint_of_the_pursuit_rule_rebuilds_it(tmp_path):
+    from hebb_utils.rules.pursuit import PursuitLinear
+
+    layer = PursuitLinear(5, 6, k=2, residual_threshold=0.1, grid=(2, 3), h0=4.0, seed=7)
+    layer.train_step(torch.randn(8, 5, generator=torch.Generator().manual_seed(0)), lr=0.5)
+    again, saved = load_checkpoint(save_checkpoint(tmp_path / "p.pt", layer, {"lr": 0.5}))
+    assert isinstance(again, PursuitLinear) and saved["config"]["rule"] == "pursuit"
+    assert (again.k, again.residual_threshold, again.grid.shape, again.h0) == (2, 0.1, (2, 3), 4.0)
+    assert torch.equal(again.weight, layer.weight) and torch.equal(again.usage, layer.usage)
+    saved["config"]["rule"] = "sparse coding"
+    torch.save(saved, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match=r"other\.pt.*rule 'sparse coding'.*\['pursuit', 'softhebb'\]"):
+        load_checkpoint(tmp_path / "other.pt")

@@ -35,7 +35,8 @@ from ..checks import Grid, finite_float, matrix, positive_int
 from ..rules.ica import hebbian_ica
 from ..rules.lateral import Lateral, LateralSchedule, check_lateral
 from ..rules.layer import SoftHebbLinear
-from ..rules.som import BN_EPS, train_som
+from ..constants import BN_EPS
+from ..rules.som import train_som
 from ..rules.training import train_softhebb
 from ..settings import LM_TOKENS
 from .saelens import decode, encode, export_saelens, saelens_state, train_sae

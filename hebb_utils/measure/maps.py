@@ -108,6 +108,8 @@ def top_distinct_tokens(top_index: torch.Tensor, tokens: Sequence[str], k: int =
     """
     k = positive_int("k", k, hint="distinct tokens listed per neuron")
     tokens = np.asarray(tokens, dtype=object)
+    if isinstance(top_index, np.ndarray) and top_index.dtype.kind in "iu":
+        top_index = torch.from_numpy(top_index)
     if not isinstance(top_index, torch.Tensor) or top_index.ndim != 2 or top_index.is_floating_point() \
             or top_index.dtype == torch.bool:
         what = f"{tuple(top_index.shape)} {top_index.dtype}" if isinstance(top_index, torch.Tensor) else type(top_index).__name__
