@@ -133,3 +133,35 @@ def test_train_with_an_annealed_support(tmp_path):
     assert torch.equal(layer.weight, ref.weight)
     run = cli("train", "--activations", tmp_path / "acts", "--grid", "3x4", "--radius-end", 0, "--out", tmp_path / "b.pt")
     assert run.returncode == 2 and "radius" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_train_with_the_matching_pursuit_rule(tmp_path):
+    """--rule pursuit --k: the layer is rules/pursuit.py's, trained by the one loop, as in Python; the
+    options of the other rule are refused, not ignored."""
+    from hebb_utils.rules.pursuit import PursuitLinear
+    from hebb_utils.rules.training import train_softhebb_parallel
+
+    X = np.random.default_rng(2).standard_normal((300, 6)).astype(np.float32)
+    write_shards(tmp_path / "acts", X)
+    run = cli("train", "--activations", tmp_path / "acts", "--grid", "3x4", "--rule", "pursuit", "--k", 3,
+              "--lr", 0.5, "--out", tmp_path / "p.pt")
+    assert run.returncode == 0, run.stderr[-3000:]
+    layer, saved = load_checkpoint(tmp_path / "p.pt")
+    assert isinstance(layer, PursuitLinear) and layer.k == 3 and layer.grid.shape == (3, 4)
+    assert saved["config"]["rule"] == "pursuit" and "t_invert" not in saved["config"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the command line (OMP_NUM_THREADS=1)
+    try:
+        ref, _ = train_softhebb_parallel(PursuitLinear(6, 12, 3, grid=(3, 4), seed=42), torch.from_numpy(X), lr=0.5,
+                                         seed=42, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(layer.weight, ref.weight)
+    for extra, named in ((["--radius", 2], "--radius"), (["--no-lateral"], "--no-lateral"), (["--k", 0], "--k"),
+                         (["--k", 13], "--k 13: expected at most the 12 units")):
+        run = cli("train", "--activations", tmp_path / "acts", "--grid", "3x4", "--rule", "pursuit", *extra,
+                  "--out", tmp_path / "q.pt")
+        assert run.returncode == 2 and named in run.stderr and "Traceback" not in run.stderr, run.stderr
+    run = cli("train", "--activations", tmp_path / "acts", "--grid", "3x4", "--k", 2, "--out", tmp_path / "r.pt")
+    assert run.returncode == 2 and "--k: set(s) the pursuit rule, but --rule is softhebb" in run.stderr, run.stderr
+    assert not (tmp_path / "q.pt").exists() and not (tmp_path / "r.pt").exists()

@@ -25,7 +25,7 @@ WORKER = textwrap.dedent("""
     from hebb_utils import Lateral, SoftHebbLinear, load_activations
     from hebb_utils import init_distributed, oja_parallel, sanger_parallel, train_softhebb_parallel
     sys.path.insert(0, sys.argv[2])
-    from test_distributed import SETTINGS, data, layer, annealed_layer
+    from test_distributed import SETTINGS, data, layer, annealed_layer, pursuit_layer
     rank, world = init_distributed()
     assert world == 2 and torch.distributed.get_backend() == "gloo"
     X = data()
@@ -38,6 +38,8 @@ WORKER = textwrap.dedent("""
         out[shuffle] = (l.weight, l.bn.state_dict(), info["winners"], info["wins"])
     l, info = train_softhebb_parallel(annealed_layer(), X, progress=False, record_winners=True, **SETTINGS)
     out["annealed"] = (l.weight, l.bn.state_dict(), info["winners"], info["wins"])
+    l, info = train_softhebb_parallel(pursuit_layer(), X, progress=False, record_winners=True, **SETTINGS)
+    out["pursuit"] = (l.weight, l.usage, info["winners"], info["wins"])
     out["sanger"] = sanger_parallel(X, 4, batch_size=64, steps=20, seed=1)
     out["oja"] = oja_parallel(X, batch_size=64, steps=20, seed=1)
     if rank == 0:
@@ -62,6 +64,13 @@ def annealed_layer() -> SoftHebbLinear:
     """An annealed Gaussian support (LateralSchedule): each step's support follows the global step."""
     schedule = LateralSchedule(GRID, radius=(3.0, 0.8), gain=(2.0, 0.5), shape="gaussian")
     return SoftHebbLinear(D, GRID[0] * GRID[1], t_invert=20.0, lateral=schedule, seed=3)
+
+
+def pursuit_layer():
+    """Hebbian matching pursuit (3 units per input): its sums are added over the ranks."""
+    from hebb_utils.rules.pursuit import PursuitLinear
+
+    return PursuitLinear(D, GRID[0] * GRID[1], k=3, seed=3, h0=10.0)
 
 
 def _one_process(X_or_view, shuffle="global", make_layer=layer):
@@ -127,6 +136,25 @@ def test_two_ranks_streaming_from_shards(two_ranks):
     assert view.n_shards == 5
     _same_run(out["global"], _one_process(data()))  # global shuffle from shards == in memory
     _same_run(out["shard"], _one_process(view, shuffle="shard"))
+
+
+def test_two_ranks_matching_pursuit(two_ranks):
+    out, _ = two_ranks
+    l, info = train_softhebb_parallel(pursuit_layer(), data(), progress=False, record_winners=True, **SETTINGS)
+    W, usage, winners, wins = out["pursuit"]
+    for step, (x, y) in enumerate(zip(winners, info["winners"])):
+        assert torch.equal(x, y), f"the strongest unit differs at step {step}"
+    assert torch.equal(wins, info["wins"]) and len(winners) == 42
+    torch.testing.assert_close(W, l.weight, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(usage, l.usage, rtol=1e-5, atol=1e-3)
+    # one process is the layer's own step, batch after batch, in the loop's order (one generator, a
+    # permutation per epoch)
+    ref, X, generator = pursuit_layer(), data(), torch.Generator().manual_seed(SETTINGS["seed"])
+    for _ in range(SETTINGS["epochs"]):
+        order = torch.randperm(len(X), generator=generator)
+        for i in range(0, len(X), BATCH):
+            ref.train_step(X[order[i: i + BATCH]], SETTINGS["lr"])
+    assert torch.equal(ref.weight, l.weight) and not torch.equal(ref.weight, pursuit_layer().weight)
 
 
 def test_two_ranks_sanger_and_oja(two_ranks):

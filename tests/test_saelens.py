@@ -234,3 +234,26 @@ def test_export_and_the_map_refuse_non_finite_dictionaries_and_impossible_folder
     (tmp_path / "sae" / "cfg.json").write_text(json.dumps({**cfg, "k": 99}))
     with pytest.raises(ValueError, match=r"k=99 for d_sae=12 latents"):
         as_map_layer(SAE.load_from_disk(tmp_path / "sae"), (3, 4))
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.8])
+def test_the_pursuit_rule_exports_as_saelens_matching_pursuit_and_encodes_the_same(tmp_path, threshold):
+    """SAELens' MatchingPursuitSAE, loaded from the export, codes inputs as the layer does (its encoder
+    works on the residual, ours through the Gram matrix: equal to float64 rounding), and decodes a @ W."""
+    from hebb_utils.dictionaries.saelens import export_saelens, load_saelens
+    from hebb_utils.rules.pursuit import PursuitLinear
+
+    g = torch.Generator().manual_seed(0)
+    layer = PursuitLinear(8, 12, k=4, residual_threshold=threshold, grid=(3, 4), seed=1, dtype=torch.float64)
+    for _ in range(5):
+        layer.train_step(torch.randn(32, 8, generator=g, dtype=torch.float64), lr=0.5)
+    folder = export_saelens(layer, tmp_path / "mp")
+    sae = load_saelens(folder)
+    assert type(sae).__name__ == "MatchingPursuitSAE" and sae.cfg.max_iterations == 4
+    X = torch.randn(50, 8, generator=g, dtype=torch.float64)
+    codes = layer(X)
+    torch.testing.assert_close(sae.encode(X), codes, rtol=0, atol=1e-10)
+    assert (codes > 0).sum(1).max() <= 4 and (codes > 0).sum(1).float().mean() > 1  # several units per input
+    torch.testing.assert_close(sae.decode(codes), layer.decode(codes), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="k=13: expected at most out_features=12"):
+        export_saelens(layer, tmp_path / "mp2", k=13)

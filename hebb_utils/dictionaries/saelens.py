@@ -29,6 +29,7 @@ from ..checks import Grid, device_of, finite_float, matrix, positive_int
 from ..io import atomic_replace_dir, atomic_write_json, bars_off, check_writable
 from ..rules.lateral import Lateral
 from ..rules.layer import SoftHebbLinear
+from ..rules.pursuit import PursuitLinear
 
 __all__ = ["train_sae", "export_saelens", "saelens_state", "encode", "decode", "as_map_layer", "SAEMapLayer",
            "SAE_FILES", "ARCHITECTURES", "NORMALIZATIONS", "load_saelens"]
@@ -240,10 +241,17 @@ def saelens_state(layer: SoftHebbLinear) -> dict[str, torch.Tensor]:
     return state
 
 
-def export_saelens(layer: SoftHebbLinear, folder: str | os.PathLike, k: int = 1, *,
+def export_saelens(layer: SoftHebbLinear | PursuitLinear, folder: str | os.PathLike, k: int | None = None, *,
                    metadata: dict | None = None) -> Path:
-    """Write a trained SoftHebb layer as an SAELens TopK SAE with k winners: `folder` holds cfg.json and
-    sae_weights.safetensors, which `sae_lens.SAE.load_from_disk(folder)` reads. Returns the folder.
+    """Write a trained SoftHebb layer as an SAELens TopK SAE with k winners (default 1), or a Hebbian
+    matching-pursuit layer (rules/pursuit.py) as SAELens' MatchingPursuitSAE with k iterations (default:
+    the layer's k): `folder` holds cfg.json and sae_weights.safetensors, which
+    `sae_lens.SAE.load_from_disk(folder)` reads. Returns the folder.
+
+    Matching pursuit: the layer's unit rows are the tied dictionary, W_dec = W and b_dec = 0 (the layer
+    codes its inputs as they are); cfg "matching_pursuit" with max_iterations = k, the layer's
+    residual_threshold and stop_on_duplicate_support False (a unit may win twice, as in the layer):
+    SAELens' encode of the export is the layer's code (tests/test_saelens.py).
 
     The mathematics. In eval mode the layer reads z = (x - mu) / sigma, with BatchNorm's running mean
     mu and sigma = sqrt(running_var + eps) (the BatchNorm is not affine), and responds u_j = w_j . z.
@@ -266,8 +274,11 @@ def export_saelens(layer: SoftHebbLinear, folder: str | os.PathLike, k: int = 1,
     The folder is written whole or not at all (io.atomic_replace_dir). An existing folder is replaced
     only if it holds nothing but an SAE's two files: anything else in it is refused, not deleted.
     """
-    layer = _softhebb("layer", layer)
-    k = positive_int("k", k, hint="winners per sample; 1 is SoftHebb's winner-take-all")
+    pursuit = isinstance(layer, PursuitLinear)
+    if not pursuit:
+        layer = _softhebb("layer", layer)
+    k = (layer.k if pursuit else 1) if k is None else k
+    k = positive_int("k", k, hint="units per sample; 1 is SoftHebb's winner-take-all")
     if k > layer.out_features:
         raise ValueError(f"k={k}: expected at most out_features={layer.out_features} winners")
     if metadata is not None and not isinstance(metadata, dict):
@@ -288,14 +299,10 @@ def export_saelens(layer: SoftHebbLinear, folder: str | os.PathLike, k: int = 1,
     check_writable(folder, "folder")
     from safetensors.torch import save_file
 
-    grid = None if layer.lateral is None else list(layer.lateral.grid.shape)  # a Lateral's or a LateralSchedule's
-    cfg = {"architecture": "topk", "d_in": layer.in_features, "d_sae": layer.out_features, "k": k,
-           "dtype": str(layer.weight.dtype).removeprefix("torch."), "device": "cpu", "apply_b_dec_to_input": True,
-           "normalize_activations": "none", "reshape_activations": "none", "rescale_acts_by_decoder_norm": False,
-           "metadata": {**(metadata or {}), "sae_lens_version": version("sae-lens"),
-                        "hebb_utils_source": {"layer": "SoftHebbLinear", "t_invert": layer.t_invert, "grid": grid,
-                                              "bn_eps": layer.bn.eps}}}
-    state = saelens_state(layer)
+    if pursuit:
+        cfg, state = _pursuit_export(layer, k, metadata)
+    else:
+        cfg, state = _softhebb_export(layer, k, metadata)
     try:
         with atomic_replace_dir(folder) as tmp:
             atomic_write_json(tmp / SAE_FILES[0], cfg)
@@ -304,6 +311,34 @@ def export_saelens(layer: SoftHebbLinear, folder: str | os.PathLike, k: int = 1,
         raise ValueError(f"folder={str(folder)!r}: cannot write the SAE there ({e.strerror or e}); choose a "
                          "writable folder") from None
     return folder
+
+
+def _pursuit_export(layer: PursuitLinear, k: int, metadata: dict | None) -> tuple[dict, dict]:
+    """(cfg, weights) of SAELens' MatchingPursuitSAE for a PursuitLinear (see export_saelens)."""
+    W = layer.weight.detach().cpu().contiguous()  # (N, D) unit rows
+    if not bool(torch.isfinite(W).all()):
+        raise ValueError(f"layer: layer.weight holds {int((~torch.isfinite(W)).sum())} NaN or inf value(s), so the SAE "
+                         "would encode NaN; retrain the layer on finite data (check the inputs, or lower lr)")
+    grid = None if layer.grid is None else list(layer.grid.shape)
+    cfg = {"architecture": "matching_pursuit", "d_in": layer.in_features, "d_sae": layer.out_features,
+           "dtype": str(W.dtype).removeprefix("torch."), "device": "cpu", "apply_b_dec_to_input": True,
+           "normalize_activations": "none", "reshape_activations": "none",
+           "residual_threshold": layer.residual_threshold, "max_iterations": k, "stop_on_duplicate_support": False,
+           "metadata": {**(metadata or {}), "sae_lens_version": version("sae-lens"),
+                        "hebb_utils_source": {"layer": "PursuitLinear", "k": layer.k, "grid": grid}}}
+    return cfg, {"W_dec": W, "b_dec": torch.zeros(layer.in_features, dtype=W.dtype)}
+
+
+def _softhebb_export(layer: SoftHebbLinear, k: int, metadata: dict | None) -> tuple[dict, dict]:
+    """(cfg, weights) of SAELens' TopK SAE for a SoftHebbLinear (see export_saelens)."""
+    grid = None if layer.lateral is None else list(layer.lateral.grid.shape)  # a Lateral's or a LateralSchedule's
+    cfg = {"architecture": "topk", "d_in": layer.in_features, "d_sae": layer.out_features, "k": k,
+           "dtype": str(layer.weight.dtype).removeprefix("torch."), "device": "cpu", "apply_b_dec_to_input": True,
+           "normalize_activations": "none", "reshape_activations": "none", "rescale_acts_by_decoder_norm": False,
+           "metadata": {**(metadata or {}), "sae_lens_version": version("sae-lens"),
+                        "hebb_utils_source": {"layer": "SoftHebbLinear", "t_invert": layer.t_invert, "grid": grid,
+                                              "bn_eps": layer.bn.eps}}}
+    return cfg, saelens_state(layer)
 
 
 def load_saelens(folder: str | os.PathLike):
@@ -352,6 +387,8 @@ def load_saelens(folder: str | os.PathLike):
             raise ValueError(f"{cfg_path}: k={k!r} for d_sae={d_sae} latents, expected an integer with "
                              "1 <= k <= d_sae")
     expected = {"W_enc": (d_in, d_sae), "W_dec": (d_sae, d_in), "b_enc": (d_sae,), "b_dec": (d_in,)}
+    if architecture == "matching_pursuit":  # tied: the encoder is W_dec itself, and there is no b_enc
+        expected = {"W_dec": (d_sae, d_in), "b_dec": (d_in,)}
     try:
         with safe_open(str(weights_path), framework="pt") as f:
             keys = set(f.keys())

@@ -1,12 +1,14 @@
 """One checkpoint format for a trained SoftHebb layer: one writer, one reader, one finiteness check.
 
-A checkpoint is a torch file of plain types and tensors (read back with weights_only=True, so a
+A checkpoint holds one layer, SoftHebb's (rules/layer.py) or Hebbian matching pursuit's
+(rules/pursuit.py: config["rule"] = "pursuit"). It is a torch file of plain types and tensors (read back with weights_only=True, so a
 file from elsewhere cannot run code on loading):
 
     {"format": "hebb_utils.checkpoint/1",
      "state_dict": the layer's tensors (CPU),
-     "config": what rebuilds the layer (grid, in_features, t_invert, seed, the lateral support,
-               legacy_batch_winner) and how it was trained (lr, epochs, batch size, ...),
+     "config": what rebuilds the layer (its rule, grid, in_features, seed; SoftHebb's t_invert, lateral
+               support and legacy_batch_winner; the pursuit's k, residual_threshold and h0) and how it
+               was trained (lr, epochs, batch size, ...),
      "published": the published settings of hebb_utils/settings.py, for comparison,
      ...: what the writer adds (the data's source, the wins per neuron, timings)}
 
@@ -26,16 +28,21 @@ from ..io import atomic_torch_save
 from ..settings import PUBLISHED
 from .lateral import Lateral, LateralSchedule
 from .layer import SoftHebbLinear
+from .pursuit import PursuitLinear
 
 __all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "layer_config", "lateral_of", "check_finite_state"]
 
 FORMAT = "hebb_utils.checkpoint/1"
-REQUIRED = ("grid", "in_features", "t_invert", "seed")
+REQUIRED = {"softhebb": ("grid", "in_features", "t_invert", "seed"), "pursuit": ("grid", "in_features", "k", "seed")}
 
 
-def layer_config(layer: SoftHebbLinear) -> dict:
-    """What rebuilds `layer` (its grid, sizes, t_invert, seed, lateral support), as plain types; the
-    inverse of lateral_of for the support."""
+def layer_config(layer: SoftHebbLinear | PursuitLinear) -> dict:
+    """What rebuilds `layer` (its rule, grid, sizes, seed; SoftHebb's t_invert and lateral support, the
+    pursuit's k, residual_threshold and h0), as plain types; the inverse of lateral_of for the support."""
+    if isinstance(layer, PursuitLinear):
+        grid = [layer.out_features] if layer.grid is None else list(layer.grid.shape)
+        return {"rule": "pursuit", "grid": grid, "in_features": layer.in_features, "k": layer.k,
+                "residual_threshold": layer.residual_threshold, "h0": layer.h0, "seed": layer.seed}
     lateral = layer.lateral
     config = {"in_features": layer.in_features, "t_invert": layer.t_invert, "seed": layer.seed,
               "legacy_batch_winner": layer.legacy_batch_winner, "lateral": lateral is not None}
@@ -73,7 +80,7 @@ def check_finite_state(state: dict, where: str, what: str = "the checkpoint's") 
                              "layer): train again")
 
 
-def save_checkpoint(path, layer: SoftHebbLinear, training: dict | None = None, **extra) -> Path:
+def save_checkpoint(path, layer: SoftHebbLinear | PursuitLinear, training: dict | None = None, **extra) -> Path:
     """Write `layer` to `path` atomically (never half-written) in the one checkpoint format.
 
     training: how it was trained (lr, epochs, batch_size, ...), merged into the config after
@@ -99,8 +106,8 @@ def _plain(obj):
     return obj
 
 
-def load_checkpoint(path, device="cpu") -> tuple[SoftHebbLinear, dict]:
-    """The SoftHebbLinear of a checkpoint (built from its config, then its state_dict), in eval mode, and
+def load_checkpoint(path, device="cpu") -> tuple[SoftHebbLinear | PursuitLinear, dict]:
+    """The SoftHebbLinear (or PursuitLinear) of a checkpoint (built from its config, then its state_dict), in eval mode, and
     the file's dict.
 
     Anything that is not a usable checkpoint (another file, an edited config, NaN weights) raises
@@ -126,13 +133,22 @@ def load_checkpoint(path, device="cpu") -> tuple[SoftHebbLinear, dict]:
     if saved.get("format", FORMAT) != FORMAT:  # files written before the format was named have none
         raise ValueError(f"{what}: its format is {saved['format']!r}, this version reads {FORMAT!r}")
     c = saved["config"]
-    missing = [k for k in REQUIRED if k not in c]
+    rule = c.get("rule", "softhebb")  # files written before the pursuit rule existed: SoftHebb's
+    if rule not in REQUIRED:
+        raise ValueError(f"{what}: its config names the rule {rule!r}, this version reads {sorted(REQUIRED)}")
+    missing = [k for k in REQUIRED[rule] if k not in c]
     if missing:
         raise ValueError(f"{what}: its config lacks {missing}")
     check_finite_state(saved["state_dict"], str(path))
     try:
-        lateral = lateral_of(c)
         n = Grid.of(tuple(c["grid"])).n
+        if rule == "pursuit":
+            grid = tuple(c["grid"]) if len(c["grid"]) == 2 else None
+            layer = PursuitLinear(c["in_features"], n, c["k"], c.get("residual_threshold", 0.0), grid=grid,
+                                  h0=c.get("h0", 1.0), seed=c["seed"], device=device)
+            layer.load_state_dict(saved["state_dict"])
+            return layer.eval(), saved
+        lateral = lateral_of(c)
         layer = SoftHebbLinear(c["in_features"], n, c["t_invert"], lateral=lateral, seed=c["seed"], device=device,
                                legacy_batch_winner=bool(c.get("legacy_batch_winner", False)))
         layer.load_state_dict(saved["state_dict"])

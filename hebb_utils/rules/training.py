@@ -40,6 +40,7 @@ from ..parallel import all_max, all_sum, batch_slice, rank_world
 from ..settings import CIFAR10
 from .lateral import LateralSchedule
 from .layer import SoftHebbLinear
+from .pursuit import PursuitLinear, apply_pursuit_sums, pursuit_encode
 from .schedule import schedule_progress, seeded_generator, snapshot_steps, training_steps
 from .softhebb import check_lr, raw_update
 
@@ -126,8 +127,9 @@ def _train(layer, data, epochs, batch_size, lr, seed, shuffle, snapshot_every, d
            record_winners: bool, world: int | None, count_wins: bool = False):
     """The training loop of both entry points. world=1: one process whatever the process group;
     None: the process group's ranks. Returns (layer, info)."""
-    if not isinstance(layer, SoftHebbLinear):
-        raise ValueError(f"layer: expected a SoftHebbLinear, got {type(layer).__name__}")
+    if not isinstance(layer, (SoftHebbLinear, PursuitLinear)):
+        raise ValueError(f"layer: expected a SoftHebbLinear or a PursuitLinear, got {type(layer).__name__}")
+    pursuit = isinstance(layer, PursuitLinear)
     epochs = positive_int("epochs", epochs)
     batch_size = positive_int("batch_size", batch_size, minimum=2, hint="the global batch; BatchNorm needs two")
     if snapshot_every is not None:
@@ -156,11 +158,13 @@ def _train(layer, data, epochs, batch_size, lr, seed, shuffle, snapshot_every, d
                             device=device)
     snapshots[0] = layer.weight
 
-    backend = resolve_backend(backend, device)
+    if pursuit and backend == "triton":
+        raise ValueError("backend='triton': the matching-pursuit rule has no Triton kernels; use 'auto' or 'torch'")
+    backend = "torch" if pursuit else resolve_backend(backend, device)
     functions = step_functions(backend)
     # the CUDA graph bakes the support's settings into the captured kernels (a schedule steps eagerly) and
     # counts no winners
-    graphed = (backend == "triton" and device.type == "cuda" and world == 1 and not source.streamed
+    graphed = (not pursuit and backend == "triton" and device.type == "cuda" and world == 1 and not source.streamed
                and not isinstance(layer.lateral, LateralSchedule) and not (count_wins or record_winners))
     generator = seeded_generator(seed, source.generator_device)
     wins = torch.zeros(layer.out_features, dtype=torch.int64, device=device)
@@ -191,7 +195,8 @@ def _train(layer, data, epochs, batch_size, lr, seed, shuffle, snapshot_every, d
             if world == 1:
                 u = layer.train_step(x, lr, functions, progress_t)
             else:
-                u = _parallel_step(layer, x, b - a, lr, functions, world, progress_t)
+                u = (_pursuit_parallel_step(layer, x, lr, world) if pursuit else
+                     _parallel_step(layer, x, b - a, lr, functions, world, progress_t))
             if count_wins or record_winners:
                 won = u.argmax(dim=1)  # (b_local,)
                 wins += torch.bincount(won, minlength=layer.out_features)
@@ -320,12 +325,25 @@ def _parallel_step(layer, x: torch.Tensor, n: int, lr: float, functions, world: 
     return u
 
 
+@torch.no_grad()
+def _pursuit_parallel_step(layer: PursuitLinear, x: torch.Tensor, lr: float, world: int) -> torch.Tensor:
+    """One matching-pursuit step on the global batch, of which this rank holds x (b, D): each rank codes
+    its rows, the sums a^T (x - aW) and a^2 are summed over the ranks, and every rank takes the same
+    step (pursuit_update's, with the global sums). Returns the local codes (b, N)."""
+    W = layer.weight
+    a = pursuit_encode(x, W, layer.k, layer.residual_threshold)  # (b, N)
+    sums = all_sum(torch.cat([a.T @ (x - a @ W), (a * a).sum(dim=0)[:, None]], dim=1), world)  # (N, D + 1)
+    apply_pursuit_sums(W, layer.usage, sums[:, :-1], sums[:, -1], lr)
+    return a
+
+
 def _check_ranks_agree(layer: SoftHebbLinear, source: _Source, world: int, **settings) -> None:
     """One all-gather of every setting, the layer and the data: a clear error on every rank, naming
     what differs, instead of a hang (other batch counts) or ranks drifting apart (another lr)."""
     values = {**{k: (-1.0 if v is None else float(v)) for k, v in settings.items()},
               "rows of data": float(source.n), "in_features": float(layer.in_features),
-              "out_features": float(layer.out_features), "t_invert": float(layer.t_invert),
+              "out_features": float(layer.out_features), "t_invert": float(getattr(layer, "t_invert", 0.0)),
+              "k": float(getattr(layer, "k", 0)),
               "lateral support": float(int(hashlib.sha256(repr(layer.lateral).encode()).hexdigest()[:12], 16)),
               "initial weights": float(layer.weight.sum(dtype=torch.float64)),
               "data": source.fingerprint()}
