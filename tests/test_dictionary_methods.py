@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hebb_utils.dictionaries.ground_truth import sharkey_toy, topographic_toy
-from hebb_utils.dictionaries.registry import (METHODS, Dictionary, Method, ica_fit_dictionary, method,
+from hebb_utils.dictionaries.registry import (METHODS, Dictionary, Method, ica_fit_dictionary, method, pursuit_fit_dictionary,
                                               minisom_fit_dictionary, sae_fit, sklearn_fit_dictionary,
                                               softhebb_fit_dictionary)
 from hebb_utils.dictionaries.saelens import export_saelens, saelens_state
@@ -59,13 +59,13 @@ def test_softhebb_dictionary_is_the_layer_read_as_a_topk_sae(truth):
 
 
 def test_the_registry_names_one_fit_per_method():
-    assert list(METHODS) == ["softhebb", "minisom", "hebbian ica", "sklearn", "sae"]
+    assert list(METHODS) == ["softhebb", "pursuit", "minisom", "hebbian ica", "sklearn", "sae"]
     assert method("softhebb") == Method(fit=softhebb_fit_dictionary, export=export_saelens,
                                         description=METHODS["softhebb"].description)
-    assert [m.fit for m in METHODS.values()] == [softhebb_fit_dictionary, minisom_fit_dictionary, ica_fit_dictionary,
-                                                  sklearn_fit_dictionary, sae_fit]
+    assert [m.fit for m in METHODS.values()] == [softhebb_fit_dictionary, pursuit_fit_dictionary, minisom_fit_dictionary,
+                                                  ica_fit_dictionary, sklearn_fit_dictionary, sae_fit]
     assert all(m.description and (m.export is None or callable(m.export)) for m in METHODS.values())
-    with pytest.raises(ValueError, match=r"'kohonen'.*\['hebbian ica', 'minisom', 'sae', 'sklearn', 'softhebb'\]"):
+    with pytest.raises(ValueError, match=r"'kohonen'.*\['hebbian ica', 'minisom', 'pursuit', 'sae', 'sklearn', 'softhebb'\]"):
         method("kohonen")
     with pytest.raises(AttributeError):
         METHODS["softhebb"].fit = None  # frozen
@@ -146,3 +146,20 @@ def test_benchmark_topography_and_real_goals():
     assert goals.real_goal(real, "hebb", "sae")["met"]  # 0.50 >= 0.9 * 0.54, and agrees better
     real["hebb"]["mean"]["seed_mcc"] = 0.4
     assert not goals.real_goal(real, "hebb", "sae")["met"]
+
+
+def test_the_pursuit_method_learns_several_features_per_sample_and_is_seeded():
+    """The registry's Hebbian matching pursuit on a small Sharkey toy (L0 3): several units per sample,
+    a reconstruction its code explains, the true features found; one seed, one dictionary."""
+    from hebb_utils.dictionaries.ground_truth import sharkey_toy
+    from hebb_utils.dictionaries.registry import method
+    from hebb_utils.measure.recovery import explained_variance, mmcs
+
+    truth = sharkey_toy(6000, d=32, n_features=24, seed=0, target_l0=3)
+    fit = method("pursuit").fit(truth.X, 24, k=3, lr=1.0, epochs=2, batch_size=100)
+    dictionary, again = fit(0), fit(0)
+    assert torch.equal(dictionary.decoder, again.decoder)
+    codes = dictionary.encode(truth.X)
+    assert 2 < float((codes > 0).sum(1).float().mean()) <= 3
+    assert explained_variance(truth.X, dictionary.decode(codes)) > 0.9
+    assert mmcs(dictionary.decoder, truth.features) > 0.95

@@ -107,7 +107,7 @@ def test_the_registry_names_one_fit_per_method_and_the_command_line_lists_it(cap
 
     assert registry.method("minisom").fit is registry.minisom_fit_dictionary
     assert registry.method("softhebb").export.__name__ == "export_saelens"
-    with pytest.raises(ValueError, match=r"method 'kohonen': expected one of \['hebbian ica', 'minisom', 'sae', "):
+    with pytest.raises(ValueError, match=r"method 'kohonen': expected one of \['hebbian ica', 'minisom', 'pursuit', 'sae', "):
         registry.method("kohonen")
     assert main(["methods"]) == 0
     lines = capsys.readouterr().out.splitlines()

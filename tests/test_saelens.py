@@ -104,8 +104,14 @@ def test_export_replaces_an_sae_folder_but_refuses_other_files(layer, tmp_path):
 # train_sae: SAELens' SAETrainer on X in memory
 
 
-@pytest.mark.parametrize("settings", [dict(architecture="topk", k=1),
-                                      dict(architecture="standard", l1_coefficient=0.5)], ids=["topk", "standard"])
+INFERENCE_CLASS = {"topk": "TopKSAE", "standard": "StandardSAE", "batchtopk": "JumpReLUSAE",  # SAELens' own choice
+                   "jumprelu": "JumpReLUSAE", "matching_pursuit": "MatchingPursuitSAE"}
+
+
+@pytest.mark.parametrize("settings", [dict(architecture="topk", k=1), dict(architecture="standard", l1_coefficient=0.5),
+                                      dict(architecture="batchtopk", k=2), dict(architecture="jumprelu", l0_coefficient=0.1),
+                                      dict(architecture="matching_pursuit", k=2)],
+                         ids=["topk", "standard", "batchtopk", "jumprelu", "matching_pursuit"])
 def test_train_sae_learns_is_seeded_and_never_calls_wandb(settings, data, no_wandb, quiet_bars):
     X = 0.01 * (data - data.mean(0)) / data.std(0)  # small-norm inputs: the scale is estimated, then folded
     rng = torch.get_rng_state()
@@ -117,17 +123,17 @@ def test_train_sae_learns_is_seeded_and_never_calls_wandb(settings, data, no_wan
     again, _ = run(0)
     other, _ = run(1)
     assert torch.equal(torch.get_rng_state(), rng), "train_sae leaves the caller's random state alone"
-    names = ("W_enc", "b_enc", "W_dec", "b_dec")
-    assert all(torch.equal(getattr(sae, n), getattr(again, n)) for n in names)
-    assert not torch.equal(sae.W_enc, other.W_enc)
+    names = list(sae.state_dict())  # a matching-pursuit SAE is tied: W_dec and b_dec only
+    assert "W_dec" in names and all(torch.equal(getattr(sae, n), getattr(again, n)) for n in names)
+    assert not torch.equal(sae.W_dec, other.W_dec)
 
-    assert type(sae).__name__ == ("TopKSAE" if settings["architecture"] == "topk" else "StandardSAE")
+    assert type(sae).__name__ == INFERENCE_CLASS[settings["architecture"]]
     assert sae.cfg.normalize_activations == "none"  # folded: the SAE reads raw X
     assert info["steps"] == 80 and info["training_samples"] == 4000 and len(info["losses"]["mse_loss"]) == 80
     assert info["losses"]["mse_loss"][-1] < info["losses"]["mse_loss"][0]
     assert 0 < info["seconds"] < 60 and 0 < info["fvu"] < 1
-    if settings["architecture"] == "topk":
-        assert info["l0"] <= 1
+    if settings["architecture"] in ("topk", "matching_pursuit"):
+        assert info["l0"] <= settings["k"]
     with torch.no_grad():
         torch.testing.assert_close(float(((sae(X) - X) ** 2).mean()), info["mse"], rtol=1e-4, atol=1e-7)
     json.dumps(info)
@@ -136,14 +142,21 @@ def test_train_sae_learns_is_seeded_and_never_calls_wandb(settings, data, no_wan
 def test_train_sae_refuses_bad_settings(data):
     with pytest.raises(ValueError, match="k=None: architecture='topk' needs k"):
         train_sae(data, 12)
-    with pytest.raises(ValueError, match="k: only architecture='topk'"):
+    with pytest.raises(ValueError, match="k: only architecture 'batchtopk' / 'matching_pursuit' / 'topk' reads it"):
         train_sae(data, 12, architecture="standard", k=1, l1_coefficient=1.0)
+    with pytest.raises(ValueError, match="l0_coefficient=None: architecture='jumprelu' needs l0_coefficient"):
+        train_sae(data, 12, architecture="jumprelu")
+    with pytest.raises(ValueError, match="l1_coefficient: only architecture 'standard' reads it"):
+        train_sae(data, 12, architecture="jumprelu", l0_coefficient=1.0, l1_coefficient=1.0)
+    with pytest.raises(ValueError, match="covariance_whitening.*matching-pursuit"):
+        train_sae(data, 12, architecture="matching_pursuit", k=1, batch_size=50,
+                  normalize_activations="covariance_whitening")
     with pytest.raises(ValueError, match="l1_coefficient=None"):
         train_sae(data, 12, architecture="standard")
     with pytest.raises(ValueError, match="batch_size=4096: X has only 400 rows"):
         train_sae(data, 12, k=1)
-    with pytest.raises(ValueError, match="architecture='jumprelu'"):
-        train_sae(data, 12, architecture="jumprelu")
+    with pytest.raises(ValueError, match="architecture='gated'"):
+        train_sae(data, 12, architecture="gated")
     with pytest.raises(ValueError, match="normalize_activations='layer_norm'"):
         train_sae(data, 12, k=1, batch_size=50, normalize_activations="layer_norm")
 

@@ -21,7 +21,8 @@ units on a map. What each method's decoder is:
 - Hebbian ICA: the mixing matrix (pseudo-inverse of the unmixing rows); its code is dense and
   its signs arbitrary (`sign_symmetric`: the metrics take |cos|);
 - scikit-learn MiniBatchDictionaryLearning (coordinate descent, non-negative codes): its atoms;
-- SAELens SAEs (L1 or TopK): W_dec.
+- Hebbian matching pursuit: its unit rows (tied: the code is k pursuit steps on them);
+- SAELens SAEs (L1, TopK, BatchTopK, JumpReLU, MatchingPursuit): W_dec.
 """
 from __future__ import annotations
 
@@ -37,11 +38,12 @@ from ..rules.lateral import Lateral, LateralSchedule, check_lateral
 from ..rules.layer import SoftHebbLinear
 from ..constants import BN_EPS
 from ..rules.som import train_som
-from ..rules.training import train_softhebb
+from ..rules.pursuit import PursuitLinear
+from ..rules.training import train_softhebb, train_softhebb_parallel
 from ..settings import LM_TOKENS
 from .saelens import decode, encode, export_saelens, saelens_state, train_sae
 
-__all__ = ["Dictionary", "softhebb_fit_dictionary", "minisom_fit_dictionary", "ica_fit_dictionary",
+__all__ = ["Dictionary", "softhebb_fit_dictionary", "pursuit_fit_dictionary", "minisom_fit_dictionary", "ica_fit_dictionary",
            "sklearn_fit_dictionary", "sae_fit", "Method", "METHODS", "method"]
 
 
@@ -90,6 +92,31 @@ def softhebb_fit_dictionary(X, grid, *, lateral: Lateral | LateralSchedule | Non
         return Dictionary(decoder=saelens_state(layer)["W_dec"], encode=lambda x: encode(layer, x, k),
                           decode=lambda c: decode(layer, c), grid=tuple(Grid.of(grid).shape), model=layer,
                           info={"k": k})
+
+    return fit
+
+
+def pursuit_fit_dictionary(X, n_units: int, *, k: int, lr: float, grid=None, residual_threshold: float = 0.0,
+                           h0: float = 1.0, epochs: int = 1, batch_size: int = 256, device="cpu"):
+    """fit(seed) -> Hebbian matching pursuit (rules/pursuit.py) trained on X (n, d): n_units unit rows,
+    k units per sample explaining each other away, through the one training loop (`epochs` passes in
+    the seed's batch order, batches of `batch_size`, step size `lr`); its code is the layer's own,
+    its decoder the rows (x_hat = codes @ W). grid: where the units lie for a map, or None."""
+    X = matrix("X", X, min_rows=2)
+    n_units = positive_int("n_units", n_units)
+    grid = None if grid is None else tuple(Grid.of(grid, n=n_units, what="units").shape)
+    layer_settings = dict(k=k, residual_threshold=residual_threshold, grid=grid, h0=h0)
+    PursuitLinear(X.shape[1], n_units, **layer_settings)  # the settings checked before any fit
+    finite_float("lr", lr, minimum=0, strict_minimum=True)
+    positive_int("batch_size", batch_size, minimum=2)
+
+    def fit(seed: int) -> Dictionary:
+        layer = PursuitLinear(X.shape[1], n_units, **layer_settings, seed=seed, device=device)
+        train_softhebb_parallel(layer, X, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
+                                progress=False)
+        layer = layer.cpu()
+        return Dictionary(decoder=layer.weight.clone(), encode=layer, decode=layer.decode, grid=grid, model=layer,
+                          info={"k": layer.k})
 
     return fit
 
@@ -202,6 +229,8 @@ class Method:
 METHODS = {
     "softhebb": Method(fit=softhebb_fit_dictionary, export=export_saelens,
                        description="SoftHebb layer on a grid, read as a k-winner TopK SAE"),
+    "pursuit": Method(fit=pursuit_fit_dictionary, export=export_saelens,
+                      description="Hebbian matching pursuit: k units per input, explaining each other away"),
     "minisom": Method(fit=minisom_fit_dictionary, export=None,
                       description="MiniSom Kohonen map, a one-winner vector quantiser"),
     "hebbian ica": Method(fit=ica_fit_dictionary, export=None,
@@ -209,7 +238,7 @@ METHODS = {
     "sklearn": Method(fit=sklearn_fit_dictionary, export=None,
                       description="scikit-learn MiniBatchDictionaryLearning, non-negative Lasso codes"),
     "sae": Method(fit=sae_fit, export=None,
-                  description="SAELens SAE (L1 or TopK), already an SAELens SAE (sae.save_model)"),
+                  description="SAELens SAE (L1, TopK, BatchTopK, JumpReLU or MatchingPursuit), already one of SAELens"),
 }
 
 

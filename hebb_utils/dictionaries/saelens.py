@@ -36,7 +36,18 @@ __all__ = ["train_sae", "export_saelens", "saelens_state", "encode", "decode", "
 
 # the two files of an SAELens SAE folder (sae_lens.constants SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME)
 SAE_FILES = ("cfg.json", "sae_weights.safetensors")
-ARCHITECTURES = ("topk", "standard")
+# The SAELens architectures train_sae trains, by name (SAELens' own names): its training SAE class, its
+# config class, and the one sparsity setting it reads (every other one is refused).
+ARCHITECTURES = {
+    "standard": ("StandardTrainingSAE", "StandardTrainingSAEConfig", "l1_coefficient"),  # ReLU + L1 penalty
+    "topk": ("TopKTrainingSAE", "TopKTrainingSAEConfig", "k"),  # the k largest per sample
+    "batchtopk": ("BatchTopKTrainingSAE", "BatchTopKTrainingSAEConfig", "k"),  # k per sample on average over a batch
+    "jumprelu": ("JumpReLUTrainingSAE", "JumpReLUTrainingSAEConfig", "l0_coefficient"),  # learned thresholds + L0
+    "matching_pursuit": ("MatchingPursuitTrainingSAE", "MatchingPursuitTrainingSAEConfig", "k"),  # k pursuit steps
+}
+SPARSITY_HINTS = {"k": "latents active per sample (k=1: one winner, as SoftHebb)",
+                  "l1_coefficient": "the weight of the L1 penalty (SAELens' default is 1.0; larger: sparser codes)",
+                  "l0_coefficient": "the weight of the L0 penalty (SAELens' default is 1.0; larger: sparser codes)"}
 # the input normalisations SAELens folds into the weights at the end of training, so that the
 # returned SAE reads the raw activations (the per-sample ones, layer_norm and constant_norm_rescale,
 # would stay a run-time step of the SAE)
@@ -61,14 +72,20 @@ def seeded_global_rng(seed: int, device: str | torch.device):
 
 
 def train_sae(X, d_sae: int, *, architecture: str = "topk", k: int | None = None,
-              l1_coefficient: float | None = None, training_samples: int | None = None, batch_size: int = 4096,
+              l1_coefficient: float | None = None, l0_coefficient: float | None = None,
+              training_samples: int | None = None, batch_size: int = 4096,
               lr: float = 3e-4, seed: int = 0, device: str | torch.device = "cpu",
               normalize_activations: str = "expected_average_only_in"):
     """Train an SAELens SAE of d_sae latents on X (n, d_in) with SAELens' SAETrainer; returns (sae, info).
 
-    architecture="topk": TopKTrainingSAE, the k largest pre-activations kept (k=1: one winner per
-    sample, as SoftHebb's code); "standard": StandardTrainingSAE, ReLU with an L1 penalty of weight
-    l1_coefficient. Each needs its own setting and refuses the other's.
+    architecture (ARCHITECTURES): "topk", TopKTrainingSAE, the k largest pre-activations kept (k=1: one
+    winner per sample, as SoftHebb's code); "batchtopk", the k * batch largest over a batch (SAELens
+    turns it into a JumpReLU SAE with one threshold for inference); "standard", ReLU with an L1
+    penalty of weight l1_coefficient; "jumprelu", learned thresholds with an L0 penalty of weight
+    l0_coefficient; "matching_pursuit", SAELens' tied matching-pursuit SAE with k pursuit steps per
+    sample (max_iterations = k, no residual threshold, a latent may be chosen twice: the encoder of
+    rules/pursuit.py's Hebbian rule, trained by gradient descent). Each needs its own sparsity
+    setting and refuses the others'.
 
     Batches of `batch_size` rows are drawn from a stream of permutations of X (torch.Generator(seed)):
     every batch is full, and every row is seen once per pass. training_samples (default: one pass
@@ -96,8 +113,8 @@ def train_sae(X, d_sae: int, *, architecture: str = "topk", k: int | None = None
       losses         {name: [value at each step]} (mse_loss, and auxiliary_reconstruction_loss or l1_loss)
       config         every setting, the SAE's config (SAELens' to_dict) and the sae_lens version
     """
-    from sae_lens import SAE, SAETrainer, StandardTrainingSAE, StandardTrainingSAEConfig, TopKTrainingSAE, \
-        TopKTrainingSAEConfig
+    import sae_lens
+    from sae_lens import SAE, SAETrainer
     from sae_lens.config import LoggingConfig, SAETrainerConfig
 
     X = matrix("X", X, dtype=torch.float32, min_rows=2)
@@ -105,24 +122,26 @@ def train_sae(X, d_sae: int, *, architecture: str = "topk", k: int | None = None
     d_sae = positive_int("d_sae", d_sae, hint="the number of latents")
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture={architecture!r}: expected one of {list(ARCHITECTURES)}")
-    if architecture == "topk":
-        if l1_coefficient is not None:
-            raise ValueError("l1_coefficient: only architecture='standard' has an L1 penalty; a TopK SAE is "
-                             "sparse by k (drop l1_coefficient, or use architecture='standard')")
-        if k is None:
-            raise ValueError("k=None: architecture='topk' needs k, the latents active per sample (k=1: one "
-                             "winner, as SoftHebb)")
+    class_name, config_name, knob = ARCHITECTURES[architecture]
+    sparsity = {"k": k, "l1_coefficient": l1_coefficient, "l0_coefficient": l0_coefficient}
+    for name, value in sparsity.items():
+        if name != knob and value is not None:
+            readers = sorted(a for a, (_, _, kn) in ARCHITECTURES.items() if kn == name)
+            raise ValueError(f"{name}: only architecture {' / '.join(map(repr, readers))} reads it; a "
+                             f"{architecture!r} SAE is sparse by {knob} (drop {name}, pass {knob})")
+    if sparsity[knob] is None:
+        raise ValueError(f"{knob}=None: architecture={architecture!r} needs {knob}, {SPARSITY_HINTS[knob]}")
+    if knob == "k":
         k = positive_int("k", k, hint="latents active per sample")
         if k > d_sae:
             raise ValueError(f"k={k}: expected at most d_sae={d_sae} active latents")
-    else:
-        if k is not None:
-            raise ValueError("k: only architecture='topk' keeps k latents; a standard SAE is sparse by its L1 "
-                             "penalty (drop k, pass l1_coefficient)")
-        if l1_coefficient is None:
-            raise ValueError("l1_coefficient=None: architecture='standard' needs the weight of its L1 penalty "
-                             "(SAELens' default is 1.0; larger: sparser codes)")
+    elif knob == "l1_coefficient":
         l1_coefficient = finite_float("l1_coefficient", l1_coefficient, minimum=0)
+    else:
+        l0_coefficient = finite_float("l0_coefficient", l0_coefficient, minimum=0)
+    if architecture == "matching_pursuit" and normalize_activations == "covariance_whitening":
+        raise ValueError("normalize_activations='covariance_whitening': a matching-pursuit SAE's encoder is its "
+                         "decoder, into which SAELens cannot fold a whitening; use 'expected_average_only_in'")
     batch_size = positive_int("batch_size", batch_size)
     if batch_size > n:
         raise ValueError(f"batch_size={batch_size}: X has only {n} rows; use batch_size <= {n}")
@@ -139,10 +158,12 @@ def train_sae(X, d_sae: int, *, architecture: str = "topk", k: int | None = None
 
     common = dict(d_in=d_in, d_sae=d_sae, dtype="float32", device=str(device),
                   normalize_activations=normalize_activations)
-    if architecture == "topk":
-        sae_cfg, sae_class = TopKTrainingSAEConfig(k=k, **common), TopKTrainingSAE
-    else:
-        sae_cfg, sae_class = StandardTrainingSAEConfig(l1_coefficient=l1_coefficient, **common), StandardTrainingSAE
+    settings = {"k": dict(k=k), "l1_coefficient": dict(l1_coefficient=l1_coefficient),
+                "l0_coefficient": dict(l0_coefficient=l0_coefficient)}[knob]
+    if architecture == "matching_pursuit":  # k pursuit steps, always (as the Hebbian rule); unit-norm decoder rows
+        settings = dict(max_iterations=k, residual_threshold=0.0, stop_on_duplicate_support=False,
+                        decoder_init_norm=1.0)
+    sae_class, sae_cfg = getattr(sae_lens, class_name), getattr(sae_lens, config_name)(**settings, **common)
     norm_batches = max(1, n // batch_size)  # one pass: the scale (or whitening) estimate
     trainer_cfg = SAETrainerConfig(
         total_training_samples=training_samples, train_batch_size_samples=batch_size,
@@ -180,7 +201,7 @@ def train_sae(X, d_sae: int, *, architecture: str = "topk", k: int | None = None
             **_fit_numbers(inference, X),
             "losses": {name: torch.stack(values).float().cpu().tolist() for name, values in losses.items()},
             "config": {"architecture": architecture, "d_in": d_in, "d_sae": d_sae, "k": k,
-                       "l1_coefficient": l1_coefficient, "training_samples": training_samples,
+                       "l1_coefficient": l1_coefficient, "l0_coefficient": l0_coefficient, "training_samples": training_samples,
                        "batch_size": batch_size, "lr": lr, "seed": seed, "device": str(device),
                        "normalize_activations": normalize_activations, "n_batches_for_norm_estimate": norm_batches,
                        "sae_cfg": inference.cfg.to_dict(), "sae_lens_version": version("sae-lens")}}
