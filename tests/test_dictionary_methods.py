@@ -163,3 +163,26 @@ def test_the_pursuit_method_learns_several_features_per_sample_and_is_seeded():
     assert 2 < float((codes > 0).sum(1).float().mean()) <= 3
     assert explained_variance(truth.X, dictionary.decode(codes)) > 0.9
     assert mmcs(dictionary.decoder, truth.features) > 0.95
+
+
+def test_select_on_validation_picks_the_best_explained_variance_at_the_target_l0():
+    from hebb_utils.experiments.dictionaries import select_on_validation
+
+    g = torch.Generator().manual_seed(0)
+    basis = torch.eye(4)
+    X_val = torch.rand(50, 4, generator=g)
+
+    def fixed(keep):  # a dictionary whose code keeps the first `keep` coordinates: L0 keep, EV rising with keep
+        def fit(seed):
+            mask = torch.zeros(4)
+            mask[:keep] = 1
+            return Dictionary(decoder=basis, encode=lambda x: x * mask, decode=lambda c: c @ basis)
+        return fit
+
+    best, scores = select_on_validation({"one": fixed(1), "two": fixed(2), "four": fixed(4)}, X_val)
+    assert best == "four" and scores["four"]["explained_variance"] == pytest.approx(1.0)
+    assert [scores[k]["l0"] for k in ("one", "two", "four")] == [1.0, 2.0, 4.0]
+    best, _ = select_on_validation({"one": fixed(1), "two": fixed(2), "four": fixed(4)}, X_val, target_l0=2)
+    assert best == "two"  # the best at matched sparsity, not the densest
+    with pytest.raises(ValueError, match=r"target_l0=3: no candidate.*one: 1\.00, two: 2\.00"):
+        select_on_validation({"one": fixed(1), "two": fixed(2)}, X_val, target_l0=3)

@@ -111,3 +111,33 @@ def toy_split(n_train: int, n_eval: int, *, l0: float, correlated: bool, d: int,
 def goal_line(verdict: dict) -> str:
     """A goal's verdict ({"goal", "met", "evidence"}, experiments.goals) as one Markdown list item."""
     return f"- **{'met' if verdict['met'] else 'missed'}**: {verdict['goal']}. {verdict['evidence']}."
+
+
+def select_on_validation(candidates: dict, X_val, *, seed: int = 0, target_l0: float | None = None,
+                         l0_tolerance: float = 0.25) -> tuple[str, dict]:
+    """Each method at its best, chosen without the scored data: fit every candidate setting
+    (label -> fit(seed) -> Dictionary) once, score it on held-out rows X_val (n, d) by explained
+    variance, and return (the best label, {label: {"explained_variance", "l0"}}).
+
+    target_l0: only candidates whose mean L0 on X_val lies within l0_tolerance (a share: 0.25 =
+    +-25%) of it compete, so that methods are compared at matched sparsity; a ValueError names the
+    L0s reached when none does. Ties keep the first label (the order of `candidates`)."""
+    X_val = matrix("X_val", X_val, min_rows=2)
+    if not candidates:
+        raise ValueError("candidates: expected at least one setting (label -> fit)")
+    scores = {}
+    for label, fit in candidates.items():
+        dictionary = fit(seed)
+        with torch.no_grad():
+            codes = dictionary.encode(X_val)
+            recon = dictionary.decode(codes)
+        scores[label] = {"explained_variance": explained_variance(X_val, recon),
+                         "l0": float((codes != 0).sum(dim=1, dtype=torch.float64).mean())}
+    eligible = [label for label, s in scores.items()
+                if target_l0 is None or abs(s["l0"] - target_l0) <= l0_tolerance * target_l0]
+    if not eligible:
+        reached = ", ".join(f"{label}: {s['l0']:.2f}" for label, s in scores.items())
+        raise ValueError(f"target_l0={target_l0}: no candidate reaches an L0 within {l0_tolerance:.0%} of it on "
+                         f"X_val ({reached}); widen the sparsity sweep")
+    best = max(eligible, key=lambda label: scores[label]["explained_variance"])  # max keeps the first of ties
+    return best, scores
