@@ -20,6 +20,7 @@ from ..rules.checkpoint import save_checkpoint
 from ..rules.lateral import Lateral
 from ..rules.layer import SoftHebbLinear
 from ..rules.training import train_softhebb
+from ..settings import CIFAR10
 
 __all__ = ["calibrate_normalisation", "train_ablations", "ablations_over_seeds", "methods_over_seeds", "as_layer",
            "cifar_ablation_measure", "lm_ablation_measure"]
@@ -41,8 +42,9 @@ def calibrate_normalisation(layer: SoftHebbLinear, X: torch.Tensor) -> SoftHebbL
     return layer.eval()
 
 
-def train_ablations(X, grid, t_invert: float, *, lr: float, radius: float = 1.0, gain: float = 0.3,
-                    epochs: int = 1, batch_size: int = 64, seed: int = 42, device="cpu",
+def train_ablations(X, grid, t_invert: float, *, lr: float, radius: float = CIFAR10.radius, gain: float = CIFAR10.gain,
+                    epochs: int = CIFAR10.epochs, batch_size: int = CIFAR10.batch_size, seed: int = CIFAR10.seed,
+                    device="cpu",
                     snapshot_every: int | None = None, checkpoint_dir=None, checkpoint_prefix: str = "",
                     checkpoint_meta: dict | None = None, progress: bool = True) -> tuple[dict, torch.Tensor, dict]:
     """Train the SoftHebb layer with 2D lateral support and its ablations on X (samples, D).
