@@ -66,7 +66,7 @@ def amari_distance(W, A) -> float:
     FastICA(whiten="unit-variance") return). Invariant to the overall scale of W and of A: each is
     first scaled by a power of two (exact) to a largest entry in [0.5, 1), so W A cannot overflow.
     """
-    W, A = (_pow2_scaled(matrix(name, M, dtype=torch.float64).cpu()) for name, M in (("W", W), ("A", A)))
+    W, A = (pow2_rescaled(matrix(name, M, dtype=torch.float64).cpu(), limit=None)[0] for name, M in (("W", W), ("A", A)))
     if W.shape[1] != A.shape[0] or W.shape[0] != A.shape[1]:
         raise ValueError(f"A: expected shape ({W.shape[1]}, {W.shape[0]}) for W of shape {tuple(W.shape)}, "
                          f"got {tuple(A.shape)}")
@@ -81,18 +81,13 @@ def amari_distance(W, A) -> float:
     return float((rows + cols) / (2 * k * (k - 1)))
 
 
-def _pow2_scaled(M: torch.Tensor) -> torch.Tensor:
-    """M times the power of two that brings max|M| into [0.5, 1): exact, so results do not change."""
-    exponent = torch.frexp(M.abs().max()).exponent
-    return torch.ldexp(M, -exponent.to(M.dtype)) if M.abs().max() > 0 else M
-
-
-def pow2_rescaled(*tensors: torch.Tensor, limit: float = 2.0 ** 500) -> tuple[torch.Tensor, ...]:
+def pow2_rescaled(*tensors: torch.Tensor, limit: float | None = 2.0 ** 500) -> tuple[torch.Tensor, ...]:
     """The tensors times one power of two, exact, chosen so that their largest |entry| is in [0.5, 1),
-    when that entry is beyond [1 / limit, limit] (otherwise unchanged): squares and sums of scale-free
-    quantities (a ratio of variances, a rank of distances) then neither overflow nor underflow."""
+    when that entry is beyond [1 / limit, limit] (otherwise unchanged; limit=None: always): squares and
+    sums of scale-free quantities (a ratio of variances, a rank of distances) then neither overflow nor
+    underflow. All zeros stay as they are."""
     top = max(float(t.abs().max()) if t.numel() else 0.0 for t in tensors)
-    if top == 0 or 1 / limit <= top <= limit:
+    if top == 0 or (limit is not None and 1 / limit <= top <= limit):
         return tensors
     exponent = torch.frexp(torch.tensor(top, dtype=torch.float64)).exponent
     return tuple(torch.ldexp(t, -exponent.to(t.dtype)) for t in tensors)

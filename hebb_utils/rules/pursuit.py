@@ -40,7 +40,7 @@ from torch import nn
 from ..checks import Grid, finite_float, matrix, positive_int
 from .schedule import seeded_generator
 
-__all__ = ["PursuitLinear", "pursuit_encode", "pursuit_update", "apply_pursuit_sums", "check_k",
+__all__ = ["PursuitLinear", "pursuit_encode", "pursuit_update", "pursuit_sums", "apply_pursuit_sums", "check_k",
            "check_residual_threshold"]
 
 
@@ -81,8 +81,14 @@ def pursuit_encode(x: torch.Tensor, W: torch.Tensor, k: int, residual_threshold:
 def pursuit_update(W: torch.Tensor, usage: torch.Tensor, x: torch.Tensor, a: torch.Tensor, lr: float) -> None:
     """In place: usage += sum_b a_b^2, W += lr * a^T (x - aW) / usage, rows rescaled to norm 1 (a row
     of norm 0 stays 0). W (N, D), usage (N,), x (B, D), a (B, N) its codes."""
-    residual = x - a @ W  # (B, D) what the code leaves unexplained
-    apply_pursuit_sums(W, usage, a.T @ residual, (a * a).sum(dim=0), lr)
+    apply_pursuit_sums(W, usage, *pursuit_sums(x, W, a), lr)
+
+
+def pursuit_sums(x: torch.Tensor, W: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch sums of the update: a^T (x - aW) (N, D), each unit's code times what the code leaves
+    unexplained, and sum_b a_b^2 (N,). Data-parallel training adds them over the ranks."""
+    residual = x - a @ W  # (B, D)
+    return a.T @ residual, (a * a).sum(dim=0)
 
 
 @torch.no_grad()

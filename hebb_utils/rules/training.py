@@ -40,7 +40,7 @@ from ..parallel import all_max, all_sum, batch_slice, rank_world
 from ..settings import CIFAR10
 from .lateral import LateralSchedule
 from .layer import SoftHebbLinear
-from .pursuit import PursuitLinear, apply_pursuit_sums, pursuit_encode
+from .pursuit import PursuitLinear, apply_pursuit_sums, pursuit_encode, pursuit_sums
 from .schedule import schedule_progress, seeded_generator, snapshot_steps, training_steps
 from .softhebb import check_lr, raw_update
 
@@ -332,7 +332,8 @@ def _pursuit_parallel_step(layer: PursuitLinear, x: torch.Tensor, lr: float, wor
     step (pursuit_update's, with the global sums). Returns the local codes (b, N)."""
     W = layer.weight
     a = pursuit_encode(x, W, layer.k, layer.residual_threshold)  # (b, N)
-    sums = all_sum(torch.cat([a.T @ (x - a @ W), (a * a).sum(dim=0)[:, None]], dim=1), world)  # (N, D + 1)
+    hebbian, squared = pursuit_sums(x, W, a)
+    sums = all_sum(torch.cat([hebbian, squared[:, None]], dim=1), world)  # (N, D + 1): one all-reduce
     apply_pursuit_sums(W, layer.usage, sums[:, :-1], sums[:, -1], lr)
     return a
 
