@@ -39,7 +39,7 @@ __all__ = ["main", "build_parser", "parse_grid"]
 RULES = ("softhebb", "pursuit")
 # the options only one rule reads, and their defaults: given to the other rule they are refused
 SOFTHEBB_ONLY = ("t_invert", "radius", "gain", "shape", "radius_end", "gain_end", "no_lateral")
-PURSUIT_ONLY = ("k", "residual_threshold")
+PURSUIT_ONLY = ("k", "residual_threshold", "offset")
 NEGATIVE_NUMBER = re.compile(r"-(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|-(?:inf|infinity|nan)", re.IGNORECASE)
 
 
@@ -205,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--k", type=int, default=1, help="pursuit: units per token (matching pursuit's iterations)")
     tr.add_argument("--residual-threshold", type=float, default=0.0,
                     help="pursuit: stop coding a token once its residual norm is below this (0: always --k units)")
+    tr.add_argument("--offset", action="store_true",
+                    help="pursuit: learn a constant the tokens are coded around (x ~ b + aW), for activations with a "
+                         "constant part")
     tr.add_argument("--t-invert", type=float, default=LM_TOKENS.t_invert, help="softmax inverse temperature")
     tr.add_argument("--lr", type=float, default=LM_TOKENS.lr, help="step size (max-normalised update)")
     tr.add_argument("--radius", type=float, default=LM_TOKENS.radius, help="lateral support radius (grid units)")
@@ -329,9 +332,9 @@ def _train(args) -> None:
         from .rules.pursuit import PursuitLinear
 
         config = {k: v for k, v in config.items() if k not in SOFTHEBB_ONLY + ("lateral",)}
-        config.update(rule="pursuit", k=args.k, residual_threshold=args.residual_threshold)
+        config.update(rule="pursuit", k=args.k, residual_threshold=args.residual_threshold, offset=args.offset)
         layer = PursuitLinear(data.dim, n, args.k, args.residual_threshold, grid=args.grid if len(args.grid) == 2 else None,
-                              seed=args.seed, device=device)
+                              offset=args.offset, seed=args.seed, device=device)
     else:
         layer = SoftHebbLinear(data.dim, n, args.t_invert, lateral=lateral, seed=args.seed, device=device)
     source = source_of(data)

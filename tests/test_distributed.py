@@ -39,7 +39,7 @@ WORKER = textwrap.dedent("""
     l, info = train_softhebb_parallel(annealed_layer(), X, progress=False, record_winners=True, **SETTINGS)
     out["annealed"] = (l.weight, l.bn.state_dict(), info["winners"], info["wins"])
     l, info = train_softhebb_parallel(pursuit_layer(), X, progress=False, record_winners=True, **SETTINGS)
-    out["pursuit"] = (l.weight, l.usage, info["winners"], info["wins"])
+    out["pursuit"] = (l.weight, l.usage, info["winners"], info["wins"], l.bias, l.bias_seen)
     out["sanger"] = sanger_parallel(X, 4, batch_size=64, steps=20, seed=1)
     out["oja"] = oja_parallel(X, batch_size=64, steps=20, seed=1)
     if rank == 0:
@@ -67,10 +67,10 @@ def annealed_layer() -> SoftHebbLinear:
 
 
 def pursuit_layer():
-    """Hebbian matching pursuit (3 units per input): its sums are added over the ranks."""
+    """Hebbian matching pursuit (3 units per input, a learned offset): its sums are added over the ranks."""
     from hebb_utils.rules.pursuit import PursuitLinear
 
-    return PursuitLinear(D, GRID[0] * GRID[1], k=3, seed=3, h0=10.0)
+    return PursuitLinear(D, GRID[0] * GRID[1], k=3, seed=3, h0=10.0, offset=True)
 
 
 def _one_process(X_or_view, shuffle="global", make_layer=layer):
@@ -141,12 +141,14 @@ def test_two_ranks_streaming_from_shards(two_ranks):
 def test_two_ranks_matching_pursuit(two_ranks):
     out, _ = two_ranks
     l, info = train_softhebb_parallel(pursuit_layer(), data(), progress=False, record_winners=True, **SETTINGS)
-    W, usage, winners, wins = out["pursuit"]
+    W, usage, winners, wins, bias, seen = out["pursuit"]
     for step, (x, y) in enumerate(zip(winners, info["winners"])):
         assert torch.equal(x, y), f"the strongest unit differs at step {step}"
     assert torch.equal(wins, info["wins"]) and len(winners) == 42
     torch.testing.assert_close(W, l.weight, atol=2e-5, rtol=1e-4)
     torch.testing.assert_close(usage, l.usage, rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(bias, l.bias, atol=2e-5, rtol=1e-4)
+    assert float(seen) == float(l.bias_seen) == SETTINGS["epochs"] * len(data()) and float(l.bias.norm()) > 0
     # one process is the layer's own step, batch after batch, in the loop's order (one generator, a
     # permutation per epoch)
     ref, X, generator = pursuit_layer(), data(), torch.Generator().manual_seed(SETTINGS["seed"])

@@ -118,3 +118,65 @@ def test_the_layer_checks_its_settings_and_inputs():
         layer(torch.zeros(2, 5))
     assert torch.allclose(layer.weight.norm(dim=1), torch.ones(8))
     assert torch.equal(PursuitLinear(4, 8, k=2, seed=0).weight, layer.weight)  # same seed, same start
+
+
+def test_the_offset_is_an_always_on_unit_the_running_mean_of_the_residual():
+    """offset=True: the code is pursuit on x - b, the decode a W + b, and the step b += lr * sum of the
+    residuals / rows seen from the first batch's mean, by hand on two batches; the true (b, W) is a
+    fixed point."""
+    W = torch.linalg.qr(torch.randn(6, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64))[0][:4]
+    b = torch.tensor([1.0, -2.0, 0.5, 0.0, 3.0, 1.0], dtype=torch.float64)
+    coefficients = torch.tensor([[2.0, 0, 1.0, 0], [0, 0.5, 0, 0], [0, 0, 0, 3.0]], dtype=torch.float64)
+    layer = PursuitLinear(6, 4, k=2, offset=True, dtype=torch.float64)
+    layer.weight.copy_(W)
+    layer.bias.copy_(b)
+    layer.bias_seen.fill_(10)  # as if trained: b is not re-started at the batch's mean
+    x = coefficients @ W + b
+    torch.testing.assert_close(layer(x), coefficients, rtol=0, atol=1e-12)
+    torch.testing.assert_close(layer.decode(layer(x)), x, rtol=0, atol=1e-12)
+    layer.train_step(x, lr=1.0)  # zero residual: neither the units nor the offset move
+    torch.testing.assert_close(layer.weight, W, rtol=0, atol=1e-14)
+    torch.testing.assert_close(layer.bias, b, rtol=0, atol=1e-14)
+    assert float(layer.bias_seen) == 13
+
+    fresh = PursuitLinear(5, 3, k=1, offset=True, seed=0, dtype=torch.float64)
+    g = torch.Generator().manual_seed(1)
+    batches = [torch.randn(4, 5, generator=g, dtype=torch.float64) + 1.0 for _ in range(2)]
+    expected_bias, seen = batches[0].mean(0), 0  # b starts at the first batch's mean
+    for x in batches:  # by hand: the residual after the units' code, its sum over the rows seen
+        a = pursuit_encode(x - expected_bias, fresh.weight, 1)
+        residual = (x - expected_bias) - a @ fresh.weight
+        seen += len(x)
+        expected_bias = expected_bias + 0.7 * residual.sum(0) / seen
+        fresh.train_step(x, lr=0.7)
+        torch.testing.assert_close(fresh.bias, expected_bias, rtol=0, atol=1e-12)
+    without = PursuitLinear(5, 3, k=1, seed=0, dtype=torch.float64)
+    without.train_step(batches[0], lr=0.7)
+    assert torch.equal(without.bias, torch.zeros(5, dtype=torch.float64))  # no offset: b stays 0
+    with pytest.raises(ValueError, match="offset"):
+        PursuitLinear(5, 3, offset="yes")
+
+
+def test_with_an_offset_it_learns_a_dictionary_on_data_with_a_constant_part():
+    """Sparse features plus a constant vector of norm 3 (as SAELens' synthetic model adds a bias): the
+    offset takes most of the constant (it starts at the data's mean, which holds the mean code too) and
+    the rows find the features; without it the rows do worse."""
+    from hebb_utils.measure.recovery import mmcs
+
+    g = torch.Generator().manual_seed(0)
+    true = torch.randn(16, 32, generator=g)
+    true /= true.norm(dim=1, keepdim=True)
+    constant = torch.randn(32, generator=g)
+    constant *= 3 / constant.norm()
+    support = torch.rand(6000, 16, generator=g).argsort(1)[:, :3]
+    X = torch.zeros(6000, 16).scatter_(1, support, 0.5 + torch.rand(6000, 3, generator=g)) @ true + constant
+    scores = {}
+    for offset in (True, False):
+        layer = PursuitLinear(32, 16, k=3, offset=offset, seed=0)
+        for epoch in range(3):
+            for i in range(0, len(X), 100):
+                layer.train_step(X[i: i + 100], lr=1.0)
+        scores[offset] = mmcs(layer.weight, true)
+        if offset:
+            assert float((layer.bias - constant).norm()) < 3 / 3
+    assert scores[True] > 0.93 and scores[False] < scores[True] - 0.1

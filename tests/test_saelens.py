@@ -257,13 +257,15 @@ def test_the_pursuit_rule_exports_as_saelens_matching_pursuit_and_encodes_the_sa
     from hebb_utils.rules.pursuit import PursuitLinear
 
     g = torch.Generator().manual_seed(0)
-    layer = PursuitLinear(8, 12, k=4, residual_threshold=threshold, grid=(3, 4), seed=1, dtype=torch.float64)
+    layer = PursuitLinear(8, 12, k=4, residual_threshold=threshold, grid=(3, 4), offset=True, seed=1,
+                          dtype=torch.float64)
     for _ in range(5):
-        layer.train_step(torch.randn(32, 8, generator=g, dtype=torch.float64), lr=0.5)
+        layer.train_step(torch.randn(32, 8, generator=g, dtype=torch.float64) + 2.0, lr=0.5)
+    assert float(layer.bias.norm()) > 1  # the offset is learned, and exported as b_dec
     folder = export_saelens(layer, tmp_path / "mp")
     sae = load_saelens(folder)
     assert type(sae).__name__ == "MatchingPursuitSAE" and sae.cfg.max_iterations == 4
-    X = torch.randn(50, 8, generator=g, dtype=torch.float64)
+    X = torch.randn(50, 8, generator=g, dtype=torch.float64) + 2.0
     codes = layer(X)
     torch.testing.assert_close(sae.encode(X), codes, rtol=0, atol=1e-10)
     assert (codes > 0).sum(1).max() <= 4 and (codes > 0).sum(1).float().mean() > 1  # several units per input

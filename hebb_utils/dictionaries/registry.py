@@ -97,15 +97,17 @@ def softhebb_fit_dictionary(X, grid, *, lateral: Lateral | LateralSchedule | Non
 
 
 def pursuit_fit_dictionary(X, n_units: int, *, k: int, lr: float, grid=None, residual_threshold: float = 0.0,
-                           h0: float = 1.0, epochs: int = 1, batch_size: int = 256, device="cpu"):
+                           h0: float = 1.0, offset: bool = False, epochs: int = 1, batch_size: int = 256,
+                           device="cpu"):
     """fit(seed) -> Hebbian matching pursuit (rules/pursuit.py) trained on X (n, d): n_units unit rows,
     k units per sample explaining each other away, through the one training loop (`epochs` passes in
     the seed's batch order, batches of `batch_size`, step size `lr`); its code is the layer's own,
-    its decoder the rows (x_hat = codes @ W). grid: where the units lie for a map, or None."""
+    its decoder the rows (x_hat = codes @ W + b). grid: where the units lie for a map, or None; offset:
+    learn a constant b the inputs are coded around (data with a constant part, as SAELens' benchmark)."""
     X = matrix("X", X, min_rows=2)
     n_units = positive_int("n_units", n_units)
     grid = None if grid is None else tuple(Grid.of(grid, n=n_units, what="units").shape)
-    layer_settings = dict(k=k, residual_threshold=residual_threshold, grid=grid, h0=h0)
+    layer_settings = dict(k=k, residual_threshold=residual_threshold, grid=grid, h0=h0, offset=offset)
     PursuitLinear(X.shape[1], n_units, **layer_settings)  # the settings checked before any fit
     finite_float("lr", lr, minimum=0, strict_minimum=True)
     positive_int("batch_size", batch_size, minimum=2)

@@ -347,7 +347,8 @@ def _pursuit_export(layer: PursuitLinear, k: int, metadata: dict | None) -> tupl
            "residual_threshold": layer.residual_threshold, "max_iterations": k, "stop_on_duplicate_support": False,
            "metadata": {**(metadata or {}), "sae_lens_version": version("sae-lens"),
                         "hebb_utils_source": {"layer": "PursuitLinear", "k": layer.k, "grid": grid}}}
-    return cfg, {"W_dec": W, "b_dec": torch.zeros(layer.in_features, dtype=W.dtype)}
+    # SAELens codes x - b_dec and decodes a W_dec + b_dec: the layer's offset (zero without one)
+    return cfg, {"W_dec": W, "b_dec": layer.bias.detach().cpu().to(W.dtype).contiguous()}
 
 
 def _softhebb_export(layer: SoftHebbLinear, k: int, metadata: dict | None) -> tuple[dict, dict]:

@@ -38,11 +38,12 @@ REQUIRED = {"softhebb": ("grid", "in_features", "t_invert", "seed"), "pursuit": 
 
 def layer_config(layer: SoftHebbLinear | PursuitLinear) -> dict:
     """What rebuilds `layer` (its rule, grid, sizes, seed; SoftHebb's t_invert and lateral support, the
-    pursuit's k, residual_threshold and h0), as plain types; the inverse of lateral_of for the support."""
+    pursuit's k, residual_threshold, h0 and offset), as plain types; the inverse of lateral_of for the support."""
     if isinstance(layer, PursuitLinear):
         grid = [layer.out_features] if layer.grid is None else list(layer.grid.shape)
         return {"rule": "pursuit", "grid": grid, "in_features": layer.in_features, "k": layer.k,
-                "residual_threshold": layer.residual_threshold, "h0": layer.h0, "seed": layer.seed}
+                "residual_threshold": layer.residual_threshold, "h0": layer.h0, "offset": layer.offset,
+                "seed": layer.seed}
     lateral = layer.lateral
     config = {"in_features": layer.in_features, "t_invert": layer.t_invert, "seed": layer.seed,
               "legacy_batch_winner": layer.legacy_batch_winner, "lateral": lateral is not None}
@@ -145,7 +146,8 @@ def load_checkpoint(path, device="cpu") -> tuple[SoftHebbLinear | PursuitLinear,
         if rule == "pursuit":
             grid = tuple(c["grid"]) if len(c["grid"]) == 2 else None
             layer = PursuitLinear(c["in_features"], n, c["k"], c.get("residual_threshold", 0.0), grid=grid,
-                                  h0=c.get("h0", 1.0), seed=c["seed"], device=device)
+                                  h0=c.get("h0", 1.0), offset=bool(c.get("offset", False)), seed=c["seed"],
+                                  device=device)
             layer.load_state_dict(saved["state_dict"])
             return layer.eval(), saved
         lateral = lateral_of(c)

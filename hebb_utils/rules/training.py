@@ -40,7 +40,7 @@ from ..parallel import all_max, all_sum, batch_slice, rank_world
 from ..settings import CIFAR10
 from .lateral import LateralSchedule
 from .layer import SoftHebbLinear
-from .pursuit import PursuitLinear, apply_pursuit_sums, pursuit_encode, pursuit_sums
+from .pursuit import PursuitLinear
 from .schedule import schedule_progress, seeded_generator, snapshot_steps, training_steps
 from .softhebb import check_lr, raw_update
 
@@ -328,14 +328,9 @@ def _parallel_step(layer, x: torch.Tensor, n: int, lr: float, functions, world: 
 @torch.no_grad()
 def _pursuit_parallel_step(layer: PursuitLinear, x: torch.Tensor, lr: float, world: int) -> torch.Tensor:
     """One matching-pursuit step on the global batch, of which this rank holds x (b, D): each rank codes
-    its rows, the sums a^T (x - aW) and a^2 are summed over the ranks, and every rank takes the same
-    step (pursuit_update's, with the global sums). Returns the local codes (b, N)."""
-    W = layer.weight
-    a = pursuit_encode(x, W, layer.k, layer.residual_threshold)  # (b, N)
-    hebbian, squared = pursuit_sums(x, W, a)
-    sums = all_sum(torch.cat([hebbian, squared[:, None]], dim=1), world)  # (N, D + 1): one all-reduce
-    apply_pursuit_sums(W, layer.usage, sums[:, :-1], sums[:, -1], lr)
-    return a
+    its rows, the batch sums (a^T (x - aW), a^2, and the offset's residual sum and row count) are summed
+    over the ranks in one all-reduce, and every rank takes the same step. Returns the local codes (b, N)."""
+    return layer.apply_sums(x, lr, lambda sums: all_sum(sums, world))
 
 
 def _check_ranks_agree(layer: SoftHebbLinear, source: _Source, world: int, **settings) -> None:
