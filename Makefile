@@ -126,8 +126,11 @@ $(R)/05_lm_softhebb.json: $(ACTS)/meta.json $(call notebook_deps,05_lm_softhebb)
 $(R)/06_topography.json: $(ACTS)/meta.json $(call notebook_deps,06_topography) | $(STAMP)
 	$(call run_notebook,06_topography,$(R),-p results_dir $(R) -p figures_dir $(F) -p activations_dir $(ACTS))
 
-# 7. dictionaries: SoftHebb against SAELens sparse autoencoders, MiniSom, ICA and scikit-learn, on ground truth
-#    (Sharkey's toys, SAELens' synthetic benchmark, a topographic one) and on the activations
+# 7. dictionaries: Hebbian matching pursuit and SoftHebb against SAELens' five SAE architectures (each tuned on a
+#    validation split, on a samples ladder), MiniSom, ICA and scikit-learn, on ground truth (Sharkey's toys,
+#    SAELens' synthetic benchmark and a harder instance, a topographic one) and on the activations
+#    -> figures/ladder_toy_l0_5_{samples,cpu}.png, ladder_benchmark_{samples,cpu}.png, frontier_toy_l0_5.png,
+#       dict_{softhebb,sae}_map*.png
 $(R)/07_dictionaries.json: $(ACTS)/meta.json $(call notebook_deps,07_dictionaries) | $(STAMP)
 	$(call run_notebook,07_dictionaries,$(R),-p results_dir $(R) -p figures_dir $(F) -p activations_dir $(ACTS))
 

@@ -84,8 +84,8 @@ from .measure.metrics import (amari_distance, component_cosines, dead_fraction, 
 from .measure.seeds import contrast, format_mean_ci, mean_ci, seed_list, summarise_seeds
 from .parallel import init_distributed, rank_world
 from .report.lm_map import draw_token_map, write_token_map
-from .report.plots import (animate_weight_grid, busiest_window, plot_convergence, plot_sweep, plot_token_map,
-                           plot_tradeoff, plot_weight_grid, save_figure, show_images, weight_tiles)
+from .report.plots import (animate_weight_grid, busiest_window, plot_convergence, plot_frontier, plot_ladder, plot_sweep,
+                           plot_token_map, plot_tradeoff, plot_weight_grid, save_figure, show_images, weight_tiles)
 from .report.tables import run_info, seed_table, write_results
 from .report.token_map import context_snippets, token_map_html
 from .rules.hebbian import (HebbResult, estimate_top_eigenvalue, hebb, hebb_with_decay, oja, oja_parallel,

@@ -166,7 +166,7 @@ def test_the_pursuit_method_learns_several_features_per_sample_and_is_seeded():
 
 
 def test_select_on_validation_picks_the_best_explained_variance_at_the_target_l0():
-    from hebb_utils.experiments.dictionaries import select_on_validation
+    from hebb_utils.experiments.ladder import select_on_validation
 
     g = torch.Generator().manual_seed(0)
     basis = torch.eye(4)

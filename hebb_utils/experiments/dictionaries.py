@@ -7,19 +7,22 @@ method of the registry (dictionaries/registry.py) gets, as the measures `methods
 """
 from __future__ import annotations
 
+import tempfile
 import time
 
 import torch
 
-from ..checks import matrix, positive_int
+from ..checks import finite_float, matrix, positive_int
 from ..dictionaries.ground_truth import GroundTruth, sharkey_toy
 from ..dictionaries.registry import Dictionary
-from ..dictionaries.saelens import as_map_layer
+from ..dictionaries.saelens import as_map_layer, export_saelens
 from ..measure.maps import map_metrics, neuron_summary
 from ..measure.recovery import dead_units, explained_variance, mcc, mmcs, recovered_share, topographic_rank_correlation
 from ..rules.layer import SoftHebbLinear
+from ..rules.pursuit import PursuitLinear
 
-__all__ = ["evaluate_dictionary", "dictionary_measure", "benchmark_measure", "lm_dictionary_measure", "toy_split",
+__all__ = ["evaluate_dictionary", "dictionary_measure", "benchmark_measure", "as_saelens_sae", "recovery_on_split", "benchmark_on_split",
+           "toy_splits", "benchmark_splits", "sae_candidates", "pursuit_candidates", "lm_dictionary_measure", "toy_split",
            "goal_line"]
 
 
@@ -72,11 +75,82 @@ def benchmark_measure(synthetic_model, n_samples: int = 20_000):
     positive_int("n_samples", n_samples)
 
     def measure(name: str, dictionary: Dictionary, seed: int) -> dict:
-        model = dictionary.model
-        sae = softhebb_as_sae(model, dictionary.info["k"]) if isinstance(model, SoftHebbLinear) else model
-        return eval_on_synthetic(sae, synthetic_model, n_samples=n_samples, seed=seed)
+        return eval_on_synthetic(as_saelens_sae(dictionary), synthetic_model, n_samples=n_samples, seed=seed)
 
     return measure
+
+
+def as_saelens_sae(dictionary: Dictionary):
+    """The dictionary as the SAELens SAE that scores it: an SAE as it is; a SoftHebb layer as the TopK SAE
+    export_saelens writes (k from the Dictionary); a pursuit layer as SAELens' MatchingPursuitSAE (its
+    export, loaded back: what is scored is the exported artefact itself)."""
+    from ..dictionaries.synthetic import softhebb_as_sae
+
+    model = dictionary.model
+    if isinstance(model, SoftHebbLinear):
+        return softhebb_as_sae(model, dictionary.info["k"])
+    if isinstance(model, PursuitLinear):
+        from sae_lens import SAE
+
+        with tempfile.TemporaryDirectory() as tmp:
+            return SAE.load_from_disk(export_saelens(model, f"{tmp}/sae"))
+    return model
+
+
+def recovery_on_split(name: str, dictionary: Dictionary, seed: int, split) -> dict:
+    """measure(method, dictionary, seed, split) of experiments.ladder on a toy: evaluate_dictionary against
+    split.truth on the evaluation rows."""
+    return evaluate_dictionary(dictionary, split.truth, split.evaluation, seed=seed)
+
+
+def benchmark_on_split(n_samples: int = 20_000):
+    """measure(method, dictionary, seed, split) of experiments.ladder on SAELens' benchmark: SAELens'
+    eval_sae_on_synthetic_data on n_samples fresh rows of the seed's SyntheticModel (split.context)."""
+    from ..dictionaries.synthetic import eval_on_synthetic
+
+    positive_int("n_samples", n_samples)
+
+    def measure(name: str, dictionary: Dictionary, seed: int, split) -> dict:
+        return eval_on_synthetic(as_saelens_sae(dictionary), split.context, n_samples=n_samples, seed=seed)
+
+    return measure
+
+
+def toy_splits(n_train: int, n_val: int, n_eval: int, *, l0: float, correlated: bool, d: int, n_features: int):
+    """split_of(seed) -> experiments.ladder.Split of Sharkey et al.'s toy drawn with that seed (its
+    features and samples): the first n_train rows for training, then n_val for validation, n_eval for
+    scoring."""
+    from .ladder import Split
+
+    def split_of(seed: int) -> Split:
+        data = sharkey_toy(n_train + n_val + n_eval, d=d, n_features=n_features, seed=seed, correlated=correlated,
+                           target_l0=l0)
+        X = data.X
+        return Split(train=X[:n_train], validation=X[n_train:n_train + n_val], evaluation=X[n_train + n_val:],
+                     truth=data)
+
+    return split_of
+
+
+def benchmark_splits(n_train: int, n_val: int, *, noise_std: float = 0.0, **synthetic):
+    """split_of(seed) -> Split of SAELens' synthetic benchmark built with that seed
+    (dictionaries.synthetic.saelens_synthetic(n_train + n_val, seed=seed, **synthetic)): training and
+    validation rows, plus N(0, noise_std^2) noise on every coordinate when noise_std > 0 (drawn from
+    torch.Generator(seed)); the model in split.context, whose scoring draws its own fresh rows
+    (benchmark_on_split), so split.evaluation is the validation rows, unused."""
+    from ..dictionaries.synthetic import saelens_synthetic
+    from .ladder import Split
+
+    noise_std = finite_float("noise_std", noise_std, minimum=0)
+
+    def split_of(seed: int) -> Split:
+        data, model = saelens_synthetic(n_train + n_val, seed=seed, **synthetic)
+        X = data.X
+        if noise_std > 0:
+            X = X + noise_std * torch.randn(X.shape, generator=torch.Generator().manual_seed(seed), dtype=X.dtype)
+        return Split(train=X[:n_train], validation=X[n_train:], evaluation=X[n_train:], truth=data, context=model)
+
+    return split_of
 
 
 def lm_dictionary_measure(X, grid, token_ids, held_out, *, decoders: dict, summaries: dict, keep_seed: int,
@@ -113,31 +187,29 @@ def goal_line(verdict: dict) -> str:
     return f"- **{'met' if verdict['met'] else 'missed'}**: {verdict['goal']}. {verdict['evidence']}."
 
 
-def select_on_validation(candidates: dict, X_val, *, seed: int = 0, target_l0: float | None = None,
-                         l0_tolerance: float = 0.25) -> tuple[str, dict]:
-    """Each method at its best, chosen without the scored data: fit every candidate setting
-    (label -> fit(seed) -> Dictionary) once, score it on held-out rows X_val (n, d) by explained
-    variance, and return (the best label, {label: {"explained_variance", "l0"}}).
+def sae_candidates(n_latents: int, k: int, *, lrs=(1e-2, 3e-2), l1_coefficients=(0.5, 1.0, 2.0),
+                   l0_coefficients=(1.0, 3.0), batch_size: int = 256) -> dict:
+    """Notebook 07's sweep of SAELens' five architectures, for experiments.ladder: method ->
+    {label: make(X) -> fit(seed)}. TopK, BatchTopK and MatchingPursuit are sparse by k (the data's L0:
+    matched by construction) and swept over lrs; the L1 (standard) SAE over lrs x l1_coefficients and
+    JumpReLU over lrs x l0_coefficients, whose L0 the ladder matches to the data's on validation rows."""
+    from ..dictionaries.registry import sae_fit
 
-    target_l0: only candidates whose mean L0 on X_val lies within l0_tolerance (a share: 0.25 =
-    +-25%) of it compete, so that methods are compared at matched sparsity; a ValueError names the
-    L0s reached when none does. Ties keep the first label (the order of `candidates`)."""
-    X_val = matrix("X_val", X_val, min_rows=2)
-    if not candidates:
-        raise ValueError("candidates: expected at least one setting (label -> fit)")
-    scores = {}
-    for label, fit in candidates.items():
-        dictionary = fit(seed)
-        with torch.no_grad():
-            codes = dictionary.encode(X_val)
-            recon = dictionary.decode(codes)
-        scores[label] = {"explained_variance": explained_variance(X_val, recon),
-                         "l0": float((codes != 0).sum(dim=1, dtype=torch.float64).mean())}
-    eligible = [label for label, s in scores.items()
-                if target_l0 is None or abs(s["l0"] - target_l0) <= l0_tolerance * target_l0]
-    if not eligible:
-        reached = ", ".join(f"{label}: {s['l0']:.2f}" for label, s in scores.items())
-        raise ValueError(f"target_l0={target_l0}: no candidate reaches an L0 within {l0_tolerance:.0%} of it on "
-                         f"X_val ({reached}); widen the sparsity sweep")
-    best = max(eligible, key=lambda label: scores[label]["explained_variance"])  # max keeps the first of ties
-    return best, scores
+    def make(architecture, **settings):
+        return lambda X: sae_fit(X, n_latents, architecture=architecture, batch_size=batch_size, **settings)
+
+    out = {f"sae {name}": {f"lr {lr:g}": make(architecture, k=k, lr=lr) for lr in lrs}
+           for name, architecture in (("topk", "topk"), ("batchtopk", "batchtopk"), ("matching pursuit", "matching_pursuit"))}
+    out["sae l1"] = {f"lr {lr:g}, l1 {c:g}": make("standard", l1_coefficient=c, lr=lr) for lr in lrs for c in l1_coefficients}
+    out["sae jumprelu"] = {f"lr {lr:g}, l0 {c:g}": make("jumprelu", l0_coefficient=c, lr=lr) for lr in lrs
+                           for c in l0_coefficients}
+    return out
+
+
+def pursuit_candidates(n_units: int, k: int, *, lrs=(0.5, 1.0, 2.0), offset: bool = False, grid=None) -> dict:
+    """{"pursuit": {label: make(X) -> fit(seed)}}: Hebbian matching pursuit with k units per input (the
+    data's L0), swept over lrs."""
+    from ..dictionaries.registry import pursuit_fit_dictionary
+
+    return {"pursuit": {f"lr {lr:g}": (lambda X, lr=lr: pursuit_fit_dictionary(X, n_units, k=k, lr=lr, offset=offset,
+                                                                              grid=grid)) for lr in lrs}}

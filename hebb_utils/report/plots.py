@@ -18,7 +18,8 @@ from ..checks import Grid
 from ..io import atomic_path
 
 __all__ = ["weight_tiles", "fit_mosaic", "plot_weight_grid", "animate_weight_grid", "plot_token_map", "busiest_window",
-           "plot_convergence", "save_figure", "show_images", "images_html", "png_size", "plot_sweep", "plot_tradeoff"]
+           "plot_convergence", "save_figure", "show_images", "images_html", "png_size", "plot_sweep", "plot_tradeoff",
+           "plot_ladder", "plot_frontier"]
 
 
 # Text keywords that draw a string as it is: no mathtext between `$` signs, no TeX. For strings
@@ -504,6 +505,64 @@ def plot_tradeoff(runs: dict, names: Sequence[str], x: str, y: str, labels: dict
             (x_lo, x_hi), (y_lo, y_hi) = run["ci95"][x], run["ci95"][y]
             ax.errorbar([mx], [my], xerr=[[mx - x_lo], [x_hi - mx]], yerr=[[my - y_lo], [y_hi - my]], fmt="o",
                         capsize=3, color=f"C{k % 10}", label=name.split(" / ")[-1])
+        ax.set_xlabel(labels.get(x, x))
+        ax.set_ylabel(labels.get(y, y))
+        ax.grid(alpha=0.3)
+        fig.legend(loc="outside right upper")
+        if title:
+            ax.set_title(title, wrap=True)
+        _ticks_legible(ax)
+    return fig
+
+
+def plot_ladder(ladder_runs: dict, metrics: dict, methods: Sequence[str] | None = None, x: str = "samples",
+                title: str | None = None):
+    """Metrics against the samples ladder (x="samples", log axis) or against the CPU seconds each run
+    took (x="cpu_seconds"): one line per method through its rungs, mean and 95% interval over seeds.
+
+    ladder_runs: experiments.ladder's "runs" ({str(rung): {method: summarised seeds}}); metrics:
+    metric -> axis label; methods: which to draw, in legend order (default: all, as in the first rung).
+    """
+    import matplotlib.pyplot as plt
+
+    rungs = sorted(ladder_runs, key=int)
+    methods = list(methods or ladder_runs[rungs[0]])
+    n = len(metrics)
+    with _style():
+        fig, axes = plt.subplots(1, n, figsize=(min(3.2 * n + 0.4, 9.6), 3.8), squeeze=False, layout="constrained")
+        for ax, (metric, label) in zip(axes.flat, metrics.items()):
+            for k, method in enumerate(methods):
+                runs = [ladder_runs[r][method] for r in rungs if method in ladder_runs[r]]
+                xs = np.array([run["mean"][x] for run in runs])
+                mean = np.array([run["mean"][metric] for run in runs])
+                lo, hi = (np.array([run["ci95"][metric][i] for run in runs]) for i in (0, 1))
+                ax.errorbar(xs, mean, yerr=[mean - lo, hi - mean], fmt="o-", ms=3, capsize=2, color=f"C{k % 10}",
+                            label=method)
+            ax.set_xscale("log")
+            ax.set_xlabel("training samples" if x == "samples" else "CPU seconds (one thread)")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+            _ticks_legible(ax)
+        handles, names = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, names, loc="outside lower center", ncols=min(len(names), 4))
+        if title:
+            fig.suptitle(title, wrap=True)
+    return fig
+
+
+def plot_frontier(points: dict, x: str = "l0", y: str = "explained_variance", labels: dict | None = None,
+                  title: str | None = None):
+    """The sparsity frontier: y (explained variance) against x (L0), one line per method through its
+    settings. points: method -> list of {x: ..., y: ...} (one per setting, e.g. per k)."""
+    import matplotlib.pyplot as plt
+
+    labels = labels or {}
+    with _style():
+        fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+        for k, (method, rows) in enumerate(points.items()):
+            rows = sorted(rows, key=lambda r: r[x])
+            ax.plot([r[x] for r in rows], [r[y] for r in rows], "o-", ms=4, color=f"C{k % 10}", label=method)
+        ax.set_xscale("log")
         ax.set_xlabel(labels.get(x, x))
         ax.set_ylabel(labels.get(y, y))
         ax.grid(alpha=0.3)

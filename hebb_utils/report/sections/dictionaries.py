@@ -1,5 +1,6 @@
-"""Notebook 07's part of the README: SoftHebb against SAELens sparse autoencoders, MiniSom, ICA and
-scikit-learn on known features; one table per data set, the goals' verdicts, and a headline finding."""
+"""Notebook 07's part of the README: Hebbian matching pursuit and SoftHebb against SAELens sparse
+autoencoders (each tuned on a validation split, on a samples ladder), MiniSom, ICA and scikit-learn on
+known features; one table per data set and rung, the goals' verdicts, and a headline finding."""
 from __future__ import annotations
 
 from ...measure.seeds import format_mean_ci
@@ -9,27 +10,50 @@ __all__ = ["results", "headline", "DICTIONARY_TABLES", "TOY_COLUMNS"]
 
 NOTEBOOK = "07_dictionaries"
 
-# notebook 07's tables: which metrics each data set is read by, and their captions
+# notebook 07's tables, by the start of a run's name ("saelens benchmark @ 100k"): which metrics each data
+# set is read by, and their captions
+BENCH_COLUMNS = ("mcc", "f1_score", "precision", "recall", "explained_variance", "sae_l0", "dead_fraction", "cpu_seconds")
 DICTIONARY_TABLES = {
-    "saelens benchmark": (("mcc", "f1_score", "precision", "recall", "explained_variance", "sae_l0", "train_seconds"),
-                          "SAELens' synthetic benchmark (its own generator and scoring)"),
+    "saelens benchmark": (BENCH_COLUMNS, "SAELens' synthetic benchmark (its own generator and scoring)"),
+    "harder benchmark": (BENCH_COLUMNS, "SAELens' synthetic model with a hierarchy, correlation, random magnitudes "
+                                        "and noise"),
     "topographic": (("topographic_rho", "topographic_null", "mmcs", "recovered_share", "explained_variance",
                      "train_seconds"), "a topographic ground truth (features with positions on a grid)"),
     "real activations": (("explained_variance", "dead_fraction", "token_purity", "topographic_error", "seed_mcc",
                           "train_seconds"), "the LM activations (no ground truth)"),
 }
-TOY_COLUMNS = ("mmcs", "mcc", "recovered_share", "explained_variance", "l0", "dead_fraction", "train_seconds")
-ORDER = ("toy", "saelens benchmark", "topographic", "real activations")  # the notebook's order (JSON sorts keys)
+TOY_COLUMNS = ("mmcs", "mcc", "recovered_share", "explained_variance", "l0", "dead_fraction", "cpu_seconds",
+               "train_seconds")
+ORDER = ("toy", "saelens benchmark", "harder benchmark", "topographic", "real activations")  # the notebook's order
+
+
+def _table(name: str) -> tuple[tuple, str]:
+    """(columns, caption) of run `name`: its data set's, matched on the start of the name."""
+    base, _, rung = name.partition(" @ ")
+    at = f", {rung.removesuffix('k')}k samples" if rung else ""
+    for prefix, (columns, what) in DICTIONARY_TABLES.items():
+        if base.startswith(prefix):
+            return columns, what + base.removeprefix(prefix) + at
+    return TOY_COLUMNS, f"Sharkey et al.'s toy ({base.removeprefix('toy ')}{at})"
+
+
+def _rung(name: str) -> int:
+    """The samples of a run named "... @ 100k" (0 without a rung), so that rungs sort by size."""
+    return int(name.rsplit(" @ ", 1)[1].removesuffix("k")) if " @ " in name else 0
 
 
 def results(res: dict, number: int) -> tuple[list[str], int]:
     """One table per data set (mean [95% interval] over seeds) and the goals' verdicts."""
     runs = res["results"]["runs"]
-    out = ["**Dictionaries: SoftHebb against SAELens sparse autoencoders, MiniSom, ICA and scikit-learn on known "
-           f"features** (notebook 07; real activations: {res['source'].get('lm', {}).get('label', '')}).", ""]
-    for name in sorted(runs, key=lambda n: (next((i for i, o in enumerate(ORDER) if n.startswith(o)), len(ORDER)), n)):
-        columns, what = DICTIONARY_TABLES.get(name, (TOY_COLUMNS, f"Sharkey et al.'s toy ({name.removeprefix('toy ')})"))
-        out += number_tables("method", runs[name], columns, f"Table {number}. **{what}**")
+    out = ["**Dictionaries: Hebbian matching pursuit and SoftHebb against SAELens sparse autoencoders (each tuned on "
+           "a validation split), MiniSom, ICA and scikit-learn on known features** (notebook 07; each seed its own "
+           "data draw; CPU seconds on one thread; real activations: "
+           f"{res['source'].get('lm', {}).get('label', '')}).", ""]
+    for name in sorted(runs, key=lambda n: (next((i for i, o in enumerate(ORDER) if n.startswith(o)), len(ORDER)),
+                                            n.split(" @ ")[0], _rung(n))):
+        columns, what = _table(name)
+        present = {c for run in runs[name].values() for c in run.get("mean", {})}
+        out += number_tables("method", runs[name], [c for c in columns if c in present], f"Table {number}. **{what}**")
         number += 1
     out += ["**Goals of notebook 07** (set before measuring; judged on the 95% intervals):", ""]
     out += [f"- **{'met' if g['met'] else 'missed'}**: {g['goal']}. {g['evidence']}." for g in res["results"]["goals"]]
@@ -37,18 +61,27 @@ def results(res: dict, number: int) -> tuple[list[str], int]:
 
 
 def headline(loaded: dict) -> list[tuple[int, str]]:
-    """How many of the goals were met, and the toy's MMCS against an L1 SAE's."""
+    """How many of the goals were met, and the main toy's MMCS: Hebbian pursuit against the best tuned SAE
+    at the largest rung."""
     dicts = loaded.get(NOTEBOOK)
     if not dicts:
         return []
-    ci = lambda run, m: format_mean_ci(run, m)  # noqa: E731
     goals, runs = dicts["results"]["goals"], dicts["results"]["runs"]
     met = sum(g["met"] for g in goals)
-    text = (f"**Not yet a better dictionary than a sparse autoencoder**: {met} of {len(goals)} goals set before "
-            "measuring were met")
-    one, five = runs.get("toy L0 1", {}), runs.get("toy L0 5", {})
-    if all(k in d for d in (one, five) for k in ("softhebb", "sae l1")):
-        text += (f". On Sharkey et al.'s toy, SoftHebb's MMCS is {ci(one['softhebb'], 'mmcs')} against an L1 SAE's "
-                 f"{ci(one['sae l1'], 'mmcs')} with one active feature per input, {ci(five['softhebb'], 'mmcs')} "
-                 f"against {ci(five['sae l1'], 'mmcs')} with five")
+    main = [n for n in runs if n.startswith("toy L0 5 @ ")]
+    if not main:
+        return [(20, f"**Dictionaries**: {met} of {len(goals)} goals set before measuring were met.")]
+    top = runs[max(main, key=_rung)]
+    saes = [m for m in top if m.startswith("sae")]
+    if "pursuit" not in top or not saes:
+        return [(20, f"**Dictionaries**: {met} of {len(goals)} goals set before measuring were met.")]
+    best = max(saes, key=lambda m: top[m]["mean"]["mmcs"])
+    ours = top["pursuit"]
+    better = ours["ci95"]["mmcs"][0] > top[best]["ci95"]["mmcs"][1]
+    lead = ("**A Hebbian dictionary that recovers features better than every tuned sparse autoencoder**" if better
+            else "**Hebbian matching pursuit against tuned sparse autoencoders**")
+    text = (f"{lead}: on Sharkey et al.'s toy (L0 5, {max(_rung(n) for n in main)}k samples, {ours['n']} seeds of fresh data) "
+            f"Hebbian matching pursuit's MMCS is {format_mean_ci(ours, 'mmcs')} in {ours['mean']['cpu_seconds']:.1f} "
+            f"CPU seconds, the best tuned SAE's ({best.removeprefix('sae ')}) {format_mean_ci(top[best], 'mmcs')} in "
+            f"{top[best]['mean']['cpu_seconds']:.1f}; {met} of {len(goals)} goals set before measuring were met")
     return [(20, text + ".")]
