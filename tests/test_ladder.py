@@ -135,3 +135,32 @@ def test_the_fidelity_goal_compares_every_k_with_the_live_saes():
     assert not goals.fidelity_goal(worse, "ours", ["sae"])["met"]
     slower = {**sweep, "ours": [row(1, 0.5, 0.8, cpu=6), row(8, 0.8, 0.95)]}
     assert not goals.fidelity_goal(slower, "ours", ["sae"])["met"]
+
+
+def test_an_unmatched_method_competes_on_explained_variance_alone():
+    calls = []
+    from hebb_utils.experiments.ladder import choose
+
+    candidates = {"one-winner": {"one": _keeper(1, calls), "four": _keeper(4, calls)}}
+    chosen, fitted = choose(candidates, _split(0), tune_rung=20, seed=0, target_l0=1.0)
+    assert chosen["one-winner"]["label"] == "one"  # matched: L0 1
+    chosen, fitted = choose(candidates, _split(0), tune_rung=20, seed=0, target_l0=1.0, unmatched=("one-winner",))
+    assert chosen["one-winner"]["label"] == "four" and fitted["one-winner"][0].info["rows"] == 20
+
+
+def test_the_sweep_makers_rebuild_each_chosen_setting_at_every_k():
+    from hebb_utils.experiments.dictionaries import k_sweep_makers, softhebb_candidates
+
+    X = torch.randn(600, 8, generator=torch.Generator().manual_seed(0)).abs()
+    makers = k_sweep_makers(16, [1, 3], {"pursuit": "lr 0.5", "sae topk": "lr 0.01"}, pursuit_lrs=[0.5, 1.0],
+                            sae_lrs=[0.01], batch_size=100)
+    assert sorted(makers) == ["pursuit", "sae topk"] and sorted(makers["pursuit"]) == [1, 3]
+    for k in (1, 3):
+        pursuit, sae = makers["pursuit"][k](X)(0), makers["sae topk"][k](X)(0)
+        assert pursuit.info["k"] == k and int((pursuit.encode(X) > 0).sum(1).max()) <= k
+        assert int((sae.encode(X) != 0).sum(1).max()) == k
+    with pytest.raises(ValueError, match="'lr 9' is not one of the sweep's settings"):
+        k_sweep_makers(16, [1], {"pursuit": "lr 9"}, pursuit_lrs=[0.5], sae_lrs=[0.01])
+    softhebb = softhebb_candidates((4, 4), lrs=[0.05, 0.2], t_invert=20.0)
+    assert sorted(softhebb["softhebb"]) == ["lr 0.05", "lr 0.2"]
+    assert softhebb["softhebb"]["lr 0.2"](X)(0).decoder.shape == (16, 8)

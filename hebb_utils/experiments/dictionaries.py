@@ -22,7 +22,8 @@ from ..rules.layer import SoftHebbLinear
 from ..rules.pursuit import PursuitLinear
 
 __all__ = ["evaluate_dictionary", "dictionary_measure", "benchmark_measure", "as_saelens_sae", "recovery_on_split", "benchmark_on_split",
-           "toy_splits", "benchmark_splits", "sae_candidates", "pursuit_candidates", "lm_dictionary_measure", "toy_split",
+           "toy_splits", "benchmark_splits", "sae_candidates", "pursuit_candidates", "softhebb_candidates",
+           "k_sweep_makers", "K_ARCHITECTURES", "lm_dictionary_measure", "toy_split",
            "goal_line"]
 
 
@@ -187,12 +188,16 @@ def goal_line(verdict: dict) -> str:
     return f"- **{'met' if verdict['met'] else 'missed'}**: {verdict['goal']}. {verdict['evidence']}."
 
 
+K_ARCHITECTURES = ("sae topk", "sae batchtopk", "sae matching pursuit")  # sparse by k: L0 matched by construction
+
+
 def sae_candidates(n_latents: int, k: int, *, lrs=(1e-2, 3e-2), l1_coefficients=(0.5, 1.0, 2.0),
-                   l0_coefficients=(1.0, 3.0), batch_size: int = 256) -> dict:
+                   l0_coefficients=(1.0, 3.0), batch_size: int = 256, methods=None) -> dict:
     """Notebook 07's sweep of SAELens' five architectures, for experiments.ladder: method ->
     {label: make(X) -> fit(seed)}. TopK, BatchTopK and MatchingPursuit are sparse by k (the data's L0:
     matched by construction) and swept over lrs; the L1 (standard) SAE over lrs x l1_coefficients and
-    JumpReLU over lrs x l0_coefficients, whose L0 the ladder matches to the data's on validation rows."""
+    JumpReLU over lrs x l0_coefficients, whose L0 the ladder matches to the data's on validation rows.
+    methods: the method names to keep (e.g. K_ARCHITECTURES), default all five."""
     from ..dictionaries.registry import sae_fit
 
     def make(architecture, **settings):
@@ -203,6 +208,32 @@ def sae_candidates(n_latents: int, k: int, *, lrs=(1e-2, 3e-2), l1_coefficients=
     out["sae l1"] = {f"lr {lr:g}, l1 {c:g}": make("standard", l1_coefficient=c, lr=lr) for lr in lrs for c in l1_coefficients}
     out["sae jumprelu"] = {f"lr {lr:g}, l0 {c:g}": make("jumprelu", l0_coefficient=c, lr=lr) for lr in lrs
                            for c in l0_coefficients}
+    return out if methods is None else {m: out[m] for m in methods}
+
+
+def softhebb_candidates(grid, *, lrs, t_invert: float, name: str = "softhebb", k: int = 1) -> dict:
+    """{name: {label: make(X) -> fit(seed)}}: SoftHebb without lateral support on grid, read with k winners,
+    swept over lrs (its step: a step too small for the number of steps leaves the start unforgotten)."""
+    from ..dictionaries.registry import softhebb_fit_dictionary
+
+    return {name: {f"lr {lr:g}": (lambda X, lr=lr: softhebb_fit_dictionary(X, grid, lateral=None, t_invert=t_invert,
+                                                                           lr=lr, k=k)) for lr in lrs}}
+
+
+def k_sweep_makers(n_units: int, ks, chosen: dict, *, pursuit_lrs, sae_lrs, batch_size: int = 256,
+                   offset: bool = False) -> dict:
+    """method -> {k: make(X) -> fit(seed)} for Hebbian pursuit and the k-sparse SAEs, each at the setting
+    `chosen` names for it ({method: label}, labels of pursuit_candidates / sae_candidates, e.g. a ladder's
+    choice made at one k), for every k of ks: the points of an EV-against-L0 frontier."""
+    out = {}
+    for k in ks:
+        options = {**pursuit_candidates(n_units, k, lrs=pursuit_lrs, offset=offset),
+                   **sae_candidates(n_units, k, lrs=sae_lrs, batch_size=batch_size, methods=K_ARCHITECTURES)}
+        for method, label in chosen.items():
+            if method not in options or label not in options[method]:
+                raise ValueError(f"chosen: {method!r} {label!r} is not one of the sweep's settings; give a label of "
+                                 "pursuit_candidates or sae_candidates (k-sparse SAEs) with these learning rates")
+            out.setdefault(method, {})[k] = options[method][label]
     return out
 
 

@@ -32,8 +32,8 @@ from ..dictionaries.registry import Dictionary
 from ..measure.recovery import explained_variance
 from ..measure.seeds import summarise_seeds
 
-__all__ = ["Split", "one_thread_cpu_seconds", "validation_score", "pick_on_validation", "select_on_validation", "ladder",
-           "sparsity_frontier"]
+__all__ = ["Split", "one_thread_cpu_seconds", "validation_score", "pick_on_validation", "select_on_validation", "choose",
+           "ladder", "sparsity_frontier"]
 
 
 @dataclass(frozen=True)
@@ -100,19 +100,49 @@ def select_on_validation(candidates: dict, X_val, *, seed: int = 0, target_l0: f
     return pick_on_validation(scores, target_l0, l0_tolerance), scores
 
 
+def choose(candidates: dict, split: Split, *, tune_rung: int, seed: int, target_l0: float | None = None,
+           l0_tolerance: float = 0.3, unmatched=(), progress: Callable[[str], None] | None = None) -> tuple[dict, dict]:
+    """Each method's setting, chosen on validation rows: (chosen, fitted).
+
+    candidates: method -> {label: make(X_train) -> fit(seed) -> Dictionary}; every label of a method
+    with more than one is fitted on split.train[:tune_rung] with `seed` and scored on split.validation
+    (validation_score); the best explained variance among those within l0_tolerance of target_l0 wins
+    (pick_on_validation), except for the methods named in `unmatched` (a one-winner method, whose L0 is 1
+    whatever the data), which compete on explained variance alone. When no setting is near the target,
+    the nearest runs, with "l0_matched": False (said, not hidden).
+    chosen: method -> {"label", "l0_matched", "scores"}; fitted: method -> (the chosen fit, its CPU seconds)."""
+    say = progress or (lambda message: None)
+    chosen, fitted = {}, {}
+    for method, options in candidates.items():
+        if len(options) == 1:
+            chosen[method] = {"label": next(iter(options)), "l0_matched": True, "scores": {}}
+            continue
+        scores, fits = {}, {}
+        for label, make in options.items():
+            dictionary, seconds = one_thread_cpu_seconds(make(split.train[:tune_rung]), seed)
+            scores[label] = validation_score(dictionary, split.validation)
+            fits[label] = (dictionary, seconds)
+            say(f"{method} {label}: validation EV {scores[label]['explained_variance']:.3f} at L0 {scores[label]['l0']:.2f}")
+        target = None if method in unmatched else target_l0
+        try:
+            label, l0_matched = pick_on_validation(scores, target, l0_tolerance), True
+        except ValueError:  # no setting near the data's L0: the nearest, and the table says it is not matched
+            label, l0_matched = min(scores, key=lambda lab: abs(scores[lab]["l0"] - target)), False
+        chosen[method] = {"label": label, "l0_matched": l0_matched, "scores": scores}
+        fitted[method] = fits[label]
+    return chosen, fitted
+
+
 def ladder(candidates: dict, split_of: Callable[[int], Split], *, rungs, seeds, measure: Callable,
-           tune_rung: int, target_l0: float | None = None, l0_tolerance: float = 0.3,
-           matched: Callable[[str], bool] = lambda method: True, chosen: dict | None = None,
-           progress: Callable[[str], None] | None = None) -> dict:
+           tune_rung: int, target_l0: float | None = None, l0_tolerance: float = 0.3, unmatched=(),
+           chosen: dict | None = None, progress: Callable[[str], None] | None = None) -> dict:
     """Each method at its best, at every rung and seed (module docstring).
 
     candidates: method -> {label: make(X_train) -> fit(seed) -> Dictionary}; one label: nothing to choose.
-    split_of(seed) -> Split; measure(method, dictionary, seed, split) -> dict of numbers.
-    matched(method): whether the method's L0 must lie near target_l0 to be chosen (False for a
-    one-winner method, whose L0 is 1 whatever the data). chosen: another ladder's "chosen" whose settings
-    are taken as they are (no tuning here: a variant of a data set, tuned on the original's validation rows).
-    When no setting of a method reaches an L0 within l0_tolerance of target_l0 on the validation rows,
-    the one nearest to it runs, with "l0_matched": False in its choice (said, not hidden).
+    split_of(seed) -> Split; measure(method, dictionary, seed, split) -> dict of numbers. The settings are
+    chosen by `choose` on the first seed's split (target_l0, l0_tolerance, unmatched: see there), or
+    taken as they are from another ladder's "chosen" (a variant of a data set, tuned on the original's
+    validation rows: no tuning here, each marked "tuned_elsewhere").
     Returns {"chosen": {method: {"label", "l0_matched", "scores"}}, "runs": {str(rung): {method: summarise_seeds}}},
     each row holding the measure, "cpu_seconds" and "samples".
     """
@@ -127,36 +157,14 @@ def ladder(candidates: dict, split_of: Callable[[int], Split], *, rungs, seeds, 
     if splits[seeds[0]].train.shape[0] < largest:
         raise ValueError(f"split_of({seeds[0]}).train has {splits[seeds[0]].train.shape[0]} rows: the ladder needs "
                          f"{largest} (its largest rung or tune_rung)")
-    reused, to_tune = {}, candidates
     if chosen is not None:
         missing = sorted(set(candidates) - set(chosen))
         if missing:
             raise ValueError(f"chosen: holds no setting for {missing}; pass the ladder whose candidates these are")
-        chosen, to_tune = {method: {**chosen[method], "tuned_elsewhere": True} for method in candidates}, {}
-    else:
-        chosen = {}
-    for method, options in to_tune.items():  # 1. the setting, on the first seed's validation rows
-        scores, fitted = {}, {}
-        for label, make in options.items():
-            if len(options) == 1:
-                scores[label] = {}
-                continue
-            dictionary, seconds = one_thread_cpu_seconds(make(splits[seeds[0]].train[:tune_rung]), seeds[0])
-            scores[label] = validation_score(dictionary, splits[seeds[0]].validation)
-            fitted[label] = (dictionary, seconds)
-            say(f"{method} {label}: validation EV {scores[label]['explained_variance']:.3f} at L0 {scores[label]['l0']:.2f}")
-        l0_matched = True
-        if len(options) == 1:
-            label = next(iter(options))
-        else:
-            try:
-                label = pick_on_validation(scores, target_l0 if matched(method) else None, l0_tolerance)
-            except ValueError:  # no setting near the data's L0: the nearest, and the table says it is not matched
-                label = min(scores, key=lambda lab: abs(scores[lab]["l0"] - target_l0))
-                l0_matched = False
-        chosen[method] = {"label": label, "l0_matched": l0_matched, "scores": scores}
-        if label in fitted:
-            reused[method] = fitted[label]
+        chosen, reused = {method: {**chosen[method], "tuned_elsewhere": True} for method in candidates}, {}
+    else:  # 1. the setting, on the first seed's validation rows; its fit is reused at the tuning rung
+        chosen, reused = choose(candidates, splits[seeds[0]], tune_rung=tune_rung, seed=seeds[0], target_l0=target_l0,
+                                l0_tolerance=l0_tolerance, unmatched=unmatched, progress=progress)
     rows: dict = {}
     for seed in seeds:  # 2. the chosen setting at every rung and seed, scored on the evaluation rows
         split = splits.pop(seed) if seed in splits else split_of(seed)
