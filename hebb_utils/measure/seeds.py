@@ -33,6 +33,8 @@ __all__ = ["seed_list", "t_quantile", "mean_ci", "summarise_seeds", "difference_
 # times of a run, measured around the training (experiments/) and the evaluation (dictionaries/)
 describe("train_seconds", "train time (s)", bounds=POSITIVE)
 describe("eval_seconds", "evaluation time (s)", bounds=POSITIVE)
+describe("cpu_seconds", "CPU time, one thread (s)", bounds=POSITIVE)  # time.process_time around a fit (experiments/ladder.py)
+describe("samples", "training samples", bounds=POSITIVE)
 
 # The range each metric can take (what the intervals must stay inside; tests/test_report.py checks the
 # committed results against it), from each metric's description (measure/describe.py), written beside
