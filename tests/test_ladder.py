@@ -164,3 +164,30 @@ def test_the_sweep_makers_rebuild_each_chosen_setting_at_every_k():
     softhebb = softhebb_candidates((4, 4), lrs=[0.05, 0.2], t_invert=20.0)
     assert sorted(softhebb["softhebb"]) == ["lr 0.05", "lr 0.2"]
     assert softhebb["softhebb"]["lr 0.2"](X)(0).decoder.shape == (16, 8)
+
+
+def test_the_splits_draw_each_seed_its_own_data_and_the_benchmark_scores_a_pursuit_export():
+    from hebb_utils.experiments.dictionaries import (as_saelens_sae, benchmark_on_split, benchmark_splits,
+                                                     recovery_on_split, toy_splits)
+    from hebb_utils.dictionaries.registry import pursuit_fit_dictionary
+
+    split_of = toy_splits(300, 50, 60, l0=2.0, correlated=False, d=16, n_features=24)
+    a, b, again = split_of(0), split_of(1), split_of(0)
+    assert (a.train.shape, a.validation.shape, a.evaluation.shape) == ((300, 16), (50, 16), (60, 16))
+    assert torch.equal(a.train, again.train) and not torch.equal(a.train, b.train)
+    assert not torch.equal(a.truth.features, b.truth.features)  # the features too: a new toy per seed
+    dictionary = pursuit_fit_dictionary(a.train, 24, k=2, lr=1.0)(0)
+    assert set(recovery_on_split("pursuit", dictionary, 0, a)) >= {"mmcs", "mcc", "explained_variance", "l0"}
+
+    clean = benchmark_splits(400, 50, num_features=24, hidden_dim=12, mean_l0=2.0)(0)
+    noisy = benchmark_splits(400, 50, noise_std=0.1, num_features=24, hidden_dim=12, mean_l0=2.0)(0)
+    noise = noisy.train - clean.train
+    assert 0.08 < float(noise.std()) < 0.12 and torch.equal(noisy.train, benchmark_splits(
+        400, 50, noise_std=0.1, num_features=24, hidden_dim=12, mean_l0=2.0)(0).train)
+    layer = pursuit_fit_dictionary(clean.train, 24, k=2, lr=1.0, offset=True)(0)
+    sae = as_saelens_sae(layer)
+    assert type(sae).__name__ == "MatchingPursuitSAE"
+    with torch.no_grad():
+        torch.testing.assert_close(sae.encode(clean.validation), layer.encode(clean.validation), atol=1e-5, rtol=0)
+    scores = benchmark_on_split(500)("pursuit", layer, 0, clean)
+    assert 0 <= scores["mcc"] <= 1 and scores["sae_l0"] <= 2
