@@ -227,7 +227,8 @@ def test_metric_bounds_are_the_ones_the_intervals_were_cut_at():
             "token_purity", "topographic_error", "topographic_error_4", "topographic_p", "uniqueness")
     signed = ("distance_rho", "null_rho", "neighbour_similarity", "topographic_rho", "topographic_null", "mcc",
               "mcc_signed", "seed_mcc", "mmcs")
-    positive = ("dead_latents", "effective_dimension", "eval_seconds", "train_seconds", "l0", "sae_l0", "true_l0",
+    positive = ("dead_latents", "effective_dimension", "eval_seconds", "train_seconds", "cpu_seconds", "samples", "l0",
+                "sae_l0", "true_l0",
                 "null_rho_std", "reconstruction_error", "shrinkage")
     assert METRIC_BOUNDS == {**{m: (0.0, 1.0) for m in unit}, **{m: (-1.0, 1.0) for m in signed},
                              **{m: (0.0, math.inf) for m in positive}, "explained_variance": (-math.inf, 1.0)}
