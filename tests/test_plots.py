@@ -256,3 +256,29 @@ def test_images_are_shown_at_their_pixel_width(tmp_path, monkeypatch):
     fig, ax = plt.subplots()
     save_figure(fig, tmp_path / "b.png")
     assert shown == [[tmp_path / "b.png"]]
+
+
+def test_the_ladder_and_frontier_figures_draw_one_line_per_method_through_its_points():
+    import matplotlib.pyplot as plt
+
+    from hebb_utils.measure.seeds import summarise_seeds
+    from hebb_utils.report.plots import plot_frontier, plot_ladder
+
+    def run(n, v):
+        return summarise_seeds([{"seed": s, "samples": n, "cpu_seconds": n / 1e4 + s, "mmcs": v + 0.01 * s}
+                                for s in range(3)])
+
+    ladder_runs = {"1000": {"a": run(1000, 0.5), "b": run(1000, 0.3)}, "3000": {"a": run(3000, 0.7), "b": run(3000, 0.4)}}
+    for x in ("samples", "cpu_seconds"):
+        fig = plot_ladder(ladder_runs, {"mmcs": "MMCS"}, x=x, title="t")
+        lines = [container.lines[0] for container in fig.axes[0].containers]  # each errorbar's data line
+        assert len(lines) == 2 and fig.axes[0].get_xscale() == "log"
+        assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a", "b"]
+        assert list(lines[0].get_ydata()) == pytest.approx([0.51, 0.71])  # method a, mean over seeds, by rung
+        expected_x = [1000, 3000] if x == "samples" else [1.1, 1.3]
+        assert list(lines[0].get_xdata()) == pytest.approx(expected_x)
+        plt.close(fig)
+    fig = plot_frontier({"a": [{"l0": 4, "explained_variance": 0.9}, {"l0": 1, "explained_variance": 0.5}]})
+    (line,) = fig.axes[0].get_lines()
+    assert list(line.get_xdata()) == [1, 4] and list(line.get_ydata()) == [0.5, 0.9]  # sorted by L0
+    plt.close(fig)

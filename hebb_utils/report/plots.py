@@ -487,6 +487,17 @@ def plot_sweep(runs: dict, settings: Sequence[str], metrics: dict, reference: di
     return fig
 
 
+def _finish_one_panel(fig, ax, xlabel: str, ylabel: str, title: str | None) -> None:
+    """Axis labels, grid, the legend outside on the right (it hides no point) and the title of a one-panel figure."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    fig.legend(loc="outside right upper")
+    if title:
+        ax.set_title(title, wrap=True)
+    _ticks_legible(ax)
+
+
 def plot_tradeoff(runs: dict, names: Sequence[str], x: str, y: str, labels: dict | None = None,
                   title: str | None = None):
     """One point per run, `y` against `x`, with both 95% intervals over seeds: a trade-off curve.
@@ -505,13 +516,7 @@ def plot_tradeoff(runs: dict, names: Sequence[str], x: str, y: str, labels: dict
             (x_lo, x_hi), (y_lo, y_hi) = run["ci95"][x], run["ci95"][y]
             ax.errorbar([mx], [my], xerr=[[mx - x_lo], [x_hi - mx]], yerr=[[my - y_lo], [y_hi - my]], fmt="o",
                         capsize=3, color=f"C{k % 10}", label=name.split(" / ")[-1])
-        ax.set_xlabel(labels.get(x, x))
-        ax.set_ylabel(labels.get(y, y))
-        ax.grid(alpha=0.3)
-        fig.legend(loc="outside right upper")
-        if title:
-            ax.set_title(title, wrap=True)
-        _ticks_legible(ax)
+        _finish_one_panel(fig, ax, labels.get(x, x), labels.get(y, y), title)
     return fig
 
 
@@ -563,11 +568,5 @@ def plot_frontier(points: dict, x: str = "l0", y: str = "explained_variance", la
             rows = sorted(rows, key=lambda r: r[x])
             ax.plot([r[x] for r in rows], [r[y] for r in rows], "o-", ms=4, color=f"C{k % 10}", label=method)
         ax.set_xscale("log")
-        ax.set_xlabel(labels.get(x, x))
-        ax.set_ylabel(labels.get(y, y))
-        ax.grid(alpha=0.3)
-        fig.legend(loc="outside right upper")
-        if title:
-            ax.set_title(title, wrap=True)
-        _ticks_legible(ax)
+        _finish_one_panel(fig, ax, labels.get(x, x), labels.get(y, y), title)
     return fig
