@@ -161,8 +161,10 @@ def test_the_pursuit_method_learns_several_features_per_sample_and_is_seeded():
     assert torch.equal(dictionary.decoder, again.decoder)
     codes = dictionary.encode(truth.X)
     assert 2 < float((codes > 0).sum(1).float().mean()) <= 3
-    assert explained_variance(truth.X, dictionary.decode(codes)) > 0.9
-    assert mmcs(dictionary.decoder, truth.features) > 0.95
+    # measured 0.853 and 0.924 (these bounds were 0.9 and 0.95 when the layer started at the true features:
+    # the toy's stream and the layer's were one, see ground_truth.DATA_STREAM)
+    assert explained_variance(truth.X, dictionary.decode(codes)) > 0.8
+    assert mmcs(dictionary.decoder, truth.features) > 0.9
 
 
 def test_select_on_validation_picks_the_best_explained_variance_at_the_target_l0():

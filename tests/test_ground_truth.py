@@ -171,3 +171,19 @@ def test_topographic_toy_neighbours_fire_together():
 def test_bad_arguments_are_named(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_method_starts_at_the_true_features_of_the_same_seed(seed):
+    """A layer and a toy seeded with the same number draw from different streams: Hebbian pursuit's
+    float64 normal start once WAS the toy's features (MMCS 1.000 untrained)."""
+    from hebb_utils.measure.recovery import mmcs
+    from hebb_utils.rules.layer import SoftHebbLinear
+    from hebb_utils.rules.pursuit import PursuitLinear
+
+    for truth in (sharkey_toy(50, d=32, n_features=48, seed=seed), topographic_toy(50, d=16, grid=(6, 8), seed=seed)):
+        n, d = truth.features.shape
+        for layer in (PursuitLinear(d, n, seed=seed), SoftHebbLinear(d, n, 20.0, seed=seed)):
+            assert mmcs(layer.weight, truth.features) < 0.8, type(layer).__name__
+    with pytest.raises(ValueError, match="below 2\\*\\*31"):
+        sharkey_toy(10, d=4, n_features=4, seed=2**31)
