@@ -62,7 +62,7 @@ def results(res: dict, number: int) -> tuple[list[str], int]:
 
 def headline(loaded: dict) -> list[tuple[int, str]]:
     """How many of the goals were met, and the main toy's MMCS: Hebbian pursuit against the best tuned SAE
-    at the largest rung."""
+    at the smallest and the largest rung, and on SAELens' benchmark."""
     dicts = loaded.get(NOTEBOOK)
     if not dicts:
         return []
@@ -71,20 +71,25 @@ def headline(loaded: dict) -> list[tuple[int, str]]:
     main = [n for n in runs if n.startswith("toy L0 5 @ ")]
     if not main:
         return [(20, f"**Dictionaries**: {met} of {len(goals)} goals set before measuring were met.")]
-    top = runs[max(main, key=_rung)]
-    saes = [m for m in top if m.startswith("sae")]
-    if "pursuit" not in top or not saes:
+    first, last = runs[min(main, key=_rung)], runs[max(main, key=_rung)]
+    saes = [m for m in last if m.startswith("sae")]
+    if "pursuit" not in last or not saes:
         return [(20, f"**Dictionaries**: {met} of {len(goals)} goals set before measuring were met.")]
-    best = max(saes, key=lambda m: top[m]["mean"]["mmcs"])
-    ours = top["pursuit"]
+
+    def versus(run: dict, rung: int, first: bool) -> str:  # pursuit against the best SAE of one rung
+        best = max(saes, key=lambda m: run[m]["mean"]["mmcs"])
+        if not first:
+            return f"{format_mean_ci(run['pursuit'], 'mmcs')} vs {format_mean_ci(run[best], 'mmcs')} at {rung}k"
+        return (f"{format_mean_ci(run['pursuit'], 'mmcs')} vs the best SAE's {format_mean_ci(run[best], 'mmcs')} "
+                f"at {rung}k samples ({run['pursuit']['mean']['cpu_seconds']:.1f} vs "
+                f"{run[best]['mean']['cpu_seconds']:.1f} CPU s)")
+
     # the lead claims the toys only if pursuit's interval is above every SAE's on every toy and rung
     better = all(run["pursuit"]["ci95"]["mmcs"][0] > run[m]["ci95"]["mmcs"][1]
                  for name, run in runs.items() if name.startswith("toy L0") and "pursuit" in run
                  for m in run if m.startswith("sae"))
-    text = (f"Hebbian matching pursuit's MMCS on Sharkey et al.'s toy (L0 5, {max(_rung(n) for n in main)}k samples, "
-            f"{ours['n']} seeds of fresh data) is {format_mean_ci(ours, 'mmcs')} in {ours['mean']['cpu_seconds']:.1f} CPU "
-            f"seconds, the best tuned SAE's ({best.removeprefix('sae ')}) {format_mean_ci(top[best], 'mmcs')} in "
-            f"{top[best]['mean']['cpu_seconds']:.1f}")
+    text = (f"Hebbian matching pursuit's MMCS (L0 5): "
+            f"{versus(first, min(_rung(n) for n in main), True)}; {versus(last, max(_rung(n) for n in main), False)}")
     bench = [n for n in runs if n.startswith("saelens benchmark @ ")]
     bench_better = None
     if bench:
@@ -93,12 +98,12 @@ def headline(loaded: dict) -> list[tuple[int, str]]:
         if "pursuit" in b and b_saes:
             b_best = max(b_saes, key=lambda m: b[m]["mean"]["mcc"])
             bench_better = b["pursuit"]["ci95"]["mcc"][0] > b[b_best]["ci95"]["mcc"][1]
-            text += (f"; on SAELens' own benchmark its MCC is {format_mean_ci(b['pursuit'], 'mcc')}, the best SAE's "
-                     f"({b_best.removeprefix('sae ')}) {format_mean_ci(b[b_best], 'mcc')}")
+            text += (f"; benchmark MCC {format_mean_ci(b['pursuit'], 'mcc')} vs "
+                     f"{format_mean_ci(b[b_best], 'mcc')}")
     if better and bench_better is not False:
-        lead = "**A Hebbian dictionary that recovers features better than every tuned sparse autoencoder**"
+        lead = "**A Hebbian dictionary ahead of every tuned SAE**"
     elif better:
-        lead = "**Better than every tuned sparse autoencoder on Sharkey's toys, not on SAELens' benchmark**"
+        lead = "**Ahead of tuned SAEs on Sharkey's toys, behind on SAELens' benchmark**"
     else:
-        lead = "**Hebbian matching pursuit against tuned sparse autoencoders**"
-    return [(20, f"{lead}: {text}; {met} of {len(goals)} goals set before measuring were met.")]
+        lead = "**Hebbian matching pursuit against tuned SAEs**"
+    return [(20, f"{lead}: {text}. {met} of {len(goals)} goals met.")]
