@@ -88,7 +88,7 @@ def headline(loaded: dict) -> list[tuple[int, str]]:
     better = all(run["pursuit"]["ci95"]["mmcs"][0] > run[m]["ci95"]["mmcs"][1]
                  for name, run in runs.items() if name.startswith("toy L0") and "pursuit" in run
                  for m in run if m.startswith("sae"))
-    text = (f"Hebbian matching pursuit's MMCS (L0 5): "
+    text = (f"its MMCS on Sharkey's toy (L0 5): "
             f"{versus(first, min(_rung(n) for n in main), True)}; {versus(last, max(_rung(n) for n in main), False)}")
     bench = [n for n in runs if n.startswith("saelens benchmark @ ")]
     bench_better = None
@@ -98,7 +98,7 @@ def headline(loaded: dict) -> list[tuple[int, str]]:
         if "pursuit" in b and b_saes:
             b_best = max(b_saes, key=lambda m: b[m]["mean"]["mcc"])
             bench_better = b["pursuit"]["ci95"]["mcc"][0] > b[b_best]["ci95"]["mcc"][1]
-            text += (f"; benchmark MCC {format_mean_ci(b['pursuit'], 'mcc')} vs "
+            text += (f"; SAELens' benchmark MCC {format_mean_ci(b['pursuit'], 'mcc')} vs "
                      f"{format_mean_ci(b[b_best], 'mcc')}")
     if better and bench_better is not False:
         lead = "**A Hebbian dictionary ahead of every tuned SAE**"
