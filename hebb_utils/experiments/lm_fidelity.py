@@ -27,7 +27,7 @@ import torch
 from ..checks import matrix, positive_int
 from ..data.extract import block_modules, tokenize_stories
 
-__all__ = ["SplicedModel", "loss_recovered", "fidelity_sweep", "final_norm"]
+__all__ = ["SplicedModel", "loss_recovered", "recovered_with", "fidelity_sweep", "final_norm"]
 
 NORM_NAMES = ("norm", "ln_f", "final_layernorm", "final_layer_norm")  # Llama, GPT-2/Neo, Phi, OPT
 
@@ -149,6 +149,12 @@ def loss_recovered(spliced: SplicedModel, dictionary, batch_size: int = 4096) ->
     with torch.no_grad():
         recon = torch.cat([dictionary.decode(dictionary.encode(spliced.rows[i:i + batch_size]).float()).float()
                            for i in range(0, spliced.rows.shape[0], batch_size)])
+    return recovered_with(spliced, recon)
+
+
+def recovered_with(spliced: SplicedModel, recon) -> dict:
+    """loss_recovered's numbers for a reconstruction already computed: recon (n, d_model), one row per
+    row of spliced.rows."""
     patched = spliced.loss_with(recon)
     clean, zero, mean = spliced.clean_loss, spliced.zero_ablation_loss, spliced.mean_ablation_loss
     return {"loss": patched, "clean_loss": clean, "zero_ablation_loss": zero, "mean_ablation_loss": mean,
@@ -176,7 +182,7 @@ def fidelity_sweep(makers: dict, X_train, spliced: SplicedModel, seed: int) -> d
                 codes = torch.cat([dictionary.encode(spliced.rows[i:i + 4096]).float()
                                    for i in range(0, spliced.rows.shape[0], 4096)])
                 recon = torch.cat([dictionary.decode(codes[i:i + 4096]).float() for i in range(0, codes.shape[0], 4096)])
-            fidelity = loss_recovered(spliced, dictionary)
+            fidelity = recovered_with(spliced, recon)  # the rows coded once, for EV, L0 and the loss
             out.setdefault(method, []).append({
                 "setting": setting, "l0": float((codes != 0).sum(1, dtype=torch.float64).mean()),
                 "explained_variance": explained_variance(spliced.rows, recon), "dead_fraction": dead_units(codes),
