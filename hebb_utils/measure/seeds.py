@@ -27,7 +27,7 @@ from . import metrics, recovery  # noqa: F401  (imported for their descriptions:
 from .describe import METRICS, POSITIVE, describe
 
 __all__ = ["seed_list", "t_quantile", "mean_ci", "summarise_seeds", "difference_tolerance", "disagreeing_seeds",
-           "METRIC_BOUNDS",
+           "METRIC_BOUNDS", "PERMUTATION_P_VALUES", "default_shuffles", "p_value_floor", "cut_p_values",
            "format_number", "format_interval", "format_value", "format_mean_ci", "contrast"]
 
 # times of a run, measured around the training (experiments/) and the evaluation (dictionaries/)
@@ -41,6 +41,60 @@ describe("samples", "training samples", bounds=POSITIVE)
 # the function that computes it: shares, accuracies, purities and p-values in [0, 1]; correlations and
 # cosines in [-1, 1]; counts, times and dimensions >= 0; explained variance <= 1.
 METRIC_BOUNDS = {key: metric.bounds for key, metric in METRICS.items() if metric.bounds is not None}
+
+# Permutation p-values, (1 + #{null >= observed}) / (1 + n_shuffles) (metrics.distance_correlation and
+# recovery.topographic_rank_correlation), are never below 1 / (1 + n_shuffles): 0.0099 with 100 shuffles.
+# Their intervals are cut there, not at 0, so that "0.030 [0.000, 0.085]" cannot be printed.
+PERMUTATION_P_VALUES = ("p_value", "topographic_p")
+
+
+def default_shuffles() -> int:
+    """The shuffles a p-value has when its run does not say (metrics.distance_correlation's default)."""
+    import inspect
+
+    return int(inspect.signature(metrics.distance_correlation).parameters["n_shuffles"].default)
+
+
+def p_value_floor(values, n_shuffles: int | None = None) -> float:
+    """The smallest value a permutation p-value of `n_shuffles` shuffles can take, 1 / (1 + n_shuffles)
+    (default_shuffles() where the run did not record it), for the p-values `values` of one run's seeds.
+
+    The floor is returned only where every value is a multiple of it, as such p-values are; otherwise (a run
+    of other shuffles than assumed, e.g. a smoke run's 5 against the default 100) 0: a floor too low is
+    safe, one too high is not."""
+    m = 1 + (default_shuffles() if n_shuffles is None else int(n_shuffles))
+    values = [float(v) for v in values]
+    if values and all(abs(v * m - round(v * m)) < 1e-6 and round(v * m) >= 1 for v in values):
+        return 1.0 / m
+    return 0.0
+
+
+def cut_p_values(result: dict) -> dict:
+    """A copy of a notebook's results JSON whose permutation p-values' intervals start at their floor,
+    1 / (1 + config["n_shuffles"]) (p_value_floor from the values where the config does not say). For the
+    report and the paper, which render results written before summarise_seeds cut them itself."""
+    import copy
+
+    result = copy.deepcopy(result)
+    n_shuffles = (result.get("config") or {}).get("n_shuffles")
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("ci95"), dict):
+                for metric in PERMUTATION_P_VALUES:
+                    if metric in node["ci95"]:
+                        values = [row[metric] for row in node.get("seeds", []) if _is_number(row.get(metric))]
+                        floor = p_value_floor(values, n_shuffles)
+                        lo, hi = node["ci95"][metric]
+                        node["ci95"][metric] = [max(lo, floor), max(hi, floor)]
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(result.get("results"))
+    return result
 
 
 def seed_list(first: int, n_seeds: int) -> list[int]:
@@ -86,6 +140,8 @@ def summarise_seeds(per_seed: list[dict], level: float = 0.95) -> dict:
         mean, lo, hi, std = mean_ci(values, level)
         low_bound, high_bound = METRIC_BOUNDS.get(name, (-math.inf, math.inf))
         lo, hi = max(lo, low_bound), min(hi, high_bound)  # the true mean is inside the bounds: coverage unchanged
+        if name in PERMUTATION_P_VALUES:  # nor below the smallest p-value its shuffles can give
+            lo = max(lo, p_value_floor(values))
         out["mean"][name], out["ci95"][name], out["std"][name] = mean, [lo, hi], std
         out["n_by_metric"][name] = len(values)
     return out
@@ -147,7 +203,11 @@ def format_mean_ci(run: dict, metric: str, digits: int = 3, sep: str = " ") -> s
             return format_number(run["mean"][metric], digits)
         if run["n_by_metric"][metric] == 1:
             return f"{format_number(run['mean'][metric], digits)}{sep}(1 seed)"
-        text = format_interval(run["mean"][metric], *run["ci95"][metric], digits=digits, sep=sep)
+        lo, hi = run["ci95"][metric]
+        if metric in PERMUTATION_P_VALUES:  # results written before summarise_seeds cut p-values at their floor
+            floor = p_value_floor([row[metric] for row in run.get("seeds", []) if _is_number(row.get(metric))])
+            lo, hi = max(lo, floor), max(hi, floor)
+        text = format_interval(run["mean"][metric], lo, hi, digits=digits, sep=sep)
         apart = disagreeing_seeds(run, metric)
         return text if apart is None else f"{text}{sep}seeds {', '.join(format_number(v, digits) for v in apart)}"
     return format_value(run.get(metric), digits)

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ..io import atomic_path, atomic_write_json, portable
-from ..measure.seeds import contrast, format_mean_ci
+from ..measure.seeds import contrast, cut_p_values, format_mean_ci
 from ..pins import pin_status
 from .markdown import MAX_COLUMNS, glossary, seed_count
 from .sections import SECTIONS
@@ -109,7 +109,9 @@ def _loaded(results_dir) -> dict:
     """Notebook name -> its results JSON, for every notebook of SECTIONS whose JSON is in results_dir."""
     results_dir = Path(results_dir)
     found = {name: _load(results_dir, name) for name in SECTIONS}
-    return {name: res for name, res in found.items() if res}
+    # permutation p-values' intervals start at 1 / (1 + shuffles), also in results written before
+    # summarise_seeds cut them there (measure/seeds.py); the JSON on disk is not changed
+    return {name: cut_p_values(res) for name, res in found.items() if res}
 
 
 def _sections() -> list:
