@@ -22,6 +22,23 @@ __all__ = ["build", "main", "PAPER"]
 PAPER = Path("paper") / "paper.typ"  # relative to the root
 
 
+def measure_inputs() -> str:
+    """What paper/lib.typ needs of measure/ (as JSON, Typst's sys.inputs.measure), so that the paper prints an
+    interval as the README does: each metric's bounds (METRIC_BOUNDS, null for an infinite one), the
+    permutation p-values with their default shuffles (their intervals start at 1 / (1 + shuffles)) and
+    disagreeing_seeds' share (seeds spread over more of a metric's range are printed one by one)."""
+    import inspect
+    import json
+    import math
+
+    from ..measure.seeds import METRIC_BOUNDS, PERMUTATION_P_VALUES, default_shuffles, disagreeing_seeds
+
+    bounds = {k: [v if math.isfinite(v) else None for v in b] for k, b in METRIC_BOUNDS.items()}
+    share = inspect.signature(disagreeing_seeds).parameters["share"].default
+    return json.dumps({"bounds": bounds, "p_values": list(PERMUTATION_P_VALUES), "shuffles": default_shuffles(),
+                       "disagree_share": share})
+
+
 def build(out: str | Path, root: str | Path = ".", fmt: str = "pdf", ppi: float | None = None) -> Path:
     """Compile <root>/paper/paper.typ with `root` as Typst's root into `out` (atomically). Returns out.
 
@@ -34,7 +51,7 @@ def build(out: str | Path, root: str | Path = ".", fmt: str = "pdf", ppi: float 
     source = root / PAPER
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no paper source under root {root}")
-    options = dict(root=str(root), ignore_system_fonts=True, format=fmt)
+    options = dict(root=str(root), ignore_system_fonts=True, format=fmt, sys_inputs={"measure": measure_inputs()})
     if ppi is not None:
         options["ppi"] = ppi
     out = Path(out)
