@@ -274,7 +274,9 @@ def plot_token_map(labels: Sequence[str], grid, title: str | None = None, cell_i
             cbar.set_label(color_label, **TEXT_AS_IS)
             if color_scale == "log1p":
                 top = float(np.expm1(vmax))
-                counts = [0] + [10 ** e for e in range(0, int(np.floor(np.log10(max(top, 1.0)))) + 1)]
+                # ticks from 1: a "0" tick sits just under "1" (log1p(0) = 0, log1p(1) = 0.69) and reads as a
+                # log scale reaching 0; a neuron of 0 wins is the bar's bottom, below the 1
+                counts = [10 ** e for e in range(0, int(np.floor(np.log10(max(top, 1.0)))) + 1)]
                 cbar.set_ticks(FixedLocator([float(np.log1p(v)) for v in counts]))
                 cbar.ax.yaxis.set_major_formatter(FixedFormatter([f"{v:,}" for v in counts]))
                 cbar.ax.yaxis.set_minor_locator(FixedLocator([]))
@@ -464,6 +466,7 @@ def plot_sweep(runs: dict, settings: Sequence[str], metrics: dict, reference: di
         fig, axes = plt.subplots(nrows, ncols, figsize=(min(3.2 * ncols + 0.4, 9.6), 3.8 * nrows + 0.4),
                                  squeeze=False, layout="constrained")
         x = np.arange(len(settings))
+        names = [s.split(" / ")[-1] for s in settings]
         for ax, (metric, label) in zip(axes.flat, metrics.items()):
             mean = np.array([runs[s]["mean"][metric] for s in settings])
             lo, hi = (np.array([runs[s]["ci95"][metric][i] for s in settings]) for i in (0, 1))
@@ -473,7 +476,7 @@ def plot_sweep(runs: dict, settings: Sequence[str], metrics: dict, reference: di
                     r_lo, r_hi = run["ci95"][metric]
                     ax.axhspan(r_lo, r_hi, color=f"C{k + 1}", alpha=0.2)
                     ax.axhline(run["mean"][metric], color=f"C{k + 1}", lw=1, label=name)
-            ax.set_xticks(x, [s.split(" / ")[-1] for s in settings], rotation=30, ha="right")
+            ax.set_xticks(x, names, rotation=90)  # upright: one line of text apart, never overlapping
             ax.set_xlabel(xlabel)
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
