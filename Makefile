@@ -10,6 +10,7 @@
 #   make test        the test suite (offline, CPU; Triton kernels in the interpreter; a real browser)
 #   make smoke       every notebook with tiny parameters into results/smoke/ (CI)
 #   make bench       the SoftHebb step benchmark (benchmarks/results/)
+#   make ladder      notebook 07 with the full samples ladder (300k, 1M) into results/ladder/ (not in reproduce)
 #   make clean       remove results/smoke, activations, checkpoints and caches (not the committed results, not .venv)
 #
 # Without make or notebooks: `python -m hebb_utils extract|train|map --help` (hebb_utils/cli.py), also
@@ -73,9 +74,9 @@ notebook_deps = notebooks/$(1).ipynb $(call deps_of,notebooks/$(1).ipynb) $(TEMP
 # of width 576 run per token, against TinyStories-1M's 6 of width 64). See README "Choices for the offline run".
 N_STORIES    ?= 800
 
-.PHONY: reproduce update check activations test smoke bench clean venv help force paper
+.PHONY: reproduce update check activations test smoke bench clean venv help force paper ladder
 help:
-	@sed -n '1,18p' Makefile
+	@sed -n '1,19p' Makefile
 
 # `make reproduce` passes FORCE=1: every notebook then counts as out of date (a checkout leaves
 # the committed results newer than their sources, so plain timestamps would skip some).
@@ -133,6 +134,14 @@ $(R)/06_topography.json: $(ACTS)/meta.json $(call notebook_deps,06_topography) |
 #       dict_{softhebb,sae}_map*.png
 $(R)/07_dictionaries.json: $(ACTS)/meta.json $(call notebook_deps,07_dictionaries) | $(STAMP)
 	$(call run_notebook,07_dictionaries,$(R),-p results_dir $(R) -p figures_dir $(F) -p activations_dir $(ACTS))
+
+# The full samples ladder (300k and 1M samples on the main toy and on SAELens' benchmark): notebook 07
+# again with longer ladders, into results/ladder/ (its own JSON, figures and render), not part of
+# `make reproduce` (several times notebook 07's time); the README says which numbers come from it.
+LADDER_RUNGS := [50000$(comma) 100000$(comma) 300000$(comma) 1000000]
+ladder: $(ACTS)/meta.json | $(STAMP)
+	$(call run_notebook,07_dictionaries,$(R)/ladder,-p results_dir $(R)/ladder -p figures_dir $(R)/ladder/figures \
+	  -p activations_dir $(ACTS) -y "{ladder_rungs: $(LADDER_RUNGS)$(comma) bench_rungs: $(LADDER_RUNGS)}")
 
 RESULTS_JSON := $(R)/01_extract_activations.json $(R)/02_foundations.json $(R)/03_pca_family.json $(R)/04_cifar_softhebb.json $(R)/05_lm_softhebb.json $(R)/06_topography.json $(R)/07_dictionaries.json
 

@@ -113,3 +113,18 @@ def test_the_sweep_scores_each_setting_on_the_held_out_rows():
     assert (low["setting"], low["l0"], full["l0"]) == (4, 4.0, 32.0)
     assert full["explained_variance"] == pytest.approx(1.0) and full["loss_recovered"] == pytest.approx(1.0)
     assert low["explained_variance"] < 1 and full["dead_fraction"] == 0 and low["dead_fraction"] == pytest.approx(28 / 32)
+
+
+def test_the_sweep_counts_dead_units_on_the_training_rows():
+    # a unit never active on a few held-out tokens is not dead: the field counts over training tokens
+    from hebb_utils.experiments.lm_fidelity import fidelity_sweep
+
+    spliced = SplicedModel(_models()["llama"], CharTokenizer(), TEXTS, layer=2)
+    X_train = torch.randn(10, 32)
+    X_train[:, 0] = 1000.0  # only training rows open the gate; the held-out rows never do
+
+    def gated(X):
+        return lambda seed: Dictionary(decoder=torch.eye(32), encode=lambda x: x * (x[:, :1] > 100), decode=lambda c: c)
+
+    (row,) = fidelity_sweep({"m": {1: gated}}, X_train, spliced, seed=0)["m"]
+    assert row["l0"] == 0 and row["dead_fraction"] == 0

@@ -139,6 +139,19 @@ def test_train_sae_learns_is_seeded_and_never_calls_wandb(settings, data, no_wan
     json.dumps(info)
 
 
+@pytest.mark.parametrize("normalize", ["expected_average_only_in", "none"])
+def test_b_dec_starts_at_the_data_mean_and_the_dead_window_reaches_the_trainer(data, normalize, no_wandb, quiet_bars):
+    # a constant part far larger than the rest: the case b_dec_init="mean" is for
+    X = data + 50.0 * torch.linspace(1, 2, data.shape[1])
+    # lr so small that the weights barely move: the folded b_dec is then the start, read in raw units
+    sae, info = train_sae(X, 12, k=2, batch_size=50, training_samples=100, lr=1e-9, normalize_activations=normalize,
+                          b_dec_init="mean", dead_feature_window=7)
+    torch.testing.assert_close(sae.b_dec.double(), X.double().mean(0), rtol=2e-3, atol=1e-3)
+    zeros, _ = train_sae(X, 12, k=2, batch_size=50, training_samples=100, lr=1e-9, normalize_activations=normalize)
+    assert float(zeros.b_dec.detach().abs().max()) < 1e-3  # SAELens' own start
+    assert info["config"]["b_dec_init"] == "mean" and info["config"]["dead_feature_window"] == 7
+
+
 def test_train_sae_refuses_bad_settings(data):
     with pytest.raises(ValueError, match="k=None: architecture='topk' needs k"):
         train_sae(data, 12)
@@ -159,6 +172,12 @@ def test_train_sae_refuses_bad_settings(data):
         train_sae(data, 12, architecture="gated")
     with pytest.raises(ValueError, match="normalize_activations='layer_norm'"):
         train_sae(data, 12, k=1, batch_size=50, normalize_activations="layer_norm")
+    with pytest.raises(ValueError, match="b_dec_init='median': expected 'zeros'"):
+        train_sae(data, 12, k=1, batch_size=50, b_dec_init="median")
+    with pytest.raises(ValueError, match="b_dec_init='mean' with normalize_activations='covariance_whitening'"):
+        train_sae(data, 12, k=1, batch_size=50, b_dec_init="mean", normalize_activations="covariance_whitening")
+    with pytest.raises(ValueError, match="dead_feature_window"):
+        train_sae(data, 12, k=1, batch_size=50, dead_feature_window=0)
 
 
 # -----------------------------------------------------------------------------

@@ -321,4 +321,10 @@ def test_draw_token_map_passes_subtitle_and_links(tmp_path):
         draw_token_map(summary, tokens, (2, 2), tmp_path / "no", links=[("x", "http://a.b/")])
     with pytest.raises(ValueError, match="subtitle"):
         draw_token_map(summary, tokens, (2, 2), tmp_path / "no", subtitle=3)
+    with pytest.raises(ValueError, match="units=''"):
+        draw_token_map(summary, tokens, (2, 2), tmp_path / "no", units="")
     assert not (tmp_path / "no").exists()
+    assert "4 SoftHebb neurons on a 2 x 2 grid" in text  # the default: a SoftHebb map
+    draw_token_map(summary, tokens, (2, 2), tmp_path / "sae", top_tokens=2, crop=(1, 2), units="TopK SAE latents")
+    sae_text, _ = page_data(tmp_path / "sae" / "lm_map.html")
+    assert "4 TopK SAE latents on a 2 x 2 grid" in sae_text and "SoftHebb" not in sae_text  # a page names what it draws

@@ -75,7 +75,8 @@ def train_sae(X, d_sae: int, *, architecture: str = "topk", k: int | None = None
               l1_coefficient: float | None = None, l0_coefficient: float | None = None,
               training_samples: int | None = None, batch_size: int = 4096,
               lr: float = 3e-4, seed: int = 0, device: str | torch.device = "cpu",
-              normalize_activations: str = "expected_average_only_in"):
+              normalize_activations: str = "expected_average_only_in", b_dec_init: str = "zeros",
+              dead_feature_window: int = 1000):
     """Train an SAELens SAE of d_sae latents on X (n, d_in) with SAELens' SAETrainer; returns (sae, info).
 
     architecture (ARCHITECTURES): "topk", TopKTrainingSAE, the k largest pre-activations kept (k=1: one
@@ -99,6 +100,14 @@ def train_sae(X, d_sae: int, *, architecture: str = "topk", k: int | None = None
     rates assume activations of that size, and small-norm inputs (standardised features, say) barely
     train without it. SAELens folds the scale (and "covariance_whitening") into the weights at the
     end, so the returned SAE reads raw X. The scale is estimated from one pass of batches.
+
+    b_dec_init="mean" starts the decoder bias at the data's mean (in the trainer's scaled units) instead
+    of SAELens' zeros, as Bricken et al. (2023) start it at the geometric median: on activations with a
+    large shared direction (a language model's residual stream) a zero start lets the few latents most
+    aligned with that direction win every token, and the rest never fire (measured on the LM stand-in's
+    block 21: 98% of a TopK SAE's latents dead at k=1 from zeros). dead_feature_window: the steps without
+    firing after which SAETrainer counts a latent dead (TopK's auxiliary loss revives those); SAELens'
+    1000 is longer than a short run, so that loss would never act.
 
     No wandb: the trainer's LoggingConfig(log_to_wandb=False), no checkpoints. SAETrainer logs its
     metrics only to wandb, so the losses of every step are recorded here (SAETrainer.step, its public
@@ -156,6 +165,13 @@ def train_sae(X, d_sae: int, *, architecture: str = "topk", k: int | None = None
         raise ValueError(f"normalize_activations={normalize_activations!r}: expected one of {list(NORMALIZATIONS)} "
                          "(each is folded into the weights after training, so the SAE reads raw X)")
 
+    if b_dec_init not in ("zeros", "mean"):
+        raise ValueError(f"b_dec_init={b_dec_init!r}: expected 'zeros' (SAELens' start) or 'mean' (the data's mean)")
+    if b_dec_init == "mean" and normalize_activations == "covariance_whitening":
+        raise ValueError("b_dec_init='mean' with normalize_activations='covariance_whitening': the whitening centres the "
+                         "data already; use b_dec_init='zeros'")
+    dead_feature_window = positive_int("dead_feature_window", dead_feature_window, hint="training steps")
+
     common = dict(d_in=d_in, d_sae=d_sae, dtype="float32", device=str(device),
                   normalize_activations=normalize_activations)
     settings = {"k": dict(k=k), "l1_coefficient": dict(l1_coefficient=l1_coefficient),
@@ -170,7 +186,7 @@ def train_sae(X, d_sae: int, *, architecture: str = "topk", k: int | None = None
         lr=lr, lr_end=lr,  # SAETrainer asserts lr_end is set; only the LM runner config fills it in
         lr_scheduler_name="constant", device=str(device), n_checkpoints=0, checkpoint_path=None,
         save_final_checkpoint=False, logger=LoggingConfig(log_to_wandb=False),
-        n_batches_for_norm_estimate=norm_batches)
+        n_batches_for_norm_estimate=norm_batches, dead_feature_window=dead_feature_window)
 
     losses: dict[str, list[torch.Tensor]] = {}  # name -> one 0-d tensor per step (no device sync per step)
 
@@ -185,6 +201,10 @@ def train_sae(X, d_sae: int, *, architecture: str = "topk", k: int | None = None
 
     with seeded_global_rng(seed, device):
         sae = sae_class(sae_cfg)
+        if b_dec_init == "mean":  # in the units the trainer feeds the SAE: X scaled to a mean norm of sqrt(d_in)
+            scale = 1.0 if normalize_activations == "none" else d_in ** 0.5 / float(X.double().norm(dim=1).mean())
+            with torch.no_grad():
+                sae.b_dec.copy_((X.double().mean(0) * scale).to(sae.b_dec))
         trainer = RecordingTrainer(trainer_cfg, sae, _batches(X, batch_size, seed))
         start = time.perf_counter()
         with bars_off("sae_lens.training.sae_trainer", "sae_lens.training.activation_scaler"):  # no switch of their own
@@ -203,7 +223,8 @@ def train_sae(X, d_sae: int, *, architecture: str = "topk", k: int | None = None
             "config": {"architecture": architecture, "d_in": d_in, "d_sae": d_sae, "k": k,
                        "l1_coefficient": l1_coefficient, "l0_coefficient": l0_coefficient, "training_samples": training_samples,
                        "batch_size": batch_size, "lr": lr, "seed": seed, "device": str(device),
-                       "normalize_activations": normalize_activations, "n_batches_for_norm_estimate": norm_batches,
+                       "normalize_activations": normalize_activations, "b_dec_init": b_dec_init,
+                       "dead_feature_window": dead_feature_window, "n_batches_for_norm_estimate": norm_batches,
                        "sae_cfg": inference.cfg.to_dict(), "sae_lens_version": version("sae-lens")}}
     return inference, info
 

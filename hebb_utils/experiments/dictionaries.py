@@ -157,13 +157,14 @@ def benchmark_splits(n_train: int, n_val: int, *, noise_std: float = 0.0, **synt
 def lm_dictionary_measure(X, grid, token_ids, held_out, *, decoders: dict, summaries: dict, keep_seed: int,
                           top: int = 50, n_shuffles: int = 20):
     """measure(name, dictionary, seed) of notebook 07 on real activations X (tokens, d): the map metrics
-    of the dictionary's units on grid (a SoftHebb method's layer, named "softhebb...", or an SAE as
+    of the dictionary's units on grid (a SoftHebb or pursuit layer, named "softhebb..." / "pursuit...", or an SAE as
     dictionaries.saelens.as_map_layer lays it), each neuron's `top` strongest tokens, and
     evaluate_dictionary's explained variance and L0 on the rows `held_out`. Stores each decoder in
     `decoders[name, seed]` and the summaries of seed `keep_seed` in `summaries[name]`."""
 
     def measure(name, dictionary, run_seed):
-        layer = dictionary.model if name.startswith("softhebb") else as_map_layer(dictionary.model, grid)
+        # a SoftHebb or Hebbian pursuit layer is read as it is; an SAELens SAE through as_map_layer
+        layer = dictionary.model if name.startswith(("softhebb", "pursuit")) else as_map_layer(dictionary.model, grid)
         summary = neuron_summary(layer, X, top=top)
         m = map_metrics(layer, X, grid, token_ids=token_ids, n_shuffles=n_shuffles, seed=run_seed, summary=summary)
         decoders[name, run_seed] = dictionary.decoder
@@ -192,16 +193,17 @@ K_ARCHITECTURES = ("sae topk", "sae batchtopk", "sae matching pursuit")  # spars
 
 
 def sae_candidates(n_latents: int, k: int, *, lrs=(1e-2, 3e-2), l1_coefficients=(0.5, 1.0, 2.0),
-                   l0_coefficients=(1.0, 3.0), batch_size: int = 256, methods=None) -> dict:
+                   l0_coefficients=(1.0, 3.0), batch_size: int = 256, methods=None, **settings) -> dict:
     """Notebook 07's sweep of SAELens' five architectures, for experiments.ladder: method ->
     {label: make(X) -> fit(seed)}. TopK, BatchTopK and MatchingPursuit are sparse by k (the data's L0:
     matched by construction) and swept over lrs; the L1 (standard) SAE over lrs x l1_coefficients and
     JumpReLU over lrs x l0_coefficients, whose L0 the ladder matches to the data's on validation rows.
-    methods: the method names to keep (e.g. K_ARCHITECTURES), default all five."""
+    methods: the method names to keep (e.g. K_ARCHITECTURES), default all five. settings: passed to every
+    train_sae (e.g. b_dec_init="mean", dead_feature_window=20 on a language model's activations)."""
     from ..dictionaries.registry import sae_fit
 
-    def make(architecture, **settings):
-        return lambda X: sae_fit(X, n_latents, architecture=architecture, batch_size=batch_size, **settings)
+    def make(architecture, **knobs):
+        return lambda X: sae_fit(X, n_latents, architecture=architecture, batch_size=batch_size, **knobs, **settings)
 
     out = {f"sae {name}": {f"lr {lr:g}": make(architecture, k=k, lr=lr) for lr in lrs}
            for name, architecture in (("topk", "topk"), ("batchtopk", "batchtopk"), ("matching pursuit", "matching_pursuit"))}
@@ -221,14 +223,16 @@ def softhebb_candidates(grid, *, lrs, t_invert: float, name: str = "softhebb", k
 
 
 def k_sweep_makers(n_units: int, ks, chosen: dict, *, pursuit_lrs, sae_lrs, batch_size: int = 256,
-                   offset: bool = False) -> dict:
+                   offset: bool = False, sae_settings: dict | None = None) -> dict:
     """method -> {k: make(X) -> fit(seed)} for Hebbian pursuit and the k-sparse SAEs, each at the setting
     `chosen` names for it ({method: label}, labels of pursuit_candidates / sae_candidates, e.g. a ladder's
-    choice made at one k), for every k of ks: the points of an EV-against-L0 frontier."""
+    choice made at one k), for every k of ks: the points of an EV-against-L0 frontier. sae_settings: the
+    SAEs' other train_sae settings (sae_candidates' **settings)."""
     out = {}
     for k in ks:
         options = {**pursuit_candidates(n_units, k, lrs=pursuit_lrs, offset=offset),
-                   **sae_candidates(n_units, k, lrs=sae_lrs, batch_size=batch_size, methods=K_ARCHITECTURES)}
+                   **sae_candidates(n_units, k, lrs=sae_lrs, batch_size=batch_size, methods=K_ARCHITECTURES,
+                                    **(sae_settings or {}))}
         for method, label in chosen.items():
             if method not in options or label not in options[method]:
                 raise ValueError(f"chosen: {method!r} {label!r} is not one of the sweep's settings; give a label of "

@@ -190,7 +190,7 @@ def write_token_map(layer, data, out_dir: str | os.PathLike, *, top_tokens: int 
 
 def draw_token_map(summary: dict, tokens, grid, out_dir: str | os.PathLike, *, top_tokens: int = 3,
                    crop: tuple[int, int] = (10, 12), seed: int = 42, prefix: str = "lm_", label: str = "",
-                   show: bool = False, subtitle: str = "", links=()):
+                   show: bool = False, subtitle: str = "", links=(), units: str = "SoftHebb neurons"):
     """The files of the map of words from one streaming pass (`analysis.neuron_summary` of the layer
     on every token, with top >= 50): {prefix}map.png, {prefix}map_crop.png (shown inline with
     show=True), {prefix}map.html and {prefix}top_tokens.csv. Returns the token table (pandas).
@@ -199,18 +199,21 @@ def draw_token_map(summary: dict, tokens, grid, out_dir: str | os.PathLike, *, t
 
     subtitle: a line under the page's title (e.g. "annealed lateral support: the topographic layer");
     links: (label, relative href) pairs shown in the page's header, e.g.
-    [("fixed support", "lm_fixed_map.html")] to link the sibling map beside it."""
+    [("fixed support", "lm_fixed_map.html")] to link the sibling map beside it; units: what the grid's
+    units are, as the page names them ("SAE latents", "Hebbian pursuit units")."""
+    if not isinstance(units, str) or not units.strip():
+        raise ValueError(f"units={units!r}: expected a short name of the map's units, e.g. 'SAE latents'")
     settings = check_map_settings(top_tokens=top_tokens, crop=crop, prefix=prefix, seed=seed, subtitle=subtitle,
                                   links=links)
     out_dir = check_map_output(out_dir, settings["prefix"], files=MAP_FILES[:4])
     with _staged(out_dir) as stage:
         return _draw_files(summary, tokens, grid, stage, top_tokens=settings["top_tokens"], crop=settings["crop"],
                            seed=settings["seed"], prefix=prefix, label=label, show=show,
-                           subtitle=settings["subtitle"], links=settings["links"])
+                           subtitle=settings["subtitle"], links=settings["links"], units=units)
 
 
 def _draw_files(summary: dict, tokens, grid, out_dir: Path, *, top_tokens: int, crop: tuple[int, int], seed: int,
-                prefix: str, label: str, show: bool, subtitle: str = "", links=()):
+                prefix: str, label: str, show: bool, subtitle: str = "", links=(), units: str = "SoftHebb neurons"):
     """draw_token_map's four files, written straight into out_dir (a staging folder)."""
     import pandas as pd
 
@@ -249,7 +252,7 @@ def _draw_files(summary: dict, tokens, grid, out_dir: Path, *, top_tokens: int, 
     snippets = context_snippets(summary["top_index"], tokens, n_snippets=3, width=8)
     token_map_html(out_dir / f"{prefix}map.html", (rows, cols), names, wins.numpy(), snippets,
                    title=f"2D neuron map of words: {label}",
-                   note=f"{rows * cols} SoftHebb neurons on a {rows} x {cols} grid ({support}, seed {seed}), "
+                   note=f"{rows * cols} {units} on a {rows} x {cols} grid ({support}, seed {seed}), "
                         f"each named by its top-{top_tokens} distinct tokens; colour: how many of the {len(tokens):,} "
                         "tokens it wins (log scale).", subtitle=subtitle, links=links)
     return table

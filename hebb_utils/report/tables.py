@@ -92,11 +92,15 @@ def write_results(path, name: str, config: dict, results: dict, source: dict | N
 
 
 def seed_table(runs: dict, columns: list[str], digits: int = 3):
-    """A pandas table, one row per run: 'mean [95% interval]' per metric and the number of seeds."""
+    """A pandas table, one row per run: 'mean [95% interval]' per metric and the number of seeds. Columns
+    are headed by each metric's described label and arrow ('MMCS ↑'; the key itself if undescribed)."""
     import pandas as pd
 
+    from ..measure.describe import METRICS
+
     table = pd.DataFrame({run: {c: format_mean_ci(entry, c, digits) for c in columns} for run, entry in runs.items()}).T
-    table["n"] = [seed_count(entry) for entry in runs.values()]
+    table.columns = [METRICS[c].header if c in METRICS else c for c in columns]
+    table["seeds"] = [seed_count(entry) for entry in runs.values()]
     return table
 
 
