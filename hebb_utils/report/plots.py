@@ -370,9 +370,26 @@ def _tight_width_inches(fig) -> float:
     return float(bbox.width) + 2 * float(matplotlib.rcParams["savefig.pad_inches"])
 
 
+def smallest_font_pt(fig) -> float | None:
+    """The size in points of the smallest text the figure draws (tick labels made at draw time included);
+    None for a figure without text. save_figure records it in the PNG (text chunk MIN_FONT_KEY), so that
+    how large a figure's text prints where it is placed can be read from the file (tests/test_paper_figures.py)."""
+    from matplotlib.text import Text
+
+    fig.draw_without_rendering()
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    return float(min(sizes)) if sizes else None
+
+
+MIN_FONT_KEY = "min_font_pt"  # the PNG text chunk where save_figure records smallest_font_pt
+
+
 def save_figure(fig, path, dpi: float | None = None, show: bool = True, max_width: int | None = None) -> Path:
     """Save a matplotlib figure atomically (PNG/SVG by the suffix), show the saved file inline when
     running in IPython (so a notebook shows exactly what it saved, at 1:1), and close the figure.
+
+    A PNG records its smallest text's size in points (text chunk MIN_FONT_KEY) beside its dpi, so that the
+    size its text prints at in the paper can be read from the file.
 
     Sizes: `dpi` (default FIG_DPI, 100) is lowered, never raised, so that the saved image is at most
     `max_width` pixels wide (default MAX_WIDTH_PX, 1000, or what the figure's helper set, e.g. a whole
@@ -384,17 +401,19 @@ def save_figure(fig, path, dpi: float | None = None, show: bool = True, max_widt
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower() or "png"
     spec = getattr(fig, _SAVE, {})
+    smallest = smallest_font_pt(fig) if fmt == "png" else None
+    meta = {"metadata": {MIN_FONT_KEY: f"{smallest:.2f}"}} if smallest is not None else {}
     try:
         if spec.get("exact"):
             with atomic_path(path) as tmp:
-                fig.savefig(tmp, dpi=fig.dpi, format=fmt)
+                fig.savefig(tmp, dpi=fig.dpi, format=fmt, **meta)
         else:
             cap = int(max_width or spec.get("max_width") or MAX_WIDTH_PX)
             dpi = float(dpi or FIG_DPI)
             with atomic_path(path) as tmp:
                 dpi = min(dpi, (cap - 1) / _tight_width_inches(fig))
                 for _ in range(4):  # the tight box in inches moves a little with the dpi (text is hinted)
-                    fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt)
+                    fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt, **meta)
                     if fmt != "png" or (width := png_size(tmp)[0]) <= cap:
                         break
                     dpi *= (cap - 1) / width
@@ -462,11 +481,12 @@ def plot_sweep(runs: dict, settings: Sequence[str], metrics: dict, reference: di
     n = len(metrics)
     ncols = min(n, 3)
     nrows = -(-n // ncols)
+    names = [s.split(" / ")[-1] for s in settings]
+    label_inches = 0.075 * max(len(n) for n in names)  # the upright tick labels' height (10 pt: ~0.075 in a character)
     with _style():
-        fig, axes = plt.subplots(nrows, ncols, figsize=(min(3.2 * ncols + 0.4, 9.6), 3.8 * nrows + 0.4),
+        fig, axes = plt.subplots(nrows, ncols, figsize=(min(3.2 * ncols + 0.4, 9.6), (3.2 + label_inches) * nrows + 0.4),
                                  squeeze=False, layout="constrained")
         x = np.arange(len(settings))
-        names = [s.split(" / ")[-1] for s in settings]
         for ax, (metric, label) in zip(axes.flat, metrics.items()):
             mean = np.array([runs[s]["mean"][metric] for s in settings])
             lo, hi = (np.array([runs[s]["ci95"][metric][i] for s in settings]) for i in (0, 1))
