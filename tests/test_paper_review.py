@@ -202,3 +202,30 @@ def test_seeds_that_disagree_are_printed_one_by_one(tools, tmp_path, paper_text)
     printed = "0.515 [-0.526, 1.000] (seeds 0.999, 0.273, 0.274)"
     assert text.count(printed) == 2  # in the text of Section 5.4 and in Table 4
     assert text.count("(seeds ") == 2 + paper_text.count("(seeds ")
+
+
+def test_the_papers_intervals_follow_the_readmes_rules(tools, tmp_path):  # noqa: F811
+    """lib.typ's iv prints an interval as measure/seeds.py's format_mean_ci: a permutation p-value's interval
+    starts at 1/(1 + 100 shuffles), not 0, and seeds that disagree are printed. (The paper prints no p-value
+    today: checked on a small document that imports lib.typ as paper.typ does.)"""
+    paper, pypdf = tools
+    root = copy_root(tmp_path)
+    (root / "paper" / "paper.typ").write_text('''#import "lib.typ": *
+#let p = (mean: (p_value: 0.0514851), ci95: (p_value: (-0.064, 0.167)), n_by_metric: (p_value: 5),
+  seeds: ((p_value: 22 / 101), (p_value: 1 / 101), (p_value: 1 / 101), (p_value: 1 / 101), (p_value: 1 / 101)))
+#let few = (mean: (p_value: 0.25), ci95: (p_value: (0.0, 0.6)), n_by_metric: (p_value: 2),
+  seeds: ((p_value: 1 / 6), (p_value: 2 / 6)))
+#let m = (mean: (mcc: 0.515333), ci95: (mcc: (-0.526, 1.0)), n_by_metric: (mcc: 3),
+  seeds: ((mcc: 0.999), (mcc: 0.273), (mcc: 0.274)))
+A #iv(p, "p_value") B #iv(few, "p_value") C #iv(m, "mcc") D
+''')
+    text = text_of(pypdf, paper.build(tmp_path / "t.pdf", root=root))
+    from hebb_utils.measure.seeds import format_mean_ci
+
+    readme_p = format_mean_ci({"mean": {"p_value": 0.0514851}, "ci95": {"p_value": [-0.064, 0.167]},
+                               "n_by_metric": {"p_value": 5},
+                               "seeds": [{"p_value": v} for v in (22 / 101, 1 / 101, 1 / 101, 1 / 101, 1 / 101)]},
+                              "p_value")
+    assert readme_p == "0.051 [0.010, 0.167]"
+    # 5 shuffles' p-values (a smoke run) are not cut at 1/101: no floor is known for them
+    assert f"A {readme_p} B 0.250 [0.000, 0.600] C 0.515 [-0.526, 1.000] (seeds 0.999, 0.273, 0.274) D" in text
