@@ -150,7 +150,7 @@ README.md: $(ACTS)/meta.json $(RESULTS_JSON) $(call deps_of,$(H)/report/__main__
 	$(PY) -m hebb_utils.report --results $(R) --readme README.md
 
 # the short paper: every number and figure read from results/*.json and figures/ when it is built (Typst, offline)
-paper/paper.pdf: $(wildcard paper/*.typ) paper/refs.yml $(H)/report/paper.py $(RESULTS_JSON) $(wildcard $(F)/*.png) | $(STAMP)
+paper/paper.pdf: $(wildcard paper/*.typ) paper/refs.yml $(H)/report/paper.py $(wildcard $(H)/measure/*.py) $(RESULTS_JSON) $(wildcard $(F)/*.png) | $(STAMP)
 	$(PY) -m hebb_utils.report.paper --out $@
 
 paper: paper/paper.pdf
