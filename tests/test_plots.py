@@ -282,3 +282,11 @@ def test_the_ladder_and_frontier_figures_draw_one_line_per_method_through_its_po
     (line,) = fig.axes[0].get_lines()
     assert list(line.get_xdata()) == [1, 4] and list(line.get_ydata()) == [0.5, 0.9]  # sorted by L0
     plt.close(fig)
+    # a long title and long method names: the title stays clear of the legend (it ran into it as an axes title)
+    fig = plot_frontier({f"sae matching pursuit {i}": [{"l0": 1, "explained_variance": 0.5}] for i in range(3)},
+                        title="Sharkey's toy, L0 5: explained variance against L0 (first seed), a long title")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    title, legend = fig._suptitle.get_window_extent(renderer), fig.legends[0].get_window_extent(renderer)
+    assert not title.overlaps(legend)
+    plt.close(fig)

@@ -511,13 +511,15 @@ def plot_sweep(runs: dict, settings: Sequence[str], metrics: dict, reference: di
 
 
 def _finish_one_panel(fig, ax, xlabel: str, ylabel: str, title: str | None) -> None:
-    """Axis labels, grid, the legend outside on the right (it hides no point) and the title of a one-panel figure."""
+    """Axis labels, grid, the legend outside below the axes (it hides no point, and a long title above
+    cannot run into it, as it did beside the title on the right) and the title of a one-panel figure."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    fig.legend(loc="outside right upper")
+    handles, names = ax.get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=min(len(names), 3) or 1)
     if title:
-        ax.set_title(title, wrap=True)
+        fig.suptitle(title, wrap=True)
     _ticks_legible(ax)
 
 
@@ -526,7 +528,7 @@ def plot_tradeoff(runs: dict, names: Sequence[str], x: str, y: str, labels: dict
     """One point per run, `y` against `x`, with both 95% intervals over seeds: a trade-off curve.
 
     names: the runs to draw (each a `summarise_seeds` entry in runs); labels: axis labels by metric.
-    The legend is outside the axes, on the right, so it hides no point.
+    The legend is outside the axes, below them, so it hides no point.
     """
     import matplotlib.pyplot as plt
 
