@@ -139,7 +139,9 @@ $(R)/07_dictionaries.json: $(ACTS)/meta.json $(call notebook_deps,07_dictionarie
 # again with longer ladders, into results/ladder/ (its own JSON, figures and render), not part of
 # `make reproduce` (several times notebook 07's time); the README says which numbers come from it.
 LADDER_RUNGS := [50000$(comma) 100000$(comma) 300000$(comma) 1000000]
-ladder: $(ACTS)/meta.json | $(STAMP)
+# (it reads the activations on disk as they are: an edit of hebb_utils would otherwise re-run notebook 01 first)
+ladder: | $(STAMP)
+	@test -f $(ACTS)/meta.json || { echo "make ladder: no activations in $(ACTS); run make activations first" >&2; exit 1; }
 	$(call run_notebook,07_dictionaries,$(R)/ladder,-p results_dir $(R)/ladder -p figures_dir $(R)/ladder/figures \
 	  -p activations_dir $(ACTS) -y "{ladder_rungs: $(LADDER_RUNGS)$(comma) bench_rungs: $(LADDER_RUNGS)}")
 
