@@ -38,6 +38,7 @@ from ..rules.lateral import Lateral, LateralSchedule, check_lateral
 from ..rules.layer import SoftHebbLinear
 from ..constants import BN_EPS
 from ..rules.som import train_som
+from ..rules.coactivation import coactivation, coactivation_layout
 from ..rules.pursuit import PursuitLinear
 from ..rules.training import train_softhebb, train_softhebb_parallel
 from ..settings import LM_TOKENS
@@ -98,12 +99,17 @@ def softhebb_fit_dictionary(X, grid, *, lateral: Lateral | LateralSchedule | Non
 
 def pursuit_fit_dictionary(X, n_units: int, *, k: int, lr: float, grid=None, residual_threshold: float = 0.0,
                            h0: float = 1.0, offset: bool = False, epochs: int = 1, batch_size: int = 256,
-                           device="cpu"):
+                           device="cpu", layout: bool = False, layout_widths=(4.0, 2.0, 1.0, 0.5),
+                           layout_restarts: int = 20):
     """fit(seed) -> Hebbian matching pursuit (rules/pursuit.py) trained on X (n, d): n_units unit rows,
     k units per sample explaining each other away, through the one training loop (`epochs` passes in
     the seed's batch order, batches of `batch_size`, step size `lr`); its code is the layer's own,
     its decoder the rows (x_hat = codes @ W + b). grid: where the units lie for a map, or None; offset:
-    learn a constant b the inputs are coded around (data with a constant part, as SAELens' benchmark)."""
+    learn a constant b the inputs are coded around (data with a constant part, as SAELens' benchmark).
+    layout=True (needs a grid): after training, the units move to the cells that put units firing
+    together side by side (rules/coactivation.py: the co-activation of their codes on X, pooled over
+    grid neighbours of the widths layout_widths, best of layout_restarts seeded starts); the
+    dictionary and its codes are the same up to the units' order."""
     X = matrix("X", X, min_rows=2)
     n_units = positive_int("n_units", n_units)
     grid = None if grid is None else tuple(Grid.of(grid, n=n_units, what="units").shape)
@@ -111,12 +117,25 @@ def pursuit_fit_dictionary(X, n_units: int, *, k: int, lr: float, grid=None, res
     PursuitLinear(X.shape[1], n_units, **layer_settings)  # the settings checked before any fit
     finite_float("lr", lr, minimum=0, strict_minimum=True)
     positive_int("batch_size", batch_size, minimum=2)
+    if layout and grid is None:
+        raise ValueError("layout=True: the units need a grid to be laid out on; pass grid=(rows, cols)")
+    if layout:
+        layout_widths = [finite_float("layout_widths", w, minimum=0, strict_minimum=True, hint="grid units")
+                         for w in layout_widths]
+        if not layout_widths:
+            raise ValueError("layout_widths: expected at least one neighbourhood width (grid units), e.g. (4, 2, 1, 0.5)")
+        layout_restarts = positive_int("layout_restarts", layout_restarts)
 
     def fit(seed: int) -> Dictionary:
         layer = PursuitLinear(X.shape[1], n_units, **layer_settings, seed=seed, device=device)
         train_softhebb_parallel(layer, X, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
                                 progress=False)
         layer = layer.cpu()
+        if layout:
+            C = coactivation(layer.responses(X))
+            unit_at = coactivation_layout(C, grid, widths=layout_widths, restarts=layout_restarts, seed=seed).argsort()
+            layer.weight.copy_(layer.weight[unit_at])  # the unit at cell c is unit_at[c]
+            layer.usage.copy_(layer.usage[unit_at])
         return Dictionary(decoder=layer.weight.clone(), encode=layer, decode=layer.decode, grid=grid, model=layer,
                           info={"k": layer.k})
 
