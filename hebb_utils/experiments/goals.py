@@ -66,7 +66,7 @@ def topography_goal(runs: dict, annealed: str, sae: str, rho: float = 0.7, recov
     null = theirs["mean"]["topographic_null"]
     met = (interval(ours, "topographic_rho")[1] >= rho and interval(ours, "mmcs")[1] >= recovery
            and sae_low <= null <= sae_high)
-    return {"goal": f"topographic ground truth: {annealed} rho >= {rho} and MMCS >= {recovery}; the SAE at the null",
+    return {"goal": f"G5: topographic ground truth: {annealed} rho >= {rho} and MMCS >= {recovery}; the SAE at the null",
             "met": bool(met),
             "evidence": f"{annealed}: rho {_fmt(ours, 'topographic_rho')}, MMCS {_fmt(ours, 'mmcs')}; "
                         f"{sae}: rho {_fmt(theirs, 'topographic_rho')} (null {format_number(null)})"}
