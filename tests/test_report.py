@@ -304,3 +304,14 @@ def test_a_new_notebook_section_needs_no_edit_to_tables(tmp_path, monkeypatch):
     head = tables.headline(tmp_path)
     findings = re.findall(r"^\d+\. \*\*(.+?)\*\*", head, flags=re.M)
     assert findings[-2:] == ["A fake finding", "The Hebbian PCA rules are exact"]  # rank 45: before foundations' 50
+
+
+def test_the_first_finding_is_the_figure_above_it_and_the_caption_reads_the_map():
+    from hebb_utils.report import tables
+
+    # the headline figure is the annealed map of words: the finding right under it gives its numbers
+    head = tables.headline(ROOT / "results")
+    findings = re.findall(r"^\d+\. \*\*(.+?)\*\*", head, flags=re.M)
+    assert findings[0].startswith("Annealed, the support gives a map") and "lm_map_crop.png" in tables.HEADLINE_FIGURE
+    assert "a leading · is a space" in head  # the map's names read " the" as "·the"
+    assert "MMCS (each true feature's best cosine with a unit, averaged)" in head  # defined where it first appears

@@ -186,8 +186,8 @@ def headline(results_dir) -> str:
     notes = "".join(note(loaded) for note in _hooks("headline_note"))
     # shown at its own width (notebook 06 draws it <= 900 px with >= 10 px text), so it reads as drawn
     out = [f'<img src="{HEADLINE_FIGURE}" alt="The busiest window of the annealed 2D neuron map of words">',
-           "", f"_The busiest window of the annealed map of words; each cell a neuron, named by the tokens it wins "
-               f"most.{notes}_", ""]
+           "", f"_The busiest window of the annealed map of words (finding 1); each cell a neuron, named by the tokens "
+               f"it wins most (a leading · is a space), shaded by how many it wins.{notes}_", ""]
     out += [f"{i}. {f}" for i, f in enumerate(findings, 1)]
     return "\n".join(out)
 

@@ -88,7 +88,7 @@ def headline(loaded: dict) -> list[tuple[int, str]]:
     better = all(run["pursuit"]["ci95"]["mmcs"][0] > run[m]["ci95"]["mmcs"][1]
                  for name, run in runs.items() if name.startswith("toy L0") and "pursuit" in run
                  for m in run if m.startswith("sae"))
-    text = (f"its MMCS on Sharkey's toy (L0 5): "
+    text = (f"its MMCS (each true feature's best cosine with a unit, averaged) on Sharkey's toy (L0 5): "
             f"{versus(first, min(_rung(n) for n in main), True)}; {versus(last, max(_rung(n) for n in main), False)}")
     bench = [n for n in runs if n.startswith("saelens benchmark @ ")]
     bench_better = None
