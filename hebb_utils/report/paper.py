@@ -20,6 +20,7 @@ from ..io import atomic_path, check_writable
 __all__ = ["build", "main", "PAPER"]
 
 PAPER = Path("paper") / "paper.typ"  # relative to the root
+LADDER = Path("results") / "ladder" / "07_dictionaries.json"  # `make ladder`'s results, read when present
 
 
 def measure_inputs() -> str:
@@ -51,7 +52,11 @@ def build(out: str | Path, root: str | Path = ".", fmt: str = "pdf", ppi: float 
     source = root / PAPER
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no paper source under root {root}")
-    options = dict(root=str(root), ignore_system_fonts=True, format=fmt, sys_inputs={"measure": measure_inputs()})
+    inputs = {"measure": measure_inputs()}
+    ladder = root / LADDER  # notebook 07's longer samples ladder, when `make ladder` has run: its own paragraph
+    if ladder.is_file():
+        inputs["ladder"] = ladder.read_text()
+    options = dict(root=str(root), ignore_system_fonts=True, format=fmt, sys_inputs=inputs)
     if ppi is not None:
         options["ppi"] = ppi
     out = Path(out)
