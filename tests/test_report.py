@@ -315,3 +315,22 @@ def test_the_first_finding_is_the_figure_above_it_and_the_caption_reads_the_map(
     assert findings[0].startswith("Annealed, the support gives a map") and "lm_map_crop.png" in tables.HEADLINE_FIGURE
     assert "a leading · is a space" in head  # the map's names read " the" as "·the"
     assert "MMCS (each true feature's best cosine with a unit, averaged)" in head  # defined where it first appears
+
+
+def test_the_long_ladder_is_a_table_of_its_own_only_when_it_has_run(tmp_path):
+    # `make ladder` writes results/ladder/07_dictionaries.json; the README reads it beside notebook 07's
+    for p in (ROOT / "results").glob("0*.json"):
+        (tmp_path / p.name).write_text(p.read_text())
+    assert "The long ladder" not in results_tables(tmp_path)
+    long_run = json.loads((ROOT / "results" / "07_dictionaries.json").read_text())
+    main = long_run["results"]["runs"]["toy L0 5 @ 50k"]
+    long_run["results"]["runs"]["toy L0 5 @ 1000k"] = main
+    long_run["config"]["ladder_rungs"] = [50000, 1000000]
+    (tmp_path / "ladder").mkdir()
+    (tmp_path / "ladder" / "07_dictionaries.json").write_text(json.dumps(long_run))
+    tables = results_tables(tmp_path)
+    assert "**The long ladder** (`make ladder`" in tables and "not part of `make reproduce`" in tables
+    best = max((m for m in main if m.startswith("sae")), key=lambda m: main[m]["mean"]["mmcs"])
+    row = (f"| Sharkey's toy, L0 5 (MMCS) | 1M | {format_mean_ci(main['pursuit'], 'mmcs')} | "
+           f"{main['pursuit']['mean']['cpu_seconds']:.1f} | {best} | {format_mean_ci(main[best], 'mmcs')} |")
+    assert row in tables

@@ -109,10 +109,20 @@ def _load(results_dir: Path, name: str):
     return json.loads(p.read_text()) if p.exists() else None
 
 
+# A longer run of a notebook outside `make reproduce`, in a folder of results/: attached to the notebook's
+# results as res["long_run"] when present (`make ladder`: notebook 07 with its samples ladder to 1M)
+LONG_RUNS = {"07_dictionaries": "ladder"}
+
+
 def _loaded(results_dir) -> dict:
-    """Notebook name -> its results JSON, for every notebook of SECTIONS whose JSON is in results_dir."""
+    """Notebook name -> its results JSON, for every notebook of SECTIONS whose JSON is in results_dir (with
+    its LONG_RUNS folder's JSON, when there is one, as res["long_run"])."""
     results_dir = Path(results_dir)
     found = {name: _load(results_dir, name) for name in SECTIONS}
+    for name, folder in LONG_RUNS.items():
+        long_run = _load(results_dir / folder, name)
+        if found.get(name) and long_run:
+            found[name] = {**found[name], "long_run": cut_p_values(long_run)}
     # permutation p-values' intervals start at 1 / (1 + shuffles), also in results written before
     # summarise_seeds cut them there (measure/seeds.py); the JSON on disk is not changed
     return {name: cut_p_values(res) for name, res in found.items() if res}

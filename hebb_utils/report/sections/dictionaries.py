@@ -6,7 +6,7 @@ from __future__ import annotations
 from ...measure.seeds import format_mean_ci
 from ..markdown import number_tables
 
-__all__ = ["results", "headline", "DICTIONARY_TABLES", "TOY_COLUMNS"]
+__all__ = ["results", "headline", "long_ladder", "DICTIONARY_TABLES", "TOY_COLUMNS"]
 
 NOTEBOOK = "07_dictionaries"
 
@@ -55,6 +55,9 @@ def results(res: dict, number: int) -> tuple[list[str], int]:
         present = {c for run in runs[name].values() for c in run.get("mean", {})}
         out += number_tables("method", runs[name], [c for c in columns if c in present], f"Table {number}. **{what}**")
         number += 1
+    if "long_run" in res:
+        lines, number = long_ladder(res["long_run"], number)
+        out += lines
     out += ["**Goals of notebook 07** (set before measuring; judged on the 95% intervals):", ""]
     out += [f"- **{'met' if g['met'] else 'missed'}**: {g['goal']}. {g['evidence']}." for g in res["results"]["goals"]]
     return out + [""], number
@@ -107,3 +110,29 @@ def headline(loaded: dict) -> list[tuple[int, str]]:
     else:
         lead = "**Hebbian matching pursuit against tuned SAEs**"
     return [(20, f"{lead}: {text}. {met} of {len(goals)} goals met.")]
+
+
+def long_ladder(long_run: dict, number: int) -> tuple[list[str], int]:
+    """The long ladder (`make ladder`, results/ladder/07_dictionaries.json): at every rung of the main toy
+    and of SAELens' benchmark, Hebbian pursuit against the best tuned SAE of that rung (one table)."""
+    runs = long_run["results"]["runs"]
+    rows = []
+    for data, metric, label in (("toy L0 5", "mmcs", "Sharkey's toy, L0 5 (MMCS)"),
+                                ("saelens benchmark", "mcc", "SAELens' benchmark (MCC)")):
+        for name in sorted((n for n in runs if n.startswith(data + " @ ")), key=_rung):
+            run = runs[name]
+            saes = [m for m in run if m.startswith("sae")]
+            if "pursuit" not in run or not saes:
+                continue
+            best = max(saes, key=lambda m: run[m]["mean"][metric])
+            k = _rung(name)
+            rows.append(f"| {label} | {f'{k}k' if k < 1000 else f'{k / 1000:g}M'} | {format_mean_ci(run['pursuit'], metric)} | "
+                        f"{run['pursuit']['mean']['cpu_seconds']:.1f} | {best} | {format_mean_ci(run[best], metric)} | "
+                        f"{run[best]['mean']['cpu_seconds']:.1f} |")
+    if not rows:
+        return [], number
+    out = [f"Table {number}. **The long ladder** (`make ladder`: notebook 07 again with its ladders to "
+           f"{max(long_run['config']['ladder_rungs']):,} samples, `results/ladder/`; not part of `make reproduce`): "
+           "Hebbian pursuit against the best tuned SAE of each rung, CPU seconds on one thread", "",
+           "| data | samples | pursuit | CPU s | best SAE | its score | CPU s |", "|---|---|---|---|---|---|---|", *rows, ""]
+    return out, number + 1
