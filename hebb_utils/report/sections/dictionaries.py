@@ -93,6 +93,12 @@ def headline(loaded: dict) -> list[tuple[int, str]]:
                  for m in run if m.startswith("sae"))
     text = (f"its MMCS (each true feature's best cosine with a unit, averaged) on Sharkey's toy (L0 5): "
             f"{versus(first, min(_rung(n) for n in main), True)}; {versus(last, max(_rung(n) for n in main), False)}")
+    long_runs = dicts.get("long_run", {}).get("results", {}).get("runs", {})
+    long_main = [n for n in long_runs if n.startswith("toy L0 5 @ ") and _rung(n) > max(_rung(n) for n in main)]
+    if long_main:  # the long ladder's largest rung: where the budget ends, the comparison may turn
+        text += f" ({versus(long_runs[max(long_main, key=_rung)], max(_rung(n) for n in long_main), False)}, long ladder)"
+    else:
+        text += " (the ladder stops there; `make ladder` runs it to 1M samples)"
     bench = [n for n in runs if n.startswith("saelens benchmark @ ")]
     bench_better = None
     if bench:
