@@ -314,7 +314,7 @@ def test_the_first_finding_is_the_figure_above_it_and_the_caption_reads_the_map(
     findings = re.findall(r"^\d+\. \*\*(.+?)\*\*", head, flags=re.M)
     assert findings[0].startswith("Annealed, the support gives a map") and "lm_map_crop.png" in tables.HEADLINE_FIGURE
     assert "a leading · is a space" in head  # the map's names read " the" as "·the"
-    assert "MMCS (each true feature's best cosine with a unit, averaged)" in head  # defined where it first appears
+    assert "MMCS (mean best cosine of a true feature)" in head  # defined where it first appears
 
 
 def test_the_long_ladder_is_a_table_of_its_own_only_when_it_has_run(tmp_path):

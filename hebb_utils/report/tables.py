@@ -109,18 +109,15 @@ def _load(results_dir: Path, name: str):
     return json.loads(p.read_text()) if p.exists() else None
 
 
-# A longer run of a notebook outside `make reproduce`, in a folder of results/: attached to the notebook's
-# results as res["long_run"] when present (`make ladder`: notebook 07 with its samples ladder to 1M)
-LONG_RUNS = {"07_dictionaries": "ladder"}
-
-
 def _loaded(results_dir) -> dict:
-    """Notebook name -> its results JSON, for every notebook of SECTIONS whose JSON is in results_dir (with
-    its LONG_RUNS folder's JSON, when there is one, as res["long_run"])."""
+    """Notebook name -> its results JSON, for every notebook of SECTIONS whose JSON is in results_dir; a
+    section's LONG_RUN folder (a longer run of its notebook outside `make reproduce`, e.g. `make ladder`'s
+    results/ladder/) is attached as res["long_run"] when its JSON is there."""
     results_dir = Path(results_dir)
     found = {name: _load(results_dir, name) for name in SECTIONS}
-    for name, folder in LONG_RUNS.items():
-        long_run = _load(results_dir / folder, name)
+    for name, section in SECTIONS.items():
+        folder = getattr(section, "LONG_RUN", None)
+        long_run = _load(results_dir / folder, name) if folder else None
         if found.get(name) and long_run:
             found[name] = {**found[name], "long_run": cut_p_values(long_run)}
     # permutation p-values' intervals start at 1 / (1 + shuffles), also in results written before
@@ -196,8 +193,8 @@ def headline(results_dir) -> str:
     notes = "".join(note(loaded) for note in _hooks("headline_note"))
     # shown at its own width (notebook 06 draws it <= 900 px with >= 10 px text), so it reads as drawn
     out = [f'<img src="{HEADLINE_FIGURE}" alt="The busiest window of the annealed 2D neuron map of words">',
-           "", f"_The busiest window of the annealed map of words (finding 1); each cell a neuron, named by the tokens "
-               f"it wins most (a leading · is a space), shaded by how many it wins.{notes}_", ""]
+           "", f"_The annealed map of words (finding 1), its busiest window: each neuron named by the tokens it wins "
+               f"most (a leading · is a space).{notes}_", ""]
     out += [f"{i}. {f}" for i, f in enumerate(findings, 1)]
     return "\n".join(out)
 

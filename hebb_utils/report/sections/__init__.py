@@ -17,6 +17,9 @@ calls, for the notebooks whose JSON is present (`loaded`: notebook name -> its J
                                               (the first such notebook present; a deterministic one)
     FIXED_TABLES = n                          optional: its n tables keep their numbers when the notebook
                                               has not run (the numbering after them does not shift)
+    LONG_RUN = "folder"                       optional: results/<folder>/<name>.json, a longer run of the
+                                              notebook outside `make reproduce`, given to results() as
+                                              res["long_run"] when it is there
 
 Module-level hooks (all but `results`) are called once per module, whatever the number of notebooks
 it writes.

@@ -9,6 +9,7 @@ from ..markdown import number_tables
 __all__ = ["results", "headline", "long_ladder", "DICTIONARY_TABLES", "TOY_COLUMNS"]
 
 NOTEBOOK = "07_dictionaries"
+LONG_RUN = "ladder"  # `make ladder`: this notebook with its samples ladder to 1M, in results/ladder/ (tables.py)
 
 # notebook 07's tables, by the start of a run's name ("saelens benchmark @ 100k"): which metrics each data
 # set is read by, and their captions
@@ -84,21 +85,21 @@ def headline(loaded: dict) -> list[tuple[int, str]]:
         if not first:
             return f"{format_mean_ci(run['pursuit'], 'mmcs')} vs {format_mean_ci(run[best], 'mmcs')} at {rung}k"
         return (f"{format_mean_ci(run['pursuit'], 'mmcs')} vs the best SAE's {format_mean_ci(run[best], 'mmcs')} "
-                f"at {rung}k samples ({run['pursuit']['mean']['cpu_seconds']:.1f} vs "
+                f"at {rung}k ({run['pursuit']['mean']['cpu_seconds']:.1f} vs "
                 f"{run[best]['mean']['cpu_seconds']:.1f} CPU s)")
 
     # the lead claims the toys only if pursuit's interval is above every SAE's on every toy and rung
     better = all(run["pursuit"]["ci95"]["mmcs"][0] > run[m]["ci95"]["mmcs"][1]
                  for name, run in runs.items() if name.startswith("toy L0") and "pursuit" in run
                  for m in run if m.startswith("sae"))
-    text = (f"its MMCS (each true feature's best cosine with a unit, averaged) on Sharkey's toy (L0 5): "
+    text = (f"MMCS (mean best cosine of a true feature) on Sharkey's toy (L0 5): "
             f"{versus(first, min(_rung(n) for n in main), True)}; {versus(last, max(_rung(n) for n in main), False)}")
     long_runs = dicts.get("long_run", {}).get("results", {}).get("runs", {})
     long_main = [n for n in long_runs if n.startswith("toy L0 5 @ ") and _rung(n) > max(_rung(n) for n in main)]
     if long_main:  # the long ladder's largest rung: where the budget ends, the comparison may turn
         text += f" ({versus(long_runs[max(long_main, key=_rung)], max(_rung(n) for n in long_main), False)}, long ladder)"
     else:
-        text += " (the ladder stops there; `make ladder` runs it to 1M samples)"
+        text += " (`make ladder`: to 1M)"
     bench = [n for n in runs if n.startswith("saelens benchmark @ ")]
     bench_better = None
     if bench:
@@ -114,7 +115,7 @@ def headline(loaded: dict) -> list[tuple[int, str]]:
     elif better:
         lead = "**Ahead of tuned SAEs on Sharkey's toys, behind on SAELens' benchmark**"
     else:
-        lead = "**Hebbian matching pursuit against tuned SAEs**"
+        lead = "**Hebbian pursuit vs tuned SAEs**"
     return [(20, f"{lead}: {text}. {met} of {len(goals)} goals met.")]
 
 
