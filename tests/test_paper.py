@@ -178,9 +178,8 @@ def test_every_included_figure_exists_and_is_embedded(tools, built):
 # ---------------------------------------------------------------------------------------------
 # (c) the numbers are read at build time, not typed in
 
-def test_a_changed_result_changes_the_paper(tools, built, tmp_path):
-    paper, pypdf = tools
-    _, committed_text = built
+def copy_root(tmp_path: Path) -> Path:
+    """A tree laid out as the repository (paper/, results/, figures/) whose results a test may change."""
     root = tmp_path / "root"
     shutil.copytree(PAPER_DIR, root / "paper", ignore=shutil.ignore_patterns("*.pdf"))
     (root / "results").mkdir()
@@ -189,6 +188,13 @@ def test_a_changed_result_changes_the_paper(tools, built, tmp_path):
     (root / "figures").mkdir()
     for f in included_figures():
         shutil.copy2(REPO / f.lstrip("/"), root / "figures" / Path(f).name)
+    return root
+
+
+def test_a_changed_result_changes_the_paper(tools, built, tmp_path):
+    paper, pypdf = tools
+    _, committed_text = built
+    root = copy_root(tmp_path)
 
     path = root / "results" / "05_lm_softhebb.json"
     data = json.loads(path.read_text())

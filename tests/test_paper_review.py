@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
-from test_paper import PAPER_DIR, REPO, included_figures, text_of, tools  # noqa: F401  (tools is a fixture)
+from test_paper import PAPER_DIR, REPO, copy_root, text_of, tools  # noqa: F401  (tools is a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -22,19 +21,6 @@ def paper_text(tools, tmp_path_factory):  # noqa: F811
     paper, pypdf = tools
     out = paper.build(tmp_path_factory.mktemp("review") / "paper.pdf", root=REPO)
     return text_of(pypdf, out)
-
-
-def copy_root(tmp_path: Path) -> Path:
-    """A tree laid out as the repository (paper/, results/, figures/) whose results a test may change."""
-    root = tmp_path / "root"
-    shutil.copytree(PAPER_DIR, root / "paper", ignore=shutil.ignore_patterns("*.pdf"))
-    (root / "results").mkdir()
-    for p in (REPO / "results").glob("0*.json"):
-        shutil.copy2(p, root / "results" / p.name)
-    (root / "figures").mkdir()
-    for f in included_figures():
-        shutil.copy2(REPO / f.lstrip("/"), root / "figures" / Path(f).name)
-    return root
 
 
 def edit(root: Path, name: str, change) -> None:

@@ -71,13 +71,13 @@ def spreadsheet_safe(cell):
 
 def check_map_settings(*, top_tokens: int = 3, purity_top: int = 20, n_shuffles: int = 100,
                        crop: tuple[int, int] = (10, 12), prefix: str = "lm_", seed: int = 42,
-                       subtitle: str = "", links=()) -> dict:
+                       subtitle: str = "", links=(), units: str = "SoftHebb neurons") -> dict:
     """The settings of write_token_map checked (each error names its argument), as a dict.
 
     crop: (rows, cols), two positive integers; a crop larger than the grid shows the whole grid.
     prefix: a file name prefix (no folder: no '/'), at most 200 bytes.
     subtitle: a line under the page's title; links: (label, relative href) pairs of sibling pages
-    for the page's header (token_map.check_links).
+    for the page's header (token_map.check_links); units: what the grid's units are, as the page names them.
     """
     from ..checks import positive_int
     from .token_map import check_links
@@ -102,6 +102,9 @@ def check_map_settings(*, top_tokens: int = 3, purity_top: int = 20, n_shuffles:
         raise ValueError(f"subtitle={subtitle!r}: expected a string (a line under the page's title)")
     out["subtitle"] = subtitle
     out["links"] = check_links(links)
+    if not isinstance(units, str) or not units.strip():
+        raise ValueError(f"units={units!r}: expected a short name of the map's units, e.g. 'SAE latents'")
+    out["units"] = units
     return out
 
 
@@ -180,7 +183,7 @@ def write_token_map(layer, data, out_dir: str | os.PathLike, *, top_tokens: int 
     with _staged(out_dir) as stage:
         _draw_files(summary, tokens, layer.lateral.grid, stage, top_tokens=top_tokens, crop=crop, seed=seed,
                     prefix=prefix, label=label or source["label"], show=show, subtitle=settings["subtitle"],
-                    links=settings["links"])
+                    links=settings["links"], units=settings["units"])
         write_results(stage / f"{prefix}metrics.json", "map",
                       strict_json({**(config or {}), "top_tokens": top_tokens, "purity_top": purity_top,
                                    "n_shuffles": n_shuffles, "crop": list(crop), "seed": seed}),
@@ -201,19 +204,17 @@ def draw_token_map(summary: dict, tokens, grid, out_dir: str | os.PathLike, *, t
     links: (label, relative href) pairs shown in the page's header, e.g.
     [("fixed support", "lm_fixed_map.html")] to link the sibling map beside it; units: what the grid's
     units are, as the page names them ("SAE latents", "Hebbian pursuit units")."""
-    if not isinstance(units, str) or not units.strip():
-        raise ValueError(f"units={units!r}: expected a short name of the map's units, e.g. 'SAE latents'")
     settings = check_map_settings(top_tokens=top_tokens, crop=crop, prefix=prefix, seed=seed, subtitle=subtitle,
-                                  links=links)
+                                  links=links, units=units)
     out_dir = check_map_output(out_dir, settings["prefix"], files=MAP_FILES[:4])
     with _staged(out_dir) as stage:
         return _draw_files(summary, tokens, grid, stage, top_tokens=settings["top_tokens"], crop=settings["crop"],
                            seed=settings["seed"], prefix=prefix, label=label, show=show,
-                           subtitle=settings["subtitle"], links=settings["links"], units=units)
+                           subtitle=settings["subtitle"], links=settings["links"], units=settings["units"])
 
 
 def _draw_files(summary: dict, tokens, grid, out_dir: Path, *, top_tokens: int, crop: tuple[int, int], seed: int,
-                prefix: str, label: str, show: bool, subtitle: str = "", links=(), units: str = "SoftHebb neurons"):
+                prefix: str, label: str, show: bool, units: str, subtitle: str = "", links=()):
     """draw_token_map's four files, written straight into out_dir (a staging folder)."""
     import pandas as pd
 

@@ -20,7 +20,6 @@ from ..io import atomic_path, check_writable
 __all__ = ["build", "main", "PAPER"]
 
 PAPER = Path("paper") / "paper.typ"  # relative to the root
-LADDER = Path("results") / "ladder" / "07_dictionaries.json"  # `make ladder`'s results, read when present
 
 
 def measure_inputs() -> str:
@@ -53,7 +52,10 @@ def build(out: str | Path, root: str | Path = ".", fmt: str = "pdf", ppi: float 
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no paper source under root {root}")
     inputs = {"measure": measure_inputs()}
-    ladder = root / LADDER  # notebook 07's longer samples ladder, when `make ladder` has run: its own paragraph
+    from .sections import dictionaries  # where notebook 07's long run lives: the README's section says
+
+    # notebook 07's longer samples ladder, when `make ladder` has run: its own paragraph
+    ladder = root / "results" / dictionaries.LONG_RUN / f"{dictionaries.NOTEBOOK}.json"
     if ladder.is_file():
         inputs["ladder"] = ladder.read_text()
     options = dict(root=str(root), ignore_system_fonts=True, format=fmt, sys_inputs=inputs)

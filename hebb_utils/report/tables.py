@@ -114,15 +114,14 @@ def _loaded(results_dir) -> dict:
     section's LONG_RUN folder (a longer run of its notebook outside `make reproduce`, e.g. `make ladder`'s
     results/ladder/) is attached as res["long_run"] when its JSON is there."""
     results_dir = Path(results_dir)
-    found = {name: _load(results_dir, name) for name in SECTIONS}
-    for name, section in SECTIONS.items():
-        folder = getattr(section, "LONG_RUN", None)
-        long_run = _load(results_dir / folder, name) if folder else None
-        if found.get(name) and long_run:
-            found[name] = {**found[name], "long_run": cut_p_values(long_run)}
     # permutation p-values' intervals start at 1 / (1 + shuffles), also in results written before
     # summarise_seeds cut them there (measure/seeds.py); the JSON on disk is not changed
-    return {name: cut_p_values(res) for name, res in found.items() if res}
+    loaded = {name: cut_p_values(res) for name in SECTIONS if (res := _load(results_dir, name))}
+    for name, res in loaded.items():
+        folder = getattr(SECTIONS[name], "LONG_RUN", None)
+        if folder and (long_run := _load(results_dir / folder, name)):
+            res["long_run"] = cut_p_values(long_run)
+    return loaded
 
 
 def _sections() -> list:

@@ -75,6 +75,7 @@ def headline(loaded: dict) -> list[tuple[int, str]]:
     main = [n for n in runs if n.startswith("toy L0 5 @ ")]
     if not main:
         return [(20, f"**Dictionaries**: {met} of {len(goals)} goals set before measuring were met.")]
+    first_rung, last_rung = min(_rung(n) for n in main), max(_rung(n) for n in main)
     first, last = runs[min(main, key=_rung)], runs[max(main, key=_rung)]
     saes = [m for m in last if m.startswith("sae")]
     if "pursuit" not in last or not saes:
@@ -93,11 +94,12 @@ def headline(loaded: dict) -> list[tuple[int, str]]:
                  for name, run in runs.items() if name.startswith("toy L0") and "pursuit" in run
                  for m in run if m.startswith("sae"))
     text = (f"MMCS (mean best cosine of a true feature) on Sharkey's toy (L0 5): "
-            f"{versus(first, min(_rung(n) for n in main), True)}; {versus(last, max(_rung(n) for n in main), False)}")
+            f"{versus(first, first_rung, True)}; {versus(last, last_rung, False)}")
     long_runs = dicts.get("long_run", {}).get("results", {}).get("runs", {})
-    long_main = [n for n in long_runs if n.startswith("toy L0 5 @ ") and _rung(n) > max(_rung(n) for n in main)]
+    long_main = [n for n in long_runs if n.startswith("toy L0 5 @ ") and _rung(n) > last_rung]
     if long_main:  # the long ladder's largest rung: where the budget ends, the comparison may turn
-        text += f" ({versus(long_runs[max(long_main, key=_rung)], max(_rung(n) for n in long_main), False)}, long ladder)"
+        longest = max(long_main, key=_rung)
+        text += f" ({versus(long_runs[longest], _rung(longest), False)}, long ladder)"
     else:
         text += " (`make ladder`: to 1M)"
     bench = [n for n in runs if n.startswith("saelens benchmark @ ")]
