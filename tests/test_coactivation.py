@@ -91,3 +91,44 @@ def test_bad_inputs_name_the_argument():
         pursuit_fit_dictionary(torch.randn(20, 4), 6, k=1, lr=1.0, layout=True)
     with pytest.raises(ValueError, match="layout_widths"):
         pursuit_fit_dictionary(torch.randn(20, 4), 6, k=1, lr=1.0, grid=(2, 3), layout=True, layout_widths=())
+
+
+def _true_dictionary(truth, order):
+    """The true features as a dictionary whose unit j is feature order[j]: its code is the true code."""
+    from hebb_utils.dictionaries.registry import Dictionary
+
+    def encode(X):
+        assert X.shape == truth.X.shape and torch.equal(X, truth.X)   # the test only encodes the truth's samples
+        return truth.codes[:, order]
+
+    return Dictionary(decoder=truth.features[order], encode=encode, decode=lambda codes: codes @ truth.features[order],
+                      grid=truth.grid)
+
+
+def test_layout_diagnosis_on_the_true_dictionary():
+    """The true features in their true cells: the learned layout *is* the true one (ratio exactly 1), and the
+    search on the true codes finds the layout back; scrambled, the true cells score higher (ratio < 1)."""
+    from hebb_utils.experiments.dictionaries import layout_diagnosis
+
+    truth = topographic_toy(4000, d=12, grid=(4, 4), seed=3, radius=1.0, mean_l0=2.0)
+    exact = layout_diagnosis(_true_dictionary(truth, torch.arange(16)), truth, truth.X, restarts=20, seed=0)
+    assert exact["objective_ratio"] == pytest.approx(1.0, abs=1e-12)
+    assert exact["mcc"] == pytest.approx(1.0, abs=1e-6)
+    assert exact["true_codes_rho"] > 0.95
+    scrambled = layout_diagnosis(_true_dictionary(truth, torch.randperm(16, generator=torch.Generator().manual_seed(1))),
+                                 truth, truth.X, restarts=20, seed=0)
+    assert scrambled["objective_ratio"] < 0.8
+    assert scrambled["true_codes_rho"] == exact["true_codes_rho"]   # the truth's search does not see the dictionary
+
+
+def test_layout_diagnosis_needs_the_true_grid():
+    from hebb_utils.experiments.dictionaries import layout_diagnosis
+
+    truth = topographic_toy(500, d=12, grid=(4, 4), seed=3)
+    dictionary = _true_dictionary(truth, torch.arange(16))
+    dictionary.grid = (2, 8)
+    with pytest.raises(ValueError, match="truth.grid"):
+        layout_diagnosis(dictionary, truth, truth.X)
+    dictionary.grid = None
+    with pytest.raises(ValueError, match="grid"):
+        layout_diagnosis(dictionary, truth, truth.X)

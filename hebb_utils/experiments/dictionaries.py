@@ -18,13 +18,14 @@ from ..dictionaries.registry import Dictionary
 from ..dictionaries.saelens import as_map_layer, export_saelens
 from ..measure.maps import map_metrics, neuron_summary
 from ..measure.recovery import dead_units, explained_variance, mcc, mmcs, recovered_share, topographic_rank_correlation
+from ..rules.coactivation import coactivation, coactivation_layout, pooled_coactivation
 from ..rules.layer import SoftHebbLinear
 from ..rules.pursuit import PursuitLinear
 
 __all__ = ["evaluate_dictionary", "dictionary_measure", "benchmark_measure", "as_saelens_sae", "recovery_on_split", "benchmark_on_split",
            "toy_splits", "benchmark_splits", "sae_candidates", "pursuit_candidates", "softhebb_candidates",
            "k_sweep_makers", "K_ARCHITECTURES", "lm_dictionary_measure", "toy_split",
-           "goal_line"]
+           "goal_line", "layout_diagnosis"]
 
 
 def evaluate_dictionary(dictionary: Dictionary, truth: GroundTruth | None, X, *, n_shuffles: int = 100,
@@ -51,6 +52,43 @@ def evaluate_dictionary(dictionary: Dictionary, truth: GroundTruth | None, X, *,
             topo = topographic_rank_correlation(truth.grid, dictionary.grid, match, n_shuffles=n_shuffles, seed=seed)
             out.update(topographic_rho=topo["rho"], topographic_null=topo["null_mean"], topographic_p=topo["p_value"])
     return out
+
+
+def layout_diagnosis(dictionary: Dictionary, truth: GroundTruth, X, *, widths=(4.0, 2.0, 1.0, 0.5),
+                     restarts: int = 20, seed: int = 0) -> dict:
+    """What limits a co-activation layout (rules/coactivation.py) on a topographic ground truth: the search,
+    the objective, or the learned units' codes? The dictionary's units sit in cell order (unit i at cell i,
+    as pursuit_fit_dictionary(layout=True) leaves them); C is their co-activation on X, J the pooled
+    co-activation at the last width.
+
+      objective_ratio: J of the learned layout / J of the same units at their matched true features'
+        cells (mcc's matching). >= 1: the search found a layout the objective prefers to the true one,
+        so more search cannot move the map toward the truth.
+      true_codes_rho: the same search (widths, restarts, seed) on the true codes' co-activation, scored
+        like a map (identity matching): near 1 says the objective itself points at the true layout.
+    So objective_ratio >= 1 with true_codes_rho near 1 leaves the learned codes as the limit."""
+    if truth.grid is None or dictionary.grid is None:
+        raise ValueError("layout_diagnosis: needs a topographic ground truth (truth.grid) and a dictionary on a grid "
+                         "(pursuit_fit_dictionary(..., grid=..., layout=True))")
+    if tuple(truth.grid) != tuple(dictionary.grid):
+        raise ValueError(f"dictionary.grid {tuple(dictionary.grid)} differs from truth.grid {tuple(truth.grid)}: "
+                         "lay the units out on the true features' grid")
+    X = matrix("X", X, min_rows=2)
+    widths = list(widths)
+    width = finite_float("widths", widths[-1], minimum=0, strict_minimum=True, hint="grid units")
+    n = dictionary.decoder.shape[0]
+    C = coactivation(dictionary.encode(X))
+    match = mcc(dictionary.decoder, truth.features)
+    true_cells = torch.empty(n, dtype=torch.long)   # one grid for both: the matching is one-to-one and complete
+    true_cells[torch.as_tensor(match["rows"]).long()] = torch.as_tensor(match["cols"]).long()
+    learned_j = pooled_coactivation(C, dictionary.grid, torch.arange(n), width)
+    true_j = pooled_coactivation(C, dictionary.grid, true_cells, width)
+    n_true = truth.features.shape[0]
+    # the true codes of all the truth's samples: they are never scored, only laid out
+    true_layout = coactivation_layout(coactivation(truth.codes), truth.grid, widths=widths, restarts=restarts, seed=seed)
+    rho = topographic_rank_correlation(truth.grid, truth.grid, (true_layout, torch.arange(n_true)), n_shuffles=10,
+                                       seed=seed)["rho"]
+    return {"objective_ratio": learned_j / true_j, "true_codes_rho": rho, "mcc": match["mcc"]}
 
 
 def dictionary_measure(truth: GroundTruth | None, X=None, **options):

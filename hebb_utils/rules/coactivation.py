@@ -28,6 +28,9 @@ measures into its layout. Measured on notebook 07's topographic toy (pursuit k =
 variants inside the rule (a neighbour bonus in the pursuit's choice, neighbours learning from the
 residual or from the other winners' shares) left the true layout's rank correlation at <= 0.06; this
 layout reaches 0.786 over 3 seeds (README, "Topography from co-activation"; results/07_dictionaries.json).
+What holds it there is the learned codes, not this search: on every seed the layout found scores above
+the same units at their true features' cells, and the search on the true codes finds the true layout
+(experiments.dictionaries.layout_diagnosis; notebook 07, "What limits the layout").
 """
 from __future__ import annotations
 
