@@ -132,3 +132,6 @@ def test_layout_diagnosis_needs_the_true_grid():
     dictionary.grid = None
     with pytest.raises(ValueError, match="grid"):
         layout_diagnosis(dictionary, truth, truth.X)
+    dictionary.grid = truth.grid
+    with pytest.raises(ValueError, match="widths"):
+        layout_diagnosis(dictionary, truth, truth.X, widths=())

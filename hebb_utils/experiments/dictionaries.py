@@ -74,20 +74,18 @@ def layout_diagnosis(dictionary: Dictionary, truth: GroundTruth, X, *, widths=(4
         raise ValueError(f"dictionary.grid {tuple(dictionary.grid)} differs from truth.grid {tuple(truth.grid)}: "
                          "lay the units out on the true features' grid")
     X = matrix("X", X, min_rows=2)
-    widths = list(widths)
-    width = finite_float("widths", widths[-1], minimum=0, strict_minimum=True, hint="grid units")
-    n = dictionary.decoder.shape[0]
+    # first, as it checks widths and restarts: the true codes of all the truth's samples (never scored, only laid out)
+    true_layout = coactivation_layout(coactivation(truth.codes), truth.grid, widths=widths, restarts=restarts, seed=seed)
+    n = truth.features.shape[0]   # = the dictionary's units: one grid for both
+    rho = topographic_rank_correlation(truth.grid, truth.grid, (true_layout, torch.arange(n)), n_shuffles=10,
+                                       seed=seed)["rho"]
     C = coactivation(dictionary.encode(X))
-    match = mcc(dictionary.decoder, truth.features)
-    true_cells = torch.empty(n, dtype=torch.long)   # one grid for both: the matching is one-to-one and complete
+    match = mcc(dictionary.decoder, truth.features)   # one-to-one and complete on one grid
+    true_cells = torch.empty(n, dtype=torch.long)
     true_cells[torch.as_tensor(match["rows"]).long()] = torch.as_tensor(match["cols"]).long()
+    width = list(widths)[-1]
     learned_j = pooled_coactivation(C, dictionary.grid, torch.arange(n), width)
     true_j = pooled_coactivation(C, dictionary.grid, true_cells, width)
-    n_true = truth.features.shape[0]
-    # the true codes of all the truth's samples: they are never scored, only laid out
-    true_layout = coactivation_layout(coactivation(truth.codes), truth.grid, widths=widths, restarts=restarts, seed=seed)
-    rho = topographic_rank_correlation(truth.grid, truth.grid, (true_layout, torch.arange(n_true)), n_shuffles=10,
-                                       seed=seed)["rho"]
     return {"objective_ratio": learned_j / true_j, "true_codes_rho": rho, "mcc": match["mcc"]}
 
 

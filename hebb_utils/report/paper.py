@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from ..io import atomic_path, check_writable
+from .sections import dictionaries
 
 __all__ = ["build", "main", "PAPER"]
 
@@ -52,9 +53,7 @@ def build(out: str | Path, root: str | Path = ".", fmt: str = "pdf", ppi: float 
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no paper source under root {root}")
     inputs = {"measure": measure_inputs()}
-    from .sections import dictionaries  # where notebook 07's long run lives: the README's section says
-
-    # notebook 07's longer samples ladder, when `make ladder` has run: its own paragraph
+    # notebook 07's longer samples ladder, when `make ladder` has run (where: its README section says): its own paragraph
     ladder = root / "results" / dictionaries.LONG_RUN / f"{dictionaries.NOTEBOOK}.json"
     if ladder.is_file():
         inputs["ladder"] = ladder.read_text()

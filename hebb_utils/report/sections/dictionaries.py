@@ -75,8 +75,8 @@ def headline(loaded: dict) -> list[tuple[int, str]]:
     main = [n for n in runs if n.startswith("toy L0 5 @ ")]
     if not main:
         return [(20, f"**Dictionaries**: {met} of {len(goals)} goals set before measuring were met.")]
-    first_rung, last_rung = min(_rung(n) for n in main), max(_rung(n) for n in main)
-    first, last = runs[min(main, key=_rung)], runs[max(main, key=_rung)]
+    first_name, last_name = min(main, key=_rung), max(main, key=_rung)
+    first, last, first_rung, last_rung = runs[first_name], runs[last_name], _rung(first_name), _rung(last_name)
     saes = [m for m in last if m.startswith("sae")]
     if "pursuit" not in last or not saes:
         return [(20, f"**Dictionaries**: {met} of {len(goals)} goals set before measuring were met.")]
