@@ -9,7 +9,7 @@
 #   make activations only notebook 1: the language model's activations (results/activations/lm)
 #   make test        the test suite (offline, CPU; Triton kernels in the interpreter; a real browser)
 #   make smoke       every notebook with tiny parameters into results/smoke/ (CI)
-#   make bench       the SoftHebb step benchmark (benchmarks/results/)
+#   make bench       the SoftHebb step benchmark and notebook 07's fits in workers (benchmarks/results/)
 #   make ladder      notebook 07 with the full samples ladder (300k, 1M) into results/ladder/ (not in reproduce)
 #   make clean       remove results/smoke, activations, checkpoints and caches (not the committed results, not .venv)
 #
@@ -186,6 +186,7 @@ smoke: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_softhebb.py
+	$(PY) benchmarks/bench_workers.py
 
 clean:
 	rm -rf $(S) $(R)/activations $(R)/checkpoints cache

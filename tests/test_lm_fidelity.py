@@ -128,3 +128,25 @@ def test_the_sweep_counts_dead_units_on_the_training_rows():
 
     (row,) = fidelity_sweep({"m": {1: gated}}, X_train, spliced, seed=0)["m"]
     assert row["l0"] == 0 and row["dead_fraction"] == 0
+
+
+def test_the_sweep_scores_a_fit_already_made_instead_of_fitting_again():
+    # notebook 07 passes the tuning fits at k_mid: the same make, data and seed, so not paid twice
+    from hebb_utils.experiments.lm_fidelity import fidelity_sweep
+
+    spliced = SplicedModel(_models()["llama"], CharTokenizer(), TEXTS, layer=2)
+    identity = Dictionary(decoder=torch.eye(32), encode=lambda x: x, decode=lambda c: c)
+
+    def never(X):
+        raise AssertionError("a setting given in `fitted` was fitted again")
+
+    def keep_one(X):
+        mask = torch.zeros(32)
+        mask[0] = 1
+        return lambda seed: Dictionary(decoder=torch.eye(32), encode=lambda x: x * mask, decode=lambda c: c)
+
+    out = fidelity_sweep({"m": {1: keep_one, 32: never}}, torch.randn(10, 32), spliced, seed=0,
+                         fitted={("m", 32): (identity, 12.345)})
+    low, full = out["m"]
+    assert (low["setting"], full["setting"]) == (1, 32) and low["l0"] == 1.0
+    assert full["l0"] == 32.0 and full["cpu_seconds"] == 12.35 and full["loss_recovered"] == pytest.approx(1.0)

@@ -17,11 +17,12 @@ at every rung and seed; the first seed's tuning fit is reused at the tuning rung
 data, same seed), so it is not paid twice.
 
 CPU seconds: `time.process_time` around the fit alone, with torch on one thread (torch.set_num_threads(1),
-restored after), so methods compare by the work they need, not by how well they use two cores.
+restored after), so methods compare by the work they need, not by how well they use two cores. That
+leaves the other cores to other fits: with workers=N the fits run in N processes (experiments.workers)
+and are measured here in the serial order as they come back; the numbers are those of workers=1.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -31,6 +32,7 @@ from ..checks import matrix, positive_int
 from ..dictionaries.registry import Dictionary
 from ..measure.recovery import explained_variance
 from ..measure.seeds import summarise_seeds
+from .workers import Done, check_workers, one_thread_cpu_seconds, submit_fit
 
 __all__ = ["Split", "one_thread_cpu_seconds", "validation_score", "pick_on_validation", "select_on_validation", "choose",
            "ladder", "sparsity_frontier"]
@@ -47,19 +49,6 @@ class Split:
     evaluation: torch.Tensor  # (n_eval, d)
     truth: Any = None
     context: Any = None
-
-
-def one_thread_cpu_seconds(fn: Callable, *args, **kwargs) -> tuple[Any, float]:
-    """(fn(*args, **kwargs), the CPU seconds it took with torch on one thread: time.process_time)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    start = time.process_time()
-    try:
-        out = fn(*args, **kwargs)
-    finally:
-        seconds = time.process_time() - start
-        torch.set_num_threads(threads)
-    return out, seconds
 
 
 @torch.no_grad()
@@ -101,7 +90,8 @@ def select_on_validation(candidates: dict, X_val, *, seed: int = 0, target_l0: f
 
 
 def choose(candidates: dict, split: Split, *, tune_rung: int, seed: int, target_l0: float | None = None,
-           l0_tolerance: float = 0.3, unmatched=(), progress: Callable[[str], None] | None = None) -> tuple[dict, dict]:
+           l0_tolerance: float = 0.3, unmatched=(), progress: Callable[[str], None] | None = None,
+           workers: int = 1) -> tuple[dict, dict]:
     """Each method's setting, chosen on validation rows: (chosen, fitted).
 
     candidates: method -> {label: make(X_train) -> fit(seed) -> Dictionary}; every label of a method
@@ -109,17 +99,21 @@ def choose(candidates: dict, split: Split, *, tune_rung: int, seed: int, target_
     (validation_score); the best explained variance among those within l0_tolerance of target_l0 wins
     (pick_on_validation), except for the methods named in `unmatched` (a one-winner method, whose L0 is 1
     whatever the data), which compete on explained variance alone. When no setting is near the target,
-    the nearest runs, with "l0_matched": False (said, not hidden).
+    the nearest runs, with "l0_matched": False (said, not hidden). workers: the processes the fits run in
+    (experiments.workers; the same dictionaries whatever the number).
     chosen: method -> {"label", "l0_matched", "scores"}; fitted: method -> (the chosen fit, its CPU seconds)."""
     say = progress or (lambda message: None)
+    X_tune = split.train[:tune_rung]
+    pending = {method: {label: submit_fit(make, X_tune, seed, workers=workers) for label, make in options.items()}
+               for method, options in candidates.items() if len(options) > 1}  # every fit started before any waits
     chosen, fitted = {}, {}
     for method, options in candidates.items():
         if len(options) == 1:
             chosen[method] = {"label": next(iter(options)), "l0_matched": True, "scores": {}}
             continue
         scores, fits = {}, {}
-        for label, make in options.items():
-            dictionary, seconds = one_thread_cpu_seconds(make(split.train[:tune_rung]), seed)
+        for label, handle in pending.pop(method).items():
+            dictionary, seconds = handle.result()
             scores[label] = validation_score(dictionary, split.validation)
             fits[label] = (dictionary, seconds)
             say(f"{method} {label}: validation EV {scores[label]['explained_variance']:.3f} at L0 {scores[label]['l0']:.2f}")
@@ -135,19 +129,22 @@ def choose(candidates: dict, split: Split, *, tune_rung: int, seed: int, target_
 
 def ladder(candidates: dict, split_of: Callable[[int], Split], *, rungs, seeds, measure: Callable,
            tune_rung: int, target_l0: float | None = None, l0_tolerance: float = 0.3, unmatched=(),
-           chosen: dict | None = None, progress: Callable[[str], None] | None = None) -> dict:
+           chosen: dict | None = None, progress: Callable[[str], None] | None = None, workers: int = 1) -> dict:
     """Each method at its best, at every rung and seed (module docstring).
 
     candidates: method -> {label: make(X_train) -> fit(seed) -> Dictionary}; one label: nothing to choose.
     split_of(seed) -> Split; measure(method, dictionary, seed, split) -> dict of numbers. The settings are
     chosen by `choose` on the first seed's split (target_l0, l0_tolerance, unmatched: see there), or
     taken as they are from another ladder's "chosen" (a variant of a data set, tuned on the original's
-    validation rows: no tuning here, each marked "tuned_elsewhere").
+    validation rows: no tuning here, each marked "tuned_elsewhere"). workers: the processes the fits run
+    in (experiments.workers), measured here in the serial loop's order as they come back: the same
+    numbers whatever the number, but the CPU seconds.
     Returns {"chosen": {method: {"label", "l0_matched", "scores"}}, "runs": {str(rung): {method: summarise_seeds}}},
     each row holding the measure, "cpu_seconds" and "samples".
     """
     rungs = sorted(positive_int("rung", n, minimum=2) for n in rungs)
     tune_rung = positive_int("tune_rung", tune_rung, minimum=2)
+    workers = check_workers(workers)
     seeds = [int(s) for s in seeds]
     if not seeds or not candidates:
         raise ValueError("seeds and candidates: expected at least one of each")
@@ -164,34 +161,40 @@ def ladder(candidates: dict, split_of: Callable[[int], Split], *, rungs, seeds, 
         chosen, reused = {method: {**chosen[method], "tuned_elsewhere": True} for method in candidates}, {}
     else:  # 1. the setting, on the first seed's validation rows; its fit is reused at the tuning rung
         chosen, reused = choose(candidates, splits[seeds[0]], tune_rung=tune_rung, seed=seeds[0], target_l0=target_l0,
-                                l0_tolerance=l0_tolerance, unmatched=unmatched, progress=progress)
-    rows: dict = {}
-    for seed in seeds:  # 2. the chosen setting at every rung and seed, scored on the evaluation rows
+                                l0_tolerance=l0_tolerance, unmatched=unmatched, progress=progress, workers=workers)
+    pending = []  # 2. the chosen setting at every rung and seed: every fit started, then each scored in turn
+    for seed in seeds:
         split = splits.pop(seed) if seed in splits else split_of(seed)
         for n in rungs:
             for method, options in candidates.items():
                 if seed == seeds[0] and n == tune_rung and method in reused:
-                    dictionary, seconds = reused.pop(method)
+                    handle = Done(*reused.pop(method))
                 else:
-                    dictionary, seconds = one_thread_cpu_seconds(options[chosen[method]["label"]](split.train[:n]), seed)
-                row = {"seed": seed, **measure(method, dictionary, seed, split), "cpu_seconds": round(seconds, 2),
-                       "samples": n}
-                rows.setdefault(str(n), {}).setdefault(method, []).append(row)
-        say(f"seed {seed} done")
+                    handle = submit_fit(options[chosen[method]["label"]], split.train[:n], seed, workers=workers)
+                pending.append((seed, n, method, split, handle))
+    rows: dict = {}
+    for i, (seed, n, method, split, handle) in enumerate(pending):
+        dictionary, seconds = handle.result()
+        row = {"seed": seed, **measure(method, dictionary, seed, split), "cpu_seconds": round(seconds, 2), "samples": n}
+        rows.setdefault(str(n), {}).setdefault(method, []).append(row)
+        pending[i] = None  # the split and the fit go once scored
+        if i + 1 == len(pending) or pending[i + 1][0] != seed:
+            say(f"seed {seed} done")
     return {"chosen": chosen, "runs": {n: {m: summarise_seeds(r) for m, r in by_method.items()}
                                       for n, by_method in rows.items()}}
 
 
-def sparsity_frontier(makers: dict, split: Split, seed: int) -> dict:
+def sparsity_frontier(makers: dict, split: Split, seed: int, *, workers: int = 1) -> dict:
     """The frontier SAE papers draw: explained variance against L0, one point per sparsity setting.
 
     makers: method -> {setting: make(X_train) -> fit(seed)} (e.g. one per k); each is fitted on
-    split.train with `seed` and scored on split.evaluation. Returns method -> [{"setting", "l0",
-    "explained_variance", "cpu_seconds"}]."""
+    split.train with `seed` (in `workers` processes: experiments.workers) and scored on split.evaluation.
+    Returns method -> [{"setting", "l0", "explained_variance", "cpu_seconds"}]."""
+    pending = [(method, setting, submit_fit(make, split.train, seed, workers=workers))
+               for method, settings in makers.items() for setting, make in settings.items()]
     out = {}
-    for method, settings in makers.items():
-        for setting, make in settings.items():
-            dictionary, seconds = one_thread_cpu_seconds(make(split.train), seed)
-            score = validation_score(dictionary, split.evaluation)
-            out.setdefault(method, []).append({"setting": setting, **score, "cpu_seconds": round(seconds, 2)})
+    for method, setting, handle in pending:
+        dictionary, seconds = handle.result()
+        score = validation_score(dictionary, split.evaluation)
+        out.setdefault(method, []).append({"setting": setting, **score, "cpu_seconds": round(seconds, 2)})
     return out

@@ -162,36 +162,42 @@ def recovered_with(spliced: SplicedModel, recon) -> dict:
             "loss_recovered_mean": (mean - patched) / (mean - clean) if mean != clean else float("nan")}
 
 
-def fidelity_sweep(makers: dict, X_train, spliced: SplicedModel, seed: int) -> dict:
+def fidelity_sweep(makers: dict, X_train, spliced: SplicedModel, seed: int, *, fitted: dict | None = None,
+                   workers: int = 1) -> dict:
     """Each method at each sparsity setting on the language model: fitted on X_train (n, d_model) with
-    `seed` (single-thread CPU seconds), then scored on the held-out stories' rows of `spliced`: its L0,
-    explained variance and loss recovered (loss_recovered); dead units are those never active on X_train
-    (the field's count over a window of training tokens: a few thousand held-out tokens would leave
-    units of a sparse code unfired by chance, e^(-2048/1152) = 17% of a uniform k = 1 code's).
+    `seed` (single-thread CPU seconds; in `workers` processes: experiments.workers), then scored on the
+    held-out stories' rows of `spliced`: its L0, explained variance and loss recovered (loss_recovered);
+    dead units are those never active on X_train (the field's count over a window of training tokens: a
+    few thousand held-out tokens would leave units of a sparse code unfired by chance, e^(-2048/1152) =
+    17% of a uniform k = 1 code's).
 
-    makers: method -> {setting (e.g. k): make(X) -> fit(seed) -> Dictionary}. Returns method ->
-    [{"setting", "l0", "explained_variance", "dead_fraction", "loss", "loss_recovered",
-    "loss_recovered_mean", "cpu_seconds"}]."""
+    makers: method -> {setting (e.g. k): make(X) -> fit(seed) -> Dictionary}. fitted: {(method, setting):
+    (dictionary, cpu_seconds)} already fitted the same way (ladder.choose's tuning fits, on X_train with
+    `seed`), used instead of fitting again. Returns method -> [{"setting", "l0", "explained_variance",
+    "dead_fraction", "loss", "loss_recovered", "loss_recovered_mean", "cpu_seconds"}]."""
     from ..measure.recovery import explained_variance
-    from .ladder import one_thread_cpu_seconds
+    from .workers import Done, submit_fit
 
     X_train = matrix("X_train", X_train, spliced.rows.shape[1], cols_name="d_model", min_rows=2)
+    fitted = fitted or {}
+    pending = [(method, setting, Done(*fitted[method, setting]) if (method, setting) in fitted
+                else submit_fit(make, X_train, seed, workers=workers))
+               for method, settings in makers.items() for setting, make in settings.items()]
     out = {}
-    for method, settings in makers.items():
-        for setting, make in settings.items():
-            dictionary, seconds = one_thread_cpu_seconds(make(X_train), seed)
-            with torch.no_grad():
-                codes = torch.cat([dictionary.encode(spliced.rows[i:i + 4096]).float()
-                                   for i in range(0, spliced.rows.shape[0], 4096)])
-                recon = torch.cat([dictionary.decode(codes[i:i + 4096]).float() for i in range(0, codes.shape[0], 4096)])
-                fired = torch.zeros(codes.shape[1], dtype=torch.bool)
-                for i in range(0, X_train.shape[0], 4096):
-                    fired |= (dictionary.encode(X_train[i:i + 4096]) != 0).any(0)
-            fidelity = recovered_with(spliced, recon)  # the rows coded once, for EV, L0 and the loss
-            out.setdefault(method, []).append({
-                "setting": setting, "l0": float((codes != 0).sum(1, dtype=torch.float64).mean()),
-                "explained_variance": explained_variance(spliced.rows, recon),
-                "dead_fraction": float((~fired).double().mean()),
-                **{k: fidelity[k] for k in ("loss", "loss_recovered", "loss_recovered_mean")},
-                "cpu_seconds": round(seconds, 2)})
+    for method, setting, handle in pending:
+        dictionary, seconds = handle.result()
+        with torch.no_grad():
+            codes = torch.cat([dictionary.encode(spliced.rows[i:i + 4096]).float()
+                               for i in range(0, spliced.rows.shape[0], 4096)])
+            recon = torch.cat([dictionary.decode(codes[i:i + 4096]).float() for i in range(0, codes.shape[0], 4096)])
+            fired = torch.zeros(codes.shape[1], dtype=torch.bool)
+            for i in range(0, X_train.shape[0], 4096):
+                fired |= (dictionary.encode(X_train[i:i + 4096]) != 0).any(0)
+        fidelity = recovered_with(spliced, recon)  # the rows coded once, for EV, L0 and the loss
+        out.setdefault(method, []).append({
+            "setting": setting, "l0": float((codes != 0).sum(1, dtype=torch.float64).mean()),
+            "explained_variance": explained_variance(spliced.rows, recon),
+            "dead_fraction": float((~fired).double().mean()),
+            **{k: fidelity[k] for k in ("loss", "loss_recovered", "loss_recovered_mean")},
+            "cpu_seconds": round(seconds, 2)})
     return out
