@@ -1,5 +1,5 @@
-"""Fits in worker processes. Notebook 07 times every fit on one thread (experiments.ladder), so in one
-process every other core sits idle; `submit_fit` hands each fit to one of `workers` spawned processes
+"""Fits in worker processes. Notebook 07 times every fit on one thread (one_thread_cpu_seconds, below:
+the fair-comparison protocol of experiments.ladder), so in one process every other core sits idle; `submit_fit` hands each fit to one of `workers` spawned processes
 instead, and the caller measures the results, in the order it asked for them, while the next fits run.
 
     pending = [submit_fit(make, X_train, seed, workers=2) for make in makes]   # nothing waits yet
