@@ -162,24 +162,26 @@ def ladder(candidates: dict, split_of: Callable[[int], Split], *, rungs, seeds, 
     else:  # 1. the setting, on the first seed's validation rows; its fit is reused at the tuning rung
         chosen, reused = choose(candidates, splits[seeds[0]], tune_rung=tune_rung, seed=seeds[0], target_l0=target_l0,
                                 l0_tolerance=l0_tolerance, unmatched=unmatched, progress=progress, workers=workers)
-    pending = []  # 2. the chosen setting at every rung and seed: every fit started, then each scored in turn
-    for seed in seeds:
-        split = splits.pop(seed) if seed in splits else split_of(seed)
-        for n in rungs:
-            for method, options in candidates.items():
-                if seed == seeds[0] and n == tune_rung and method in reused:
-                    handle = Done(*reused.pop(method))
-                else:
-                    handle = submit_fit(options[chosen[method]["label"]], split.train[:n], seed, workers=workers)
-                pending.append((seed, n, method, split, handle))
     rows: dict = {}
-    for i, (seed, n, method, split, handle) in enumerate(pending):
-        dictionary, seconds = handle.result()
-        row = {"seed": seed, **measure(method, dictionary, seed, split), "cpu_seconds": round(seconds, 2), "samples": n}
-        rows.setdefault(str(n), {}).setdefault(method, []).append(row)
-        pending[i] = None  # the split and the fit go once scored
-        if i + 1 == len(pending) or pending[i + 1][0] != seed:
-            say(f"seed {seed} done")
+
+    def submitted(seed: int) -> tuple[Split, list]:  # one seed's fits, started (in workers) or waiting (workers=1)
+        split = splits.pop(seed) if seed in splits else split_of(seed)
+        return split, [(n, method, Done(*reused.pop(method)) if seed == seeds[0] and n == tune_rung and method in reused
+                        else submit_fit(options[chosen[method]["label"]], split.train[:n], seed, workers=workers))
+                       for n in rungs for method, options in candidates.items()]
+
+    # 2. the chosen setting at every rung and seed, scored on the evaluation rows; the next seed's fits are
+    # started before this seed's are scored, so the workers never wait, and at most two seeds' data are held
+    ahead = submitted(seeds[0])
+    for i, seed in enumerate(seeds):
+        split, pending = ahead
+        ahead = submitted(seeds[i + 1]) if i + 1 < len(seeds) else None
+        for n, method, handle in pending:
+            dictionary, seconds = handle.result()
+            row = {"seed": seed, **measure(method, dictionary, seed, split), "cpu_seconds": round(seconds, 2),
+                   "samples": n}
+            rows.setdefault(str(n), {}).setdefault(method, []).append(row)
+        say(f"seed {seed} done")
     return {"chosen": chosen, "runs": {n: {m: summarise_seeds(r) for m, r in by_method.items()}
                                       for n, by_method in rows.items()}}
 
